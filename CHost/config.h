@@ -1,0 +1,86 @@
+/*
+ * Configuration: envoy-swift.yaml parsed once at startup into plain structs.
+ * The config is read-only after es_config_load() returns; workers share it.
+ */
+#ifndef ES_CONFIG_H
+#define ES_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+typedef struct es_cluster_config_s es_cluster_config_t;
+
+typedef struct {
+    char *address;                 /* as written, e.g. "127.0.0.1" or "localhost" */
+    uint16_t port;
+    struct sockaddr_storage addr;  /* resolved at load time (numeric or getaddrinfo) */
+    socklen_t addrlen;
+    int line;
+} es_endpoint_config_t;
+
+struct es_cluster_config_s {
+    char *name;
+    es_endpoint_config_t *endpoints;
+    size_t nendpoints;
+    uint64_t connect_timeout_ms;   /* default 1000 */
+    size_t index;                  /* position in es_config_t.clusters */
+    int line;
+};
+
+typedef struct {
+    char *prefix;                  /* match.prefix, required, starts with '/' */
+    size_t prefix_len;
+    char *host;                    /* match.host, NULL = any host; lower-cased */
+    es_cluster_config_t *cluster;  /* set when the route forwards; NULL for direct_response */
+    int direct_status;             /* direct_response.status (100-599) when cluster == NULL */
+    char *direct_body;             /* direct_response.body, may be "" (never NULL for direct) */
+    size_t direct_body_len;
+    int line;
+} es_route_config_t;
+
+typedef struct {
+    char *name;
+    char *so_path;                 /* resolved against the config file's folder when relative */
+    char *plugin_name;
+    char *plugin_config_json;      /* plugin_config converted to JSON text; "null" when absent */
+    int line;
+} es_filter_config_t;
+
+typedef struct {
+    char *name;
+    char *address;
+    uint16_t port;                 /* 0 = ephemeral (tests); the bound port is logged */
+    struct sockaddr_storage addr;  /* address:port resolved */
+    socklen_t addrlen;
+    es_route_config_t *routes;
+    size_t nroutes;
+    es_filter_config_t *filters;
+    size_t nfilters;
+    int line;
+    int port_line;                 /* line of the `port:` key, for "port in use" errors */
+} es_listener_config_t;
+
+typedef struct {
+    char *path;                    /* the file as given */
+    char *dir;                     /* its folder, for relative paths */
+    unsigned workers;              /* default 1, 1..256 */
+    es_listener_config_t *listeners;
+    size_t nlisteners;
+    es_cluster_config_t *clusters;
+    size_t nclusters;
+} es_config_t;
+
+/*
+ * Parses the file at `path` into `cfg`. Returns 0, or -1 with a one-line message in `err`:
+ *   "FILE:LINE: KEY.PATH: what is wrong"      e.g. "envoy-swift.yaml:7: listeners[0].port: expected an integer 0-65535, got \"abc\""
+ *   "FILE: cannot read: No such file or directory"
+ * On error `cfg` holds nothing that needs disposing.
+ */
+int es_config_load(es_config_t *cfg, const char *path, char *err, size_t errlen);
+void es_config_dispose(es_config_t *cfg);
+
+/* "1s", "250ms", "2m", "1.5s", or a bare number of seconds. Returns 0 or -1. */
+int es_config_parse_duration(const char *s, uint64_t *ms);
+
+#endif

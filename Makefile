@@ -1,0 +1,78 @@
+# envoy-swift: `make run` and `make test` are the two commands a person types.
+# Everything else here serves them.
+
+SHELL      := /bin/bash
+CC         ?= cc
+BUILD      := build
+CONFIG     ?= envoy-swift.yaml
+LOG_LEVEL  ?= info
+
+DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev libcmocka-dev pkg-config curl
+LIBS       := -luv -lhttp_parser -lyaml -lssl -lcrypto -lpthread -ldl -lm
+WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
+CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include
+CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include \
+              -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+
+HOST_SRC   := $(wildcard CHost/*.c)
+HOST_HDR   := $(wildcard CHost/*.h CHost/include/*.h)
+LIB_SRC    := $(filter-out CHost/main.c,$(HOST_SRC))
+SUP_SRC    := $(filter-out %_main.c,$(wildcard Tests/support/*.c))
+SUP_HDR    := $(wildcard Tests/support/*.h)
+TEST_SRC   := $(wildcard Tests/c/test_*.c)
+TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
+
+.PHONY: all build deps run test test-c test-swift clean
+all: build
+
+# Install the Debian packages the build needs, only those missing.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get install -y $$missing >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y $$missing; }; \
+	fi
+
+build: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
+
+$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LIBS)
+
+# The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run.
+$(BUILD)/asan/envoy-swift: $(HOST_SRC) $(HOST_HDR) | $(BUILD)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -o $@ $(HOST_SRC) $(LIBS)
+
+# The test upstream, also what `make run` starts behind the default config.
+$(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR) | $(BUILD)
+	$(CC) $(CFLAGS_REL) -ITests/support -o $@ Tests/support/upstream.c Tests/support/upstream_main.c $(LIBS)
+
+$(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR) | $(BUILD)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(LIB_SRC) $(LIBS) -lcmocka
+
+$(BUILD)/libswiftfilter.so: $(SWIFT_SRC) | $(BUILD)
+	swift build -c release --product swiftfilter
+	cp "$$(swift build -c release --show-bin-path)/libswiftfilter.so" $@
+
+$(BUILD):
+	@mkdir -p $@
+
+run: build
+	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)
+
+# Every C test runs against the sanitized host; any failure fails `make test`.
+test: deps build $(BUILD)/asan/envoy-swift $(TESTS)
+	@$(MAKE) --no-print-directory test-c test-swift
+
+test-c: $(BUILD)/asan/envoy-swift $(TESTS)
+	@ES_BIN=$(abspath $(BUILD)/asan/envoy-swift) ES_BUILD=$(abspath $(BUILD)) ./scripts/run-c-tests.sh $(TESTS)
+
+test-swift:
+	swift test
+
+clean:
+	rm -rf $(BUILD) .build
