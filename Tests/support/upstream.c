@@ -1,0 +1,620 @@
+/*
+ * The test upstream (see upstream.h for what it answers). Blocking sockets and one thread per
+ * connection: simple, and robust enough for tests and `make run`.
+ */
+#include "upstream.h"
+
+#include <errno.h>
+#include <http_parser.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#define READ_SIZE   65536
+#define STREAM_SIZE 65536        /* a multiple of 256, so one pattern buffer serves every offset */
+
+/* A growable string. */
+typedef struct {
+    char *base;
+    size_t len, cap;
+} sbuf_t;
+
+static void sbuf_add(sbuf_t *b, const char *data, size_t len) {
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + len + 1) cap *= 2;
+        char *p = realloc(b->base, cap);
+        if (p == NULL) abort();
+        b->base = p;
+        b->cap = cap;
+    }
+    memcpy(b->base + b->len, data, len);
+    b->len += len;
+    b->base[b->len] = '\0';
+}
+
+static void sbuf_printf(sbuf_t *b, const char *fmt, ...) {
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        sbuf_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL) abort();
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sbuf_add(b, big, (size_t)n);
+    free(big);
+}
+
+static void sbuf_reset(sbuf_t *b) {
+    b->len = 0;
+    if (b->base) b->base[0] = '\0';
+}
+
+static void sbuf_free(sbuf_t *b) {
+    free(b->base);
+    memset(b, 0, sizeof *b);
+}
+
+struct es_upstream_conn_s {
+    es_upstream_t *u;
+    es_upstream_conn_t *next;
+    pthread_t thread;
+    int fd;                      /* closed (and set to -1) under u->mu */
+    atomic_int done;
+    unsigned long ordinal;
+    unsigned long nreq;
+
+    http_parser parser;
+    sbuf_t url;
+    sbuf_t head;                 /* "name: value\n" per request header */
+    sbuf_t trailers;             /* "trailer name: value\n" per trailer */
+    sbuf_t field, value;         /* the header being read */
+    int in_value;
+    int headers_done;
+    int keep_alive;
+    int http_major, http_minor;
+    int method;
+    int chunked;
+    uint64_t body_len;
+    uint64_t body_fnv;
+};
+
+static unsigned char pattern[STREAM_SIZE];
+static pthread_once_t pattern_once = PTHREAD_ONCE_INIT;
+
+static void pattern_init(void) {
+    es_pattern_fill(pattern, 0, sizeof pattern);
+}
+
+/* ---- sending ---- */
+
+static int send_all(es_upstream_conn_t *c, const void *data, size_t len) {
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static const char *reason_phrase(int status) {
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default:  return "Status";
+    }
+}
+
+enum { LEN_CHUNKED = -1, LEN_NONE = -2 };
+
+/* Appends the status line and the headers every response has. */
+static void build_head(es_upstream_conn_t *c, sbuf_t *out, int status, int64_t content_length) {
+    sbuf_printf(out, "HTTP/1.1 %d %s\r\n", status, reason_phrase(status));
+    sbuf_printf(out, "x-upstream-conn: %lu\r\nx-upstream-req: %lu\r\n", c->ordinal, c->nreq);
+    if (content_length == LEN_CHUNKED) {
+        sbuf_printf(out, "transfer-encoding: chunked\r\n");
+    } else if (content_length >= 0) {
+        sbuf_printf(out, "content-length: %" PRId64 "\r\n", content_length);
+    }
+    if (!c->keep_alive) {
+        sbuf_printf(out, "connection: close\r\n");
+    } else if (c->http_major == 1 && c->http_minor == 0) {
+        sbuf_printf(out, "connection: keep-alive\r\n");
+    }
+}
+
+/* A whole response with a small body held in memory. */
+static int send_simple(es_upstream_conn_t *c, int status, const char *body, size_t body_len) {
+    sbuf_t out = {0};
+    int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    build_head(c, &out, status, no_body ? LEN_NONE : (int64_t)body_len);
+    sbuf_add(&out, "\r\n", 2);
+    if (!no_body && c->method != HTTP_HEAD) sbuf_add(&out, body, body_len);
+    int rc = send_all(c, out.base, out.len);
+    sbuf_free(&out);
+    return rc;
+}
+
+static int send_bytes(es_upstream_conn_t *c, uint64_t n, int chunked, int trailer) {
+    pthread_once(&pattern_once, pattern_init);
+    if (c->http_major == 1 && c->http_minor == 0) chunked = 0;   /* no chunked for HTTP/1.0 */
+    sbuf_t out = {0};
+    build_head(c, &out, 200, chunked ? LEN_CHUNKED : (int64_t)n);
+    if (chunked && trailer) sbuf_printf(&out, "trailer: x-checksum\r\n");
+    sbuf_add(&out, "\r\n", 2);
+    int rc = send_all(c, out.base, out.len);
+    sbuf_free(&out);
+    if (rc != 0 || c->method == HTTP_HEAD) return rc;
+
+    uint64_t fnv = ES_FNV_INIT;
+    for (uint64_t off = 0; off < n;) {
+        size_t len = n - off < STREAM_SIZE ? (size_t)(n - off) : STREAM_SIZE;
+        if (chunked) {
+            char line[32];
+            int k = snprintf(line, sizeof line, "%zx\r\n", len);
+            if (send_all(c, line, (size_t)k) != 0) return -1;
+        }
+        if (send_all(c, pattern, len) != 0) return -1;
+        if (chunked && send_all(c, "\r\n", 2) != 0) return -1;
+        if (trailer) fnv = es_fnv1a(fnv, pattern, len);
+        off += len;
+    }
+    if (chunked) {
+        char end[64];
+        int k = trailer ? snprintf(end, sizeof end, "0\r\nx-checksum: %016" PRIx64 "\r\n\r\n", fnv)
+                        : snprintf(end, sizeof end, "0\r\n\r\n");
+        if (send_all(c, end, (size_t)k) != 0) return -1;
+    }
+    return 0;
+}
+
+/* ---- parsing ---- */
+
+static void flush_header(es_upstream_conn_t *c) {
+    if (c->field.len == 0 && !c->in_value) return;
+    sbuf_t *dst = c->headers_done ? &c->trailers : &c->head;
+    if (c->headers_done) sbuf_add(dst, "trailer ", 8);
+    sbuf_add(dst, c->field.base ? c->field.base : "", c->field.len);
+    sbuf_add(dst, ": ", 2);
+    sbuf_add(dst, c->value.base ? c->value.base : "", c->value.len);
+    sbuf_add(dst, "\n", 1);
+    sbuf_reset(&c->field);
+    sbuf_reset(&c->value);
+    c->in_value = 0;
+}
+
+static int on_message_begin(http_parser *p) {
+    es_upstream_conn_t *c = p->data;
+    sbuf_reset(&c->url);
+    sbuf_reset(&c->head);
+    sbuf_reset(&c->trailers);
+    sbuf_reset(&c->field);
+    sbuf_reset(&c->value);
+    c->in_value = 0;
+    c->headers_done = 0;
+    c->chunked = 0;
+    c->body_len = 0;
+    c->body_fnv = ES_FNV_INIT;
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len) {
+    es_upstream_conn_t *c = p->data;
+    sbuf_add(&c->url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+    es_upstream_conn_t *c = p->data;
+    if (c->in_value) flush_header(c);
+    sbuf_add(&c->field, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+    es_upstream_conn_t *c = p->data;
+    c->in_value = 1;
+    sbuf_add(&c->value, at, len);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+    es_upstream_conn_t *c = p->data;
+    flush_header(c);
+    c->headers_done = 1;
+    c->keep_alive = http_should_keep_alive(p);
+    c->http_major = p->http_major;
+    c->http_minor = p->http_minor;
+    c->method = p->method;
+    c->chunked = (p->flags & F_CHUNKED) != 0;
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+    es_upstream_conn_t *c = p->data;
+    c->body_len += len;
+    c->body_fnv = es_fnv1a(c->body_fnv, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    es_upstream_conn_t *c = p->data;
+    flush_header(c);
+    http_parser_pause(p, 1);     /* answer this request before parsing the next one */
+    return 0;
+}
+
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* The value of `name` in a query string, or NULL. Writes into buf. */
+static const char *query_param(const char *query, size_t qlen, const char *name, char *buf, size_t buflen) {
+    size_t nlen = strlen(name);
+    size_t i = 0;
+    while (i < qlen) {
+        size_t end = i;
+        while (end < qlen && query[end] != '&') end++;
+        if (end - i > nlen && memcmp(query + i, name, nlen) == 0 && query[i + nlen] == '=') {
+            size_t vlen = end - i - nlen - 1;
+            if (vlen >= buflen) vlen = buflen - 1;
+            memcpy(buf, query + i + nlen + 1, vlen);
+            buf[vlen] = '\0';
+            return buf;
+        }
+        i = end + 1;
+    }
+    return NULL;
+}
+
+static uint64_t query_u64(const char *query, size_t qlen, const char *name, uint64_t dflt) {
+    char buf[32];
+    const char *v = query_param(query, qlen, name, buf, sizeof buf);
+    return v ? strtoull(v, NULL, 10) : dflt;
+}
+
+static void sleep_ms(es_upstream_t *u, uint64_t ms) {
+    while (ms > 0 && !atomic_load(&u->stopping)) {
+        uint64_t step = ms < 10 ? ms : 10;
+        struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)step * 1000000L };
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+}
+
+static void close_fd(es_upstream_conn_t *c) {
+    pthread_mutex_lock(&c->u->mu);
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    pthread_mutex_unlock(&c->u->mu);
+}
+
+enum { KEEP_GOING = 0, CLOSE = 1, GONE = 2 };
+
+/* Answers the request just parsed. Returns KEEP_GOING, CLOSE (close gracefully) or GONE (fd closed). */
+static int respond(es_upstream_conn_t *c) {
+    es_upstream_t *u = c->u;
+    c->nreq++;
+    atomic_fetch_add(&u->requests, 1);
+
+    const char *url = c->url.base ? c->url.base : "";
+    struct http_parser_url pu;
+    http_parser_url_init(&pu);
+    const char *path = url, *query = "";
+    size_t plen = c->url.len, qlen = 0;
+    if (http_parser_parse_url(url, c->url.len, 0, &pu) == 0) {
+        if (pu.field_set & (1 << UF_PATH)) {
+            path = url + pu.field_data[UF_PATH].off;
+            plen = pu.field_data[UF_PATH].len;
+        }
+        if (pu.field_set & (1 << UF_QUERY)) {
+            query = url + pu.field_data[UF_QUERY].off;
+            qlen = pu.field_data[UF_QUERY].len;
+        }
+    }
+    const char *method = http_method_str((enum http_method)c->method);
+    if (u->verbose) {
+        fprintf(stderr, "es-upstream: conn %lu req %lu: %s %s\n", c->ordinal, c->nreq, method, url);
+    }
+
+#define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
+    int rc;
+    if (IS("/headers")) {
+        sbuf_t body = {0};
+        sbuf_printf(&body, "%s %s HTTP/%d.%d\n", method, url, c->http_major, c->http_minor);
+        if (c->head.len) sbuf_add(&body, c->head.base, c->head.len);
+        rc = send_simple(c, 200, body.base, body.len);
+        sbuf_free(&body);
+    } else if (IS("/sink")) {
+        sbuf_t body = {0};
+        sbuf_printf(&body, "len=%" PRIu64 " fnv=%016" PRIx64 "\n", c->body_len, c->body_fnv);
+        if (c->trailers.len) sbuf_add(&body, c->trailers.base, c->trailers.len);
+        rc = send_simple(c, 200, body.base, body.len);
+        sbuf_free(&body);
+    } else if (IS("/bytes")) {
+        rc = send_bytes(c, query_u64(query, qlen, "n", 0), query_u64(query, qlen, "chunked", 0) != 0,
+                        query_u64(query, qlen, "trailer", 0) != 0);
+    } else if (IS("/status")) {
+        int code = (int)query_u64(query, qlen, "code", 200);
+        if (code < 200 || code > 599) code = 200;
+        char body[32];
+        int n = snprintf(body, sizeof body, "status %d\n", code);
+        rc = send_simple(c, code, body, (size_t)n);
+    } else if (IS("/close")) {
+        c->keep_alive = 0;
+        char body[256];
+        int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, (int)plen, path);
+        send_simple(c, 200, body, (size_t)n);
+        return CLOSE;
+    } else if (IS("/reset")) {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close_fd(c);
+        return GONE;
+    } else {
+        if (IS("/delay")) sleep_ms(u, query_u64(query, qlen, "ms", 0));
+        char body[256 + 16];
+        int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, plen > 256 ? 256 : (int)plen,
+                         path);
+        rc = send_simple(c, 200, body, (size_t)n);
+    }
+#undef IS
+    if (rc != 0) return CLOSE;
+    return c->keep_alive ? KEEP_GOING : CLOSE;
+}
+
+static void serve(es_upstream_conn_t *c) {
+    es_upstream_t *u = c->u;
+    char *buf = malloc(READ_SIZE);
+    if (buf == NULL) abort();
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+
+    for (;;) {
+        ssize_t n = recv(c->fd, buf, READ_SIZE, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0 || atomic_load(&u->stopping)) break;
+        if (u->silent) continue;
+        size_t off = 0;
+        while (off < (size_t)n) {
+            size_t k = http_parser_execute(&c->parser, &settings, buf + off, (size_t)n - off);
+            off += k;
+            enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+            if (err == HPE_PAUSED) {
+                http_parser_pause(&c->parser, 0);
+                int r = respond(c);
+                if (r == GONE) goto out;
+                if (r == CLOSE) goto close;
+                continue;
+            }
+            if (err != HPE_OK) {
+                if (u->verbose) fprintf(stderr, "es-upstream: conn %lu: bad request: %s\n", c->ordinal,
+                                        http_errno_description(err));
+                const char *bad = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                send_all(c, bad, strlen(bad));
+                goto close;
+            }
+            if (k == 0) break;
+        }
+    }
+close:
+    pthread_mutex_lock(&u->mu);
+    if (c->fd >= 0) shutdown(c->fd, SHUT_WR);
+    pthread_mutex_unlock(&u->mu);
+out:
+    close_fd(c);
+    free(buf);
+}
+
+static void *conn_main(void *arg) {
+    es_upstream_conn_t *c = arg;
+    serve(c);
+    sbuf_free(&c->url);
+    sbuf_free(&c->head);
+    sbuf_free(&c->trailers);
+    sbuf_free(&c->field);
+    sbuf_free(&c->value);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+/* Joins and frees connections whose thread has finished (the standalone server runs for long). */
+static void reap(es_upstream_t *u) {
+    pthread_mutex_lock(&u->mu);
+    es_upstream_conn_t **pp = &u->conns;
+    while (*pp) {
+        es_upstream_conn_t *c = *pp;
+        if (atomic_load(&c->done)) {
+            *pp = c->next;
+            pthread_join(c->thread, NULL);
+            free(c);
+        } else {
+            pp = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void *accept_main(void *arg) {
+    es_upstream_t *u = arg;
+    for (;;) {
+        int fd = accept(u->listen_fd, NULL, NULL);
+        if (atomic_load(&u->stopping)) {
+            if (fd >= 0) close(fd);
+            break;
+        }
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                struct timespec ts = { 0, 10 * 1000000L };
+                nanosleep(&ts, NULL);
+                continue;
+            }
+            break;
+        }
+        reap(u);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        es_upstream_conn_t *c = calloc(1, sizeof *c);
+        if (c == NULL) abort();
+        c->u = u;
+        c->fd = fd;
+        c->ordinal = atomic_fetch_add(&u->connections, 1) + 1;
+        if (pthread_create(&c->thread, NULL, conn_main, c) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        pthread_mutex_lock(&u->mu);
+        c->next = u->conns;
+        u->conns = c;
+        pthread_mutex_unlock(&u->mu);
+    }
+    return NULL;
+}
+
+int es_upstream_start(es_upstream_t *u) {
+    atomic_store(&u->connections, 0);
+    atomic_store(&u->requests, 0);
+    atomic_store(&u->stopping, 0);
+    u->conns = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(u->want_port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t slen = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 512) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &slen) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    u->port = ntohs(sa.sin_port);
+    u->listen_fd = fd;
+    pthread_mutex_init(&u->mu, NULL);
+    int err = pthread_create(&u->accept_thread, NULL, accept_main, u);
+    if (err != 0) {
+        pthread_mutex_destroy(&u->mu);
+        close(fd);
+        return -err;
+    }
+    u->started = 1;
+    return 0;
+}
+
+void es_upstream_stop(es_upstream_t *u) {
+    if (!u->started) return;
+    u->started = 0;
+    atomic_store(&u->stopping, 1);
+    shutdown(u->listen_fd, SHUT_RDWR);      /* wakes accept() */
+    pthread_join(u->accept_thread, NULL);
+    close(u->listen_fd);
+    u->listen_fd = -1;
+
+    pthread_mutex_lock(&u->mu);
+    for (es_upstream_conn_t *c = u->conns; c; c = c->next) {
+        if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);   /* wakes recv() and send() */
+    }
+    es_upstream_conn_t *list = u->conns;
+    u->conns = NULL;
+    pthread_mutex_unlock(&u->mu);
+
+    while (list) {
+        es_upstream_conn_t *next = list->next;
+        pthread_join(list->thread, NULL);
+        free(list);
+        list = next;
+    }
+    pthread_mutex_destroy(&u->mu);
+}
+
+unsigned long es_upstream_connections(es_upstream_t *u) {
+    return atomic_load(&u->connections);
+}
+
+unsigned long es_upstream_requests(es_upstream_t *u) {
+    return atomic_load(&u->requests);
+}
+
+/* ---- the black hole ---- */
+
+int es_blackhole_start(es_blackhole_t *b) {
+    memset(b, 0, sizeof *b);
+    for (int i = 0; i < (int)(sizeof b->fds / sizeof b->fds[0]); i++) b->fds[i] = -1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t slen = sizeof sa;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 0) != 0 ||
+        getsockname(fd, (struct sockaddr *)&sa, &slen) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    b->listen_fd = fd;
+    b->port = ntohs(sa.sin_port);
+    /* Connect until one connect does not complete: from then on the kernel drops SYNs to this port. */
+    while (b->nfds < (int)(sizeof b->fds / sizeof b->fds[0])) {
+        int cfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (cfd < 0) break;
+        b->fds[b->nfds++] = cfd;
+        if (connect(cfd, (struct sockaddr *)&sa, sizeof sa) == 0) continue;
+        if (errno != EINPROGRESS) break;
+        struct pollfd pfd = { .fd = cfd, .events = POLLOUT };
+        if (poll(&pfd, 1, 200) == 0) return 0;     /* this one hangs: the queue is full */
+    }
+    es_blackhole_stop(b);
+    return -ETIMEDOUT;
+}
+
+void es_blackhole_stop(es_blackhole_t *b) {
+    for (int i = 0; i < b->nfds; i++) {
+        if (b->fds[i] >= 0) close(b->fds[i]);
+        b->fds[i] = -1;
+    }
+    b->nfds = 0;
+    if (b->listen_fd > 0) close(b->listen_fd);
+    b->listen_fd = -1;
+}

@@ -1,0 +1,106 @@
+/*
+ * The test upstream: a small, real HTTP/1.1 server on 127.0.0.1 that the C integration tests put behind
+ * the proxy (in-process, on its own threads) and that `make run` starts as `build/es-upstream --port N`.
+ *
+ * Blocking sockets, one thread per connection, requests parsed with http-parser. Keep-alive and
+ * pipelining work (responses go out in request order). What it answers, by path:
+ *
+ *   any other path            200 "upstream ok METHOD PATH\n"
+ *   /headers                  200, body = the request head as received: "METHOD URL HTTP/x.y\n" then one
+ *                             "name: value\n" per header, names and values as the parser saw them
+ *   /sink                     reads the body (Content-Length or chunked) streaming, answers
+ *                             "len=N fnv=HEX16\n" and, for chunked requests with trailers, one
+ *                             "trailer name: value\n" line per trailer
+ *   /bytes?n=N[&chunked=1][&trailer=1]
+ *                             N bytes of es_pattern_byte(i), streamed; Content-Length, or chunked (with a
+ *                             trailer "x-checksum: HEX16", the FNV-1a of the body, when trailer=1)
+ *   /status?code=C            status C, body "status C\n"; no body for 204 and 304
+ *   /close                    answers with "Connection: close" and closes the connection
+ *   /delay?ms=M               waits M ms, then answers like the default
+ *   /reset                    resets the connection (RST) without answering
+ *
+ * Every response carries "x-upstream-conn: K" (the connection's ordinal, 1-based, in accept order) and
+ * "x-upstream-req: R" (the request's ordinal on that connection, 1-based). HEAD gets the same headers
+ * (and Content-Length) as GET and no body.
+ *
+ * es_upstream_stop() closes every socket, joins every thread and frees everything (the tests run under
+ * LeakSanitizer).
+ */
+#ifndef ES_TEST_UPSTREAM_H
+#define ES_TEST_UPSTREAM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct es_upstream_conn_s es_upstream_conn_t;
+
+typedef struct {
+    /* Set before es_upstream_start() (zero the struct first). */
+    uint16_t want_port;                /* 0 = ephemeral */
+    int silent;                        /* accept and read, never answer */
+    int verbose;                       /* one line per request on stderr (the standalone binary) */
+
+    /* Set by es_upstream_start(). */
+    uint16_t port;
+
+    /* Counters: read them with atomic_load (or the accessors below). */
+    atomic_ulong connections;          /* connections accepted */
+    atomic_ulong requests;             /* requests whose message was complete */
+
+    /* Private. */
+    int started;
+    int listen_fd;
+    atomic_int stopping;
+    pthread_t accept_thread;
+    pthread_mutex_t mu;
+    es_upstream_conn_t *conns;
+} es_upstream_t;
+
+/* Binds 127.0.0.1:want_port, listens and starts accepting. Returns 0 or a negative errno. */
+int es_upstream_start(es_upstream_t *u);
+/* Stops accepting, closes every connection, joins every thread, frees everything. Idempotent. */
+void es_upstream_stop(es_upstream_t *u);
+
+unsigned long es_upstream_connections(es_upstream_t *u);
+unsigned long es_upstream_requests(es_upstream_t *u);
+
+/*
+ * A port where a TCP connect hangs: a socket listening with backlog 0 that never accepts, its accept
+ * queue filled with a few connects of our own, so the kernel drops further SYNs. Used to make the
+ * proxy's connect_timeout fire.
+ */
+typedef struct {
+    uint16_t port;
+    int listen_fd;
+    int fds[16];
+    int nfds;
+} es_blackhole_t;
+
+/* Returns 0, or a negative errno (-ETIMEDOUT when the queue never filled). */
+int es_blackhole_start(es_blackhole_t *b);
+void es_blackhole_stop(es_blackhole_t *b);
+
+/* The byte pattern /bytes serves, and FNV-1a 64, shared with the tests. */
+static inline unsigned char es_pattern_byte(uint64_t i) {
+    return (unsigned char)((i * 31 + 7) & 0xff);
+}
+
+/* Fills buf with the pattern bytes offset .. offset+len-1. */
+static inline void es_pattern_fill(unsigned char *buf, uint64_t offset, size_t len) {
+    for (size_t i = 0; i < len; i++) buf[i] = es_pattern_byte(offset + i);
+}
+
+#define ES_FNV_INIT UINT64_C(0xcbf29ce484222325)
+
+static inline uint64_t es_fnv1a(uint64_t h, const void *data, size_t len) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= UINT64_C(0x100000001b3);
+    }
+    return h;
+}
+
+#endif
