@@ -1,0 +1,28 @@
+/* A growable byte buffer {base, len, cap}. The owner calls es_buf_dispose. */
+#ifndef ES_BUF_H
+#define ES_BUF_H
+
+#include <stddef.h>
+
+typedef struct {
+    char *base;
+    size_t len;
+    size_t cap;
+} es_buf_t;
+
+static inline void es_buf_init(es_buf_t *b)
+{
+    b->base = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void es_buf_dispose(es_buf_t *b);
+/* Makes room for `n` more bytes; returns a pointer to them, or NULL when out of memory. */
+char *es_buf_reserve(es_buf_t *b, size_t n);
+int es_buf_append(es_buf_t *b, const void *p, size_t n);
+int es_buf_appendf(es_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Drops the first `n` bytes. */
+void es_buf_consume(es_buf_t *b, size_t n);
+
+#endif

@@ -1,0 +1,329 @@
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "upstream.h"
+#include "worker.h"
+
+static int on_message_begin(http_parser *p);
+static int on_url(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+
+static const http_parser_settings request_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void process(es_conn_t *c);
+
+static void on_out_event(es_writeq_t *q, int status)
+{
+    es_conn_t *c = q->data;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        es_debug("client %s:%u: write failed: %s", c->peer_ip, c->peer_port, uv_strerror(status));
+        es_conn_abort(c);
+    } else if (status == ES_WRITEQ_LOW) {
+        es_stream__client_writable(&c->stream);
+    } else if (status == ES_WRITEQ_DRAINED && c->close_after) {
+        es_conn_close_after_flush(c);
+    }
+}
+
+void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *server)
+{
+    es_conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        es_error("out of memory accepting a connection");
+        return;
+    }
+    c->worker = w;
+    c->listener = listener_cfg;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->closes_pending = 0;
+    es_list_push_back(&w->conns, &c->link);
+    es_writeq_init(&c->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, c);
+    es_stream__init(&c->stream, c);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+
+    int err = uv_accept(server, (uv_stream_t *)&c->tcp);
+    if (err) {
+        es_debug("accept: %s", uv_strerror(err));
+        es_conn_abort(c);
+        return;
+    }
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, c->peer_ip, sizeof(c->peer_ip));
+            c->peer_port = ntohs(a->sin6_port);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, c->peer_ip, sizeof(c->peer_ip));
+            c->peer_port = ntohs(a->sin_port);
+        }
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    es_writeq_attach(&c->out, (uv_stream_t *)&c->tcp);
+    es_debug("accepted connection from %s:%u on listener \"%s\"", c->peer_ip, c->peer_port,
+             ((const es_listener_config_t *)listener_cfg)->name);
+    es_conn__update_reading(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    es_conn_t *c = h->data;
+    if (--c->closes_pending > 0)
+        return;
+    es_stream__dispose(&c->stream);
+    es_writeq_dispose(&c->out);
+    if (c->rbuf != NULL)
+        es_worker_block_put(c->worker, c->rbuf);
+    free(c);
+}
+
+void es_conn_abort(es_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    es_list_remove(&c->link);
+    if (c->stream.up != NULL) {
+        es_upconn_abandon(c->stream.up);
+        c->stream.up = NULL;
+    }
+    c->closes_pending = 2;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    es_conn_t *c = t->data;
+    es_debug("client %s:%u: delayed close timeout", c->peer_ip, c->peer_port);
+    es_conn_abort(c);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    es_conn_t *c = req->data;
+    if (status < 0 && !c->closing)
+        es_conn_abort(c);
+}
+
+void es_conn_close_after_flush(es_conn_t *c)
+{
+    if (c->closing || c->draining)
+        return;
+    c->close_after = 1;
+    if (!es_writeq_idle(&c->out))
+        return; /* on_out_event calls back when drained */
+    /*
+     * Closing with unread input makes the kernel send RST, which can destroy the response before
+     * the client reads it. If the request was not read completely, half-close and drain first.
+     */
+    int unread = c->rlen > 0 || (c->stream.active && !c->stream.req_done);
+    if (!unread) {
+        es_conn_abort(c);
+        return;
+    }
+    c->draining = 1;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        es_conn_abort(c);
+        return;
+    }
+    uv_timer_start(&c->timer, on_drain_timeout, ES_DELAYED_CLOSE_MS, 0);
+    if (c->rbuf != NULL) {
+        es_worker_block_put(c->worker, c->rbuf);
+        c->rbuf = NULL;
+        c->rlen = 0;
+    }
+    es_conn__update_reading(c);
+}
+
+void es_conn__update_reading(es_conn_t *c)
+{
+    if (c->closing)
+        return;
+    int want = c->draining || (!c->waiting && !c->up_blocked && !c->close_after);
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_block, on_read) == 0)
+            c->reading = 1;
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    }
+}
+
+void es_conn__stream_finished(es_conn_t *c)
+{
+    es_stream_t *s = &c->stream;
+    int keepalive = s->keepalive;
+    s->active = 0;
+    if (!keepalive) {
+        es_conn_close_after_flush(c);
+        return;
+    }
+    if (c->waiting) {
+        c->waiting = 0;
+        http_parser_pause(&c->parser, 0);
+    }
+    /* Inside the parser the loop in process() picks up the next request; otherwise start it here. */
+    if (!c->parsing)
+        process(c);
+}
+
+static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    es_conn_t *c = h->data;
+    if (c->rbuf == NULL) {
+        c->rbuf = es_worker_block_get(c->worker);
+        c->rlen = 0;
+    }
+    if (c->rbuf == NULL || c->draining) {
+        /* Draining reuses the block from offset 0: the bytes are dropped anyway. */
+        buf->base = c->rbuf;
+        buf->len = c->rbuf ? ES_BLOCK_SIZE : 0;
+        return;
+    }
+    buf->base = c->rbuf + c->rlen;
+    buf->len = ES_BLOCK_SIZE - c->rlen;
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    es_conn_t *c = h->data;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        if (c->draining || !c->stream.active)
+            es_debug("client %s:%u: closed (%s)", c->peer_ip, c->peer_port, uv_err_name((int)nread));
+        else
+            es_debug("client %s:%u: closed mid-request (%s)", c->peer_ip, c->peer_port, uv_err_name((int)nread));
+        es_conn_abort(c);
+        return;
+    }
+    if (c->draining) {
+        if (c->rbuf != NULL) {
+            es_worker_block_put(c->worker, c->rbuf);
+            c->rbuf = NULL;
+        }
+        return;
+    }
+    if (nread == 0) {
+        if (c->rlen == 0 && c->rbuf != NULL) {
+            es_worker_block_put(c->worker, c->rbuf);
+            c->rbuf = NULL;
+        }
+        return;
+    }
+    c->rlen += (size_t)nread;
+    process(c);
+}
+
+/* Feeds unparsed bytes to the parser until they run out or a request must wait for its response. */
+static void process(es_conn_t *c)
+{
+    c->parsing = 1;
+    while (c->rlen > 0 && !c->closing && !c->close_after && !c->draining) {
+        size_t n = http_parser_execute(&c->parser, &request_settings, c->rbuf, c->rlen);
+        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
+        if (c->closing)
+            break;
+        if (n < c->rlen)
+            memmove(c->rbuf, c->rbuf + n, c->rlen - n);
+        c->rlen -= n;
+        if (e == HPE_PAUSED) {
+            if (c->waiting)
+                break; /* resumed by es_conn__stream_finished */
+            http_parser_pause(&c->parser, 0);
+            continue;
+        }
+        if (e != HPE_OK) {
+            es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, http_errno_description(e));
+            c->rlen = 0;
+            es_stream__request_error(&c->stream, http_errno_name(e));
+            break;
+        }
+    }
+    c->parsing = 0;
+    if (c->closing)
+        return;
+    if (c->rlen == 0 && c->rbuf != NULL) {
+        es_worker_block_put(c->worker, c->rbuf);
+        c->rbuf = NULL;
+    }
+    es_stream__flush(&c->stream);
+    if (!c->closing)
+        es_conn__update_reading(c);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    es_conn_t *c = p->data;
+    es_stream__begin(&c->stream);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    es_conn_t *c = p->data;
+    return es_msg_on_first(&c->stream.req, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    es_conn_t *c = p->data;
+    return es_msg_on_field(&c->stream.req, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    es_conn_t *c = p->data;
+    return es_msg_on_value(&c->stream.req, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    es_conn_t *c = p->data;
+    return es_stream__request_headers(&c->stream) < 0 ? -1 : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    es_conn_t *c = p->data;
+    es_stream__request_body(&c->stream, at, len);
+    return c->closing ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    es_conn_t *c = p->data;
+    /* Stop after each request: the next one (pipelined) waits until this one is answered. */
+    http_parser_pause(p, 1);
+    c->waiting = 1;
+    es_stream__request_complete(&c->stream);
+    return 0;
+}

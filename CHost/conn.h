@@ -1,0 +1,102 @@
+/*
+ * A downstream (client) connection and the stream it is serving. HTTP/1.1 serves one request
+ * at a time: pipelined requests wait in the read buffer with the parser paused, so responses
+ * go out in order and a client that pipelines is read no faster than it is answered.
+ */
+#ifndef ES_CONN_H
+#define ES_CONN_H
+
+#include <arpa/inet.h>
+#include <http_parser.h>
+#include <netinet/in.h>
+#include <uv.h>
+
+#include "list.h"
+#include "msg.h"
+#include "writeq.h"
+
+typedef struct es_worker_s es_worker_t;
+typedef struct es_upconn_s es_upconn_t;
+typedef struct es_conn_s es_conn_t;
+
+/* Body bytes queued towards one peer before the other peer is no longer read. */
+#define ES_WRITE_HIGH (256 * 1024)
+#define ES_WRITE_LOW (64 * 1024)
+#define ES_DELAYED_CLOSE_MS 1000
+
+struct es_stream_s {
+    es_conn_t *conn;
+    es_msg_t req;
+    const void *route;           /* const es_route_config_t * */
+    es_upconn_t *up;
+    unsigned active : 1;         /* a request has begun and is not finished */
+    unsigned req_headers_done : 1;
+    unsigned req_done : 1;       /* the whole request has been read */
+    unsigned resp_started : 1;   /* response bytes were queued to the client */
+    unsigned resp_done : 1;
+    unsigned keepalive : 1;
+    unsigned http10 : 1;
+    unsigned head : 1;
+    unsigned req_chunked : 1;    /* the request body goes upstream chunked */
+    unsigned resp_chunked : 1;   /* the response body goes to the client chunked */
+    unsigned discard_body : 1;   /* the rest of the request body is read and dropped */
+    unsigned expect_continue : 1;/* the client waits for 100 Continue before sending the body */
+};
+typedef struct es_stream_s es_stream_t;
+
+struct es_conn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* delayed close */
+    uv_shutdown_t shutdown_req;
+    es_worker_t *worker;
+    const void *listener;        /* const es_listener_config_t * */
+    es_link_t link;
+    http_parser parser;
+    char *rbuf;                  /* a worker block while there are unparsed bytes */
+    size_t rlen;
+    es_writeq_t out;
+    es_stream_t stream;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t peer_port;
+    int closes_pending;
+    unsigned reading : 1;
+    unsigned parsing : 1;        /* inside http_parser_execute: do not re-enter */
+    unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
+    unsigned up_blocked : 1;     /* the upstream's write queue is above its high watermark */
+    unsigned close_after : 1;    /* close once the response is flushed */
+    unsigned draining : 1;       /* half-closed, reading and dropping until EOF or the timer */
+    unsigned closing : 1;
+};
+
+/* Accepts a connection from `server`. */
+void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *server);
+/* Closes at once; the stream's upstream connection, if any, is abandoned. */
+void es_conn_abort(es_conn_t *c);
+/* Closes once everything queued is written (half-closing and draining if input is unread). */
+void es_conn_close_after_flush(es_conn_t *c);
+/* Reading follows the stream's state: paused, blocked by upstream backpressure, or closing. */
+void es_conn__update_reading(es_conn_t *c);
+/* The stream finished: continue with a pipelined request, or close. */
+void es_conn__stream_finished(es_conn_t *c);
+
+/* stream.c: the exchange, driven by the connection (request) and the upstream (response). */
+void es_stream__init(es_stream_t *s, es_conn_t *c);
+void es_stream__dispose(es_stream_t *s);
+void es_stream__begin(es_stream_t *s);
+int es_stream__request_headers(es_stream_t *s);
+void es_stream__request_body(es_stream_t *s, const char *at, size_t len);
+void es_stream__request_complete(es_stream_t *s);
+/* A request the parser rejected: 400 if nothing was answered yet. */
+void es_stream__request_error(es_stream_t *s, const char *why);
+void es_stream__upstream_failed(es_stream_t *s, int status, const char *reason);
+/* Returns 1 when the response has no body to read (HEAD), 0 otherwise, -1 to reject it. */
+int es_stream__response_headers(es_stream_t *s);
+void es_stream__response_body(es_stream_t *s, const char *at, size_t len);
+void es_stream__response_complete(es_stream_t *s, int reusable);
+/* Flow control events. */
+void es_stream__upstream_writable(es_stream_t *s);
+void es_stream__client_writable(es_stream_t *s);
+/* Writes what the stream queued, on both sides. */
+void es_stream__flush(es_stream_t *s);
+
+#endif

@@ -1,0 +1,117 @@
+#include "msg.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void es_msg_init(es_msg_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    es_buf_init(&m->data);
+    m->ntrailers_from = UINT32_MAX;
+}
+
+void es_msg_dispose(es_msg_t *m)
+{
+    es_buf_dispose(&m->data);
+    free(m->headers);
+    es_msg_init(m);
+}
+
+void es_msg_reset(es_msg_t *m)
+{
+    m->data.len = 0;
+    m->nheaders = 0;
+    m->ntrailers_from = UINT32_MAX;
+    m->first_off = m->first_len = 0;
+    m->last = 0;
+}
+
+int es_msg_on_first(es_msg_t *m, const char *at, size_t len)
+{
+    if (m->first_len == 0)
+        m->first_off = (uint32_t)m->data.len;
+    if (es_buf_append(&m->data, at, len) != 0)
+        return -1;
+    m->first_len += (uint32_t)len;
+    return 0;
+}
+
+int es_msg_on_field(es_msg_t *m, const char *at, size_t len)
+{
+    if (m->last != 1) {
+        if (m->nheaders == m->cap) {
+            uint32_t cap = m->cap ? m->cap * 2 : 16;
+            es_header_t *h = realloc(m->headers, cap * sizeof(*h));
+            if (h == NULL)
+                return -1;
+            m->headers = h;
+            m->cap = cap;
+        }
+        es_header_t *h = &m->headers[m->nheaders++];
+        h->name_off = (uint32_t)m->data.len;
+        h->name_len = 0;
+        h->value_off = (uint32_t)m->data.len;
+        h->value_len = 0;
+        m->last = 1;
+    }
+    if (es_buf_append(&m->data, at, len) != 0)
+        return -1;
+    m->headers[m->nheaders - 1].name_len += (uint32_t)len;
+    return 0;
+}
+
+int es_msg_on_value(es_msg_t *m, const char *at, size_t len)
+{
+    if (m->nheaders == 0)
+        return -1;
+    es_header_t *h = &m->headers[m->nheaders - 1];
+    if (m->last != 2) {
+        h->value_off = (uint32_t)m->data.len;
+        h->value_len = 0;
+        m->last = 2;
+    }
+    if (es_buf_append(&m->data, at, len) != 0)
+        return -1;
+    h->value_len += (uint32_t)len;
+    return 0;
+}
+
+void es_msg_headers_done(es_msg_t *m)
+{
+    m->ntrailers_from = m->nheaders;
+    m->last = 0;
+}
+
+int es_name_eq(const char *a, size_t alen, const char *lower, size_t llen)
+{
+    return alen == llen && strncasecmp(a, lower, llen) == 0;
+}
+
+int es_msg_find(const es_msg_t *m, const char *name, size_t namelen, uint32_t from)
+{
+    uint32_t end = m->nheaders < m->ntrailers_from ? m->nheaders : m->ntrailers_from;
+    for (uint32_t i = from; i < end; i++) {
+        if (es_name_eq(m->data.base + m->headers[i].name_off, m->headers[i].name_len, name, namelen))
+            return (int)i;
+    }
+    return -1;
+}
+
+int es_value_has_token(const char *v, size_t vlen, const char *token, size_t tlen)
+{
+    size_t i = 0;
+    while (i < vlen) {
+        while (i < vlen && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < vlen && v[i] != ',')
+            i++;
+        size_t end = i;
+        while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+            end--;
+        if (end - start == tlen && strncasecmp(v + start, token, tlen) == 0)
+            return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,330 @@
+#include "upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "worker.h"
+
+static int on_message_begin(http_parser *p);
+static int on_status(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+
+static const http_parser_settings response_settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+static void upconn_close(es_upconn_t *u);
+
+void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg)
+{
+    p->worker = w;
+    p->cfg = cfg;
+    p->next = 0;
+    es_list_init(&p->idle);
+    es_list_init(&p->all);
+}
+
+void es_pool_close(es_pool_t *p)
+{
+    while (!es_list_empty(&p->all)) {
+        es_upconn_t *u = es_container_of(p->all.next, es_upconn_t, link_all);
+        if (u->stream != NULL) {
+            u->stream->up = NULL;
+            u->stream = NULL;
+        }
+        upconn_close(u);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    es_upconn_t *u = h->data;
+    if (--u->closes_pending > 0)
+        return;
+    es_writeq_dispose(&u->out);
+    es_msg_dispose(&u->resp);
+    free(u);
+}
+
+static void upconn_close(es_upconn_t *u)
+{
+    if (u->state == ES_UP_CLOSING)
+        return;
+    u->state = ES_UP_CLOSING;
+    es_list_remove(&u->link_all);
+    es_list_remove(&u->link_idle);
+    u->closes_pending = 2;
+    uv_close((uv_handle_t *)&u->tcp, on_closed);
+    uv_close((uv_handle_t *)&u->timer, on_closed);
+}
+
+/* Fails the stream this connection serves (if any) and closes the connection. */
+static void upconn_fail(es_upconn_t *u, int status, const char *reason)
+{
+    es_stream_t *s = u->stream;
+    u->stream = NULL;
+    upconn_close(u);
+    if (s != NULL)
+        es_stream__upstream_failed(s, status, reason);
+}
+
+static void on_out_event(es_writeq_t *q, int status)
+{
+    es_upconn_t *u = q->data;
+    if (u->state == ES_UP_CLOSING)
+        return;
+    if (status < 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "upstream write error: %s", uv_strerror(status));
+        es_debug("cluster \"%s\": %s", u->pool->cfg->name, reason);
+        upconn_fail(u, 503, reason);
+    } else if (status == ES_WRITEQ_LOW && u->stream != NULL) {
+        es_stream__upstream_writable(u->stream);
+    }
+}
+
+static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    es_upconn_t *u = h->data;
+    buf->base = es_worker_block_get(u->pool->worker);
+    buf->len = buf->base ? ES_BLOCK_SIZE : 0;
+}
+
+static void start_reading(es_upconn_t *u)
+{
+    if (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, alloc_block, on_read) == 0)
+        u->reading = 1;
+}
+
+void es_upconn_read_pause(es_upconn_t *u, int pause)
+{
+    if (u->state != ES_UP_ACTIVE)
+        return;
+    if (pause && u->reading) {
+        uv_read_stop((uv_stream_t *)&u->tcp);
+        u->reading = 0;
+    } else if (!pause) {
+        start_reading(u);
+    }
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    es_upconn_t *u = t->data;
+    es_warn("cluster \"%s\": connect to %s:%u timed out after %llu ms", u->pool->cfg->name, u->ep->address,
+            u->ep->port, (unsigned long long)u->pool->cfg->connect_timeout_ms);
+    upconn_fail(u, 503, "upstream connect timeout");
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    es_upconn_t *u = req->data;
+    if (u->state == ES_UP_CLOSING)
+        return; /* closed while connecting (timeout or abandoned): status is UV_ECANCELED */
+    uv_timer_stop(&u->timer);
+    if (status < 0) {
+        char reason[160];
+        snprintf(reason, sizeof(reason), "upstream connect error: %s", uv_strerror(status));
+        es_warn("cluster \"%s\": connect to %s:%u failed: %s", u->pool->cfg->name, u->ep->address, u->ep->port,
+                uv_strerror(status));
+        upconn_fail(u, 503, reason);
+        return;
+    }
+    es_debug("cluster \"%s\": connected to %s:%u", u->pool->cfg->name, u->ep->address, u->ep->port);
+    uv_tcp_nodelay(&u->tcp, 1);
+    u->state = ES_UP_ACTIVE;
+    start_reading(u);
+    es_writeq_attach(&u->out, (uv_stream_t *)&u->tcp);
+    es_writeq_flush(&u->out);
+}
+
+static void assign(es_upconn_t *u, es_stream_t *s)
+{
+    u->stream = s;
+    u->got_bytes = 0;
+    u->headers_done = 0;
+    u->interim = 0;
+    u->complete = 0;
+    http_parser_init(&u->parser, HTTP_RESPONSE);
+    u->parser.data = u;
+    es_msg_reset(&u->resp);
+}
+
+int es_pool_acquire(es_pool_t *p, es_stream_t *s, es_upconn_t **out)
+{
+    uint64_t now = p->worker->iteration;
+    for (es_link_t *l = p->idle.next; l != &p->idle; l = l->next) {
+        es_upconn_t *u = es_container_of(l, es_upconn_t, link_idle);
+        /* Not in the iteration it was released in: a FIN already in flight is seen first. */
+        if (u->released_at == now)
+            continue;
+        es_list_remove(&u->link_idle);
+        u->state = ES_UP_ACTIVE;
+        assign(u, s);
+        *out = u;
+        return 0;
+    }
+    const es_cluster_config_t *cfg = p->cfg;
+    es_upconn_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return UV_ENOMEM;
+    u->pool = p;
+    u->ep = &cfg->endpoints[p->next++ % cfg->nendpoints];
+    u->state = ES_UP_CONNECTING;
+    es_msg_init(&u->resp);
+    es_writeq_init(&u->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, u);
+    uv_tcp_init(&p->worker->loop, &u->tcp);
+    uv_timer_init(&p->worker->loop, &u->timer);
+    u->tcp.data = u;
+    u->timer.data = u;
+    u->connect_req.data = u;
+    es_list_init(&u->link_idle);
+    es_list_push_back(&p->all, &u->link_all);
+    assign(u, s);
+    int err = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&u->ep->addr, on_connect);
+    if (err) {
+        u->stream = NULL;
+        upconn_close(u);
+        return err;
+    }
+    uv_timer_start(&u->timer, on_connect_timeout, cfg->connect_timeout_ms, 0);
+    *out = u;
+    return 0;
+}
+
+void es_upconn_release(es_upconn_t *u, int reusable)
+{
+    u->stream = NULL;
+    if (!reusable || u->state != ES_UP_ACTIVE || u->pool->worker->stopping) {
+        upconn_close(u);
+        return;
+    }
+    u->state = ES_UP_IDLE;
+    u->released_at = u->pool->worker->iteration;
+    es_list_push_front(&u->pool->idle, &u->link_idle);
+    start_reading(u); /* an idle connection watches for the upstream closing it */
+}
+
+void es_upconn_abandon(es_upconn_t *u)
+{
+    u->stream = NULL;
+    upconn_close(u);
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    es_upconn_t *u = h->data;
+    es_worker_t *w = u->pool->worker;
+    es_stream_t *s = u->stream;
+    if (u->state == ES_UP_IDLE) {
+        /* The upstream closed an idle connection, or sent bytes nobody asked for. */
+        es_debug("cluster \"%s\": idle connection %s", u->pool->cfg->name, nread < 0 ? "closed" : "sent data");
+        upconn_close(u);
+    } else if (u->state == ES_UP_ACTIVE && nread < 0) {
+        if (nread == UV_EOF && u->headers_done && !u->complete) {
+            /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
+            http_parser_execute(&u->parser, &response_settings, NULL, 0);
+        }
+        if (u->state == ES_UP_ACTIVE && u->stream != NULL) {
+            es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name,
+                     uv_err_name((int)nread));
+            upconn_fail(u, 503, u->got_bytes ? "upstream closed the connection mid-response"
+                                              : "upstream reset before response");
+        } else if (u->state == ES_UP_ACTIVE) {
+            upconn_close(u);
+        }
+    } else if (u->state == ES_UP_ACTIVE && nread > 0) {
+        u->got_bytes = 1;
+        size_t n = http_parser_execute(&u->parser, &response_settings, buf->base, (size_t)nread);
+        enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
+        if (u->state == ES_UP_IDLE && n < (size_t)nread) {
+            es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
+            upconn_close(u);
+        } else if (u->state == ES_UP_ACTIVE && e != HPE_OK && e != HPE_PAUSED) {
+            es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, http_errno_description(e));
+            upconn_fail(u, 502, "upstream sent a malformed response");
+        }
+    }
+    if (buf->base != NULL)
+        es_worker_block_put(w, buf->base);
+    if (s != NULL && !s->conn->closing)
+        es_stream__flush(s);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    if (u->stream == NULL)
+        return -1;
+    es_msg_reset(&u->resp);
+    u->headers_done = 0;
+    return 0;
+}
+
+static int on_status(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_first(&u->resp, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_field(&u->resp, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_value(&u->resp, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    es_msg_headers_done(&u->resp);
+    u->headers_done = 1;
+    if (p->status_code < 200) {
+        if (p->status_code == 101)
+            return -1; /* no upgrades: Upgrade is never forwarded, so this is not a valid answer */
+        u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
+        return 0;
+    }
+    int r = es_stream__response_headers(u->stream);
+    return r < 0 ? -1 : r;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    es_stream__response_body(u->stream, at, len);
+    return u->state == ES_UP_ACTIVE && u->stream != NULL ? 0 : -1;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    if (u->interim) {
+        u->interim = 0;
+        return 0;
+    }
+    u->complete = 1;
+    /* Stop here: anything after the response is an error, checked by on_read. */
+    http_parser_pause(p, 1);
+    es_stream__response_complete(u->stream, http_should_keep_alive(p));
+    return 0;
+}

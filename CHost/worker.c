@@ -1,0 +1,152 @@
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "upstream.h"
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    es_listener_t *l = server->data;
+    if (status < 0) {
+        es_warn("listener \"%s\": accept failed: %s", l->cfg->name, uv_strerror(status));
+        return;
+    }
+    es_conn_accept(l->worker, l->cfg, server);
+}
+
+static void on_tick(uv_prepare_t *h)
+{
+    es_worker_t *w = h->data;
+    w->iteration++;
+}
+
+static void on_closed_quiet(uv_handle_t *h)
+{
+}
+
+static void on_stop(uv_async_t *a)
+{
+    es_worker_t *w = a->data;
+    w->stopping = 1;
+    for (size_t i = 0; i < w->cfg->nlisteners; i++) {
+        if (w->listeners[i].worker != NULL)
+            uv_close((uv_handle_t *)&w->listeners[i].tcp, on_closed_quiet);
+    }
+    while (!es_list_empty(&w->conns))
+        es_conn_abort(es_container_of(w->conns.next, es_conn_t, link));
+    for (size_t i = 0; i < w->cfg->nclusters; i++)
+        es_pool_close(&w->pools[i]);
+    uv_close((uv_handle_t *)&w->tick, on_closed_quiet);
+    uv_close((uv_handle_t *)&w->stop, on_closed_quiet);
+}
+
+int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
+{
+    memset(w, 0, sizeof(*w));
+    w->id = id;
+    w->cfg = cfg;
+    snprintf(w->tag, sizeof(w->tag), "w%u", id);
+    es_list_init(&w->conns);
+    int err = uv_loop_init(&w->loop);
+    if (err)
+        return err;
+    w->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->listeners));
+    w->pools = calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof(*w->pools));
+    if (w->listeners == NULL || w->pools == NULL) {
+        free(w->listeners);
+        free(w->pools);
+        uv_loop_close(&w->loop);
+        return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < cfg->nclusters; i++)
+        es_pool_init(&w->pools[i], w, &cfg->clusters[i]);
+    uv_async_init(&w->loop, &w->stop, on_stop);
+    w->stop.data = w;
+    uv_prepare_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_prepare_start(&w->tick, on_tick);
+    uv_unref((uv_handle_t *)&w->tick);
+    return 0;
+}
+
+int es_worker_listen(es_worker_t *w, size_t index, int fd)
+{
+    es_listener_t *l = &w->listeners[index];
+    l->cfg = &w->cfg->listeners[index];
+    int err = uv_tcp_init(&w->loop, &l->tcp);
+    if (err)
+        return err;
+    l->worker = w;
+    l->tcp.data = l;
+    err = uv_tcp_open(&l->tcp, fd);
+    if (!err)
+        err = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    return err;
+}
+
+static void run(void *arg)
+{
+    es_worker_t *w = arg;
+    es_log_set_tag(w->tag);
+    es_debug("worker started");
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    es_debug("worker stopped");
+}
+
+int es_worker_start(es_worker_t *w)
+{
+    return uv_thread_create(&w->thread, run, w);
+}
+
+void es_worker_stop(es_worker_t *w)
+{
+    uv_async_send(&w->stop);
+}
+
+static void release(es_worker_t *w)
+{
+    for (unsigned i = 0; i < w->nblocks; i++)
+        free(w->blocks[i]);
+    w->nblocks = 0;
+    free(w->listeners);
+    free(w->pools);
+    w->listeners = NULL;
+    w->pools = NULL;
+}
+
+void es_worker_join(es_worker_t *w)
+{
+    uv_thread_join(&w->thread);
+    int err = uv_loop_close(&w->loop);
+    if (err)
+        es_warn("worker %u: loop still has handles at exit: %s", w->id, uv_strerror(err));
+    release(w);
+}
+
+void es_worker_dispose(es_worker_t *w)
+{
+    /* Never started: close what init and listen opened, then let the loop finish the closes. */
+    on_stop(&w->stop);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&w->loop);
+    release(w);
+}
+
+void *es_worker_block_get(es_worker_t *w)
+{
+    if (w->nblocks > 0)
+        return w->blocks[--w->nblocks];
+    return malloc(ES_BLOCK_SIZE);
+}
+
+void es_worker_block_put(es_worker_t *w, void *block)
+{
+    if (w->nblocks < ES_BLOCK_CACHE)
+        w->blocks[w->nblocks++] = block;
+    else
+        free(block);
+}

@@ -1,0 +1,59 @@
+/*
+ * A worker: one thread, one libuv loop, its own listening sockets (SO_REUSEPORT) and its own
+ * upstream pools. A connection and everything it touches live on one worker for their whole life.
+ */
+#ifndef ES_WORKER_H
+#define ES_WORKER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "list.h"
+
+#define ES_BLOCK_SIZE (64 * 1024)   /* one socket read */
+#define ES_BLOCK_CACHE 64           /* free blocks a worker keeps for reuse */
+
+typedef struct es_worker_s es_worker_t;
+typedef struct es_pool_s es_pool_t;
+
+typedef struct {
+    uv_tcp_t tcp;
+    es_worker_t *worker;
+    const es_listener_config_t *cfg;
+} es_listener_t;
+
+struct es_worker_s {
+    unsigned id;
+    char tag[12];
+    const es_config_t *cfg;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t stop;
+    uv_prepare_t tick;        /* counts loop iterations, for deferring upstream reuse */
+    uint64_t iteration;
+    es_listener_t *listeners; /* cfg->nlisteners */
+    es_pool_t *pools;         /* cfg->nclusters, by cluster index */
+    es_link_t conns;          /* live downstream connections */
+    void *blocks[ES_BLOCK_CACHE];
+    unsigned nblocks;
+    int stopping;
+};
+
+/* Sets up the loop and pools; listeners are added with es_worker_listen before es_worker_start. */
+int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg);
+/* Takes ownership of a bound socket `fd` for listener `index`. Returns 0 or a libuv error. */
+int es_worker_listen(es_worker_t *w, size_t index, int fd);
+int es_worker_start(es_worker_t *w);
+/* Asks the worker to close everything; thread-safe. */
+void es_worker_stop(es_worker_t *w);
+/* Waits for the thread and frees the worker's memory. */
+void es_worker_join(es_worker_t *w);
+/* Tears down a worker that never started (startup failed). */
+void es_worker_dispose(es_worker_t *w);
+
+/* Read buffers: a small per-worker cache, so idle connections hold none and busy ones never malloc. */
+void *es_worker_block_get(es_worker_t *w);
+void es_worker_block_put(es_worker_t *w, void *block);
+
+#endif

@@ -1,0 +1,126 @@
+#include "writeq.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+static void on_write(uv_write_t *req, int status);
+
+void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, void *data)
+{
+    q->stream = NULL;
+    es_buf_init(&q->pending);
+    es_buf_init(&q->inflight);
+    q->high = high;
+    q->low = low;
+    q->writing = 0;
+    q->above_high = 0;
+    q->failed = 0;
+    q->cb = cb;
+    q->data = data;
+}
+
+void es_writeq_dispose(es_writeq_t *q)
+{
+    es_buf_dispose(&q->pending);
+    es_buf_dispose(&q->inflight);
+    q->stream = NULL;
+}
+
+void es_writeq_attach(es_writeq_t *q, uv_stream_t *stream)
+{
+    q->stream = stream;
+}
+
+static void check_high(es_writeq_t *q)
+{
+    if (!q->above_high && es_writeq_size(q) > q->high)
+        q->above_high = 1;
+}
+
+int es_writeq_append(es_writeq_t *q, const void *p, size_t n)
+{
+    if (es_buf_append(&q->pending, p, n) != 0)
+        return UV_ENOMEM;
+    check_high(q);
+    return 0;
+}
+
+int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return UV_EINVAL;
+    char *dst = es_buf_reserve(&q->pending, (size_t)n + 1);
+    if (dst == NULL)
+        return UV_ENOMEM;
+    va_start(ap, fmt);
+    vsnprintf(dst, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    q->pending.len += (size_t)n;
+    check_high(q);
+    return 0;
+}
+
+void es_writeq_clear(es_writeq_t *q)
+{
+    q->pending.len = 0;
+}
+
+void es_writeq_flush(es_writeq_t *q)
+{
+    if (q->stream == NULL || q->writing || q->failed || q->pending.len == 0)
+        return;
+    int n = uv_try_write(q->stream, &(uv_buf_t){.base = q->pending.base, .len = q->pending.len}, 1);
+    if (n > 0)
+        es_buf_consume(&q->pending, (size_t)n);
+    else if (n != UV_EAGAIN && n != UV_ENOSYS)
+        n = 0; /* a real error: let uv_write report it through the callback */
+    if (q->pending.len == 0) {
+        if (q->above_high) {
+            q->above_high = 0;
+            q->cb(q, ES_WRITEQ_LOW);
+        }
+        /* The callback may have queued more; report drained only if it did not. */
+        if (q->pending.len == 0 && !q->writing)
+            q->cb(q, ES_WRITEQ_DRAINED);
+        return;
+    }
+    es_buf_t t = q->inflight;
+    q->inflight = q->pending;
+    q->pending = t;
+    q->pending.len = 0;
+    q->writing = 1;
+    q->req.data = q;
+    uv_buf_t b = {.base = q->inflight.base, .len = q->inflight.len};
+    int err = uv_write(&q->req, q->stream, &b, 1, on_write);
+    if (err) {
+        q->writing = 0;
+        q->failed = 1;
+        q->cb(q, err);
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    es_writeq_t *q = req->data;
+    q->writing = 0;
+    q->inflight.len = 0;
+    if (status < 0) {
+        q->failed = 1;
+        q->cb(q, status);
+        return;
+    }
+    if (q->above_high && es_writeq_size(q) < q->low) {
+        q->above_high = 0;
+        q->cb(q, ES_WRITEQ_LOW);
+        if (q->writing || q->failed)
+            return;
+    }
+    if (q->pending.len > 0)
+        es_writeq_flush(q);
+    else
+        q->cb(q, ES_WRITEQ_DRAINED);
+}

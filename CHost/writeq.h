@@ -1,0 +1,61 @@
+/*
+ * A write queue for one libuv stream: bytes are appended to `pending` and written with at most one
+ * uv_write in flight (double buffering), so small pieces coalesce into one syscall and no
+ * per-write allocation is made. The queue reports crossing its watermarks, which is how the other
+ * side of a proxied exchange gets paused (above `high`) and resumed (below `low`).
+ */
+#ifndef ES_WRITEQ_H
+#define ES_WRITEQ_H
+
+#include <uv.h>
+
+#include "buf.h"
+
+typedef struct es_writeq_s es_writeq_t;
+
+typedef enum {
+    ES_WRITEQ_LOW = 1,     /* outstanding bytes fell below `low` after having been above `high` */
+    ES_WRITEQ_DRAINED = 2, /* everything queued has been written */
+} es_writeq_event_t;
+
+/* `status` is an es_writeq_event_t, or a negative libuv error when a write failed. */
+typedef void (*es_writeq_cb)(es_writeq_t *q, int status);
+
+struct es_writeq_s {
+    uv_stream_t *stream; /* NULL while corked: bytes accumulate until es_writeq_attach */
+    es_buf_t pending;
+    es_buf_t inflight;
+    uv_write_t req;
+    size_t high;
+    size_t low;
+    unsigned writing : 1;
+    unsigned above_high : 1;
+    unsigned failed : 1;
+    es_writeq_cb cb;
+    void *data;
+};
+
+void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, void *data);
+/* Frees the buffers. The stream must be closed (its close callback run) or the queue idle. */
+void es_writeq_dispose(es_writeq_t *q);
+/* Uncorks the queue onto a connected stream. */
+void es_writeq_attach(es_writeq_t *q, uv_stream_t *stream);
+/* Appends bytes; they go out at the next es_writeq_flush. Returns 0 or UV_ENOMEM. */
+int es_writeq_append(es_writeq_t *q, const void *p, size_t n);
+int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Starts writing what is pending (a uv_try_write first, so small responses cost one syscall). */
+void es_writeq_flush(es_writeq_t *q);
+/* Drops anything queued and not yet handed to the kernel. */
+void es_writeq_clear(es_writeq_t *q);
+
+static inline size_t es_writeq_size(const es_writeq_t *q)
+{
+    return q->pending.len + q->inflight.len;
+}
+
+static inline int es_writeq_idle(const es_writeq_t *q)
+{
+    return !q->writing && q->pending.len == 0;
+}
+
+#endif
