@@ -1,0 +1,724 @@
+/*
+ * es_config_load: the valid shapes, and for every kind of mistake the exact line the operator sees.
+ * Each test writes YAML into a private mkdtemp folder that the group teardown removes.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char tmpdir[PATH_MAX];
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int group_setup(void **state)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/es-config-test.XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes `text` to tmpdir/name; returns the path (static buffer, valid until the next call). */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static int load(es_config_t *cfg, const char *yaml, char *err, size_t errlen)
+{
+    return es_config_load(cfg, write_file("conf.yaml", yaml), err, errlen);
+}
+
+static void assert_zeroed(const es_config_t *cfg)
+{
+    static const es_config_t zero;
+    assert_memory_equal(cfg, &zero, sizeof zero);
+}
+
+/* The load fails and the message is exactly "<tmpdir>/conf.yaml:<expected>". */
+static void expect_error(const char *yaml, const char *expected)
+{
+    es_config_t cfg;
+    char err[1024], want[PATH_MAX + 1024];
+    assert_int_equal(load(&cfg, yaml, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/conf.yaml:%s", tmpdir, expected);
+    assert_string_equal(err, want);
+    assert_null(strchr(err, '\n'));
+    assert_zeroed(&cfg);
+}
+
+/* The load fails and the message starts with "<tmpdir>/conf.yaml:<prefix>". */
+static void expect_error_prefix(const char *yaml, const char *prefix)
+{
+    es_config_t cfg;
+    char err[1024], want[PATH_MAX + 1024];
+    assert_int_equal(load(&cfg, yaml, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s/conf.yaml:%s", tmpdir, prefix);
+    if (strncmp(err, want, strlen(want)) != 0) fail_msg("got:  %s\nwant: %s...", err, want);
+    assert_null(strchr(err, '\n'));
+    assert_zeroed(&cfg);
+}
+
+/* A minimal valid listener, for tests about other parts. */
+#define LISTENER "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 10000\n"
+#define DIRECT_ROUTE "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
+#define MINIMAL LISTENER DIRECT_ROUTE
+
+/* ---- valid configs ------------------------------------------------------------------------ */
+
+static const char full_example[] =
+    "workers: 4\n"                                                                  /* 1 */
+    "listeners:\n"                                                                  /* 2 */
+    "  - name: main\n"                                                              /* 3 */
+    "    address: 127.0.0.1\n"                                                      /* 4 */
+    "    port: 10000\n"                                                             /* 5 */
+    "    http_filters:\n"                                                           /* 6 */
+    "      - name: auth\n"                                                          /* 7 */
+    "        so_path: filters/libswiftfilter.so\n"                                  /* 8 */
+    "        plugin_name: auth\n"                                                   /* 9 */
+    "        plugin_config: { token: s3cret, n: 3, list: [1, a], on: true }\n"      /* 10 */
+    "      - name: noop\n"                                                          /* 11 */
+    "        so_path: /opt/lib/libnoop.so\n"                                        /* 12 */
+    "        plugin_name: noop\n"                                                   /* 13 */
+    "    routes:\n"                                                                 /* 14 */
+    "      - match: { prefix: /api, host: Example.COM }\n"                          /* 15 */
+    "        cluster: backend\n"                                                    /* 16 */
+    "      - match: { prefix: / }\n"                                                /* 17 */
+    "        direct_response: { status: 200, body: \"hello\\n\" }\n"               /* 18 */
+    "  - name: v6\n"                                                                /* 19 */
+    "    address: \"::1\"\n"                                                        /* 20 */
+    "    port: 0\n"                                                                 /* 21 */
+    "    routes:\n"                                                                 /* 22 */
+    "      - match: { prefix: / }\n"                                                /* 23 */
+    "        direct_response: { status: 404 }\n"                                    /* 24 */
+    "clusters:\n"                                                                   /* 25 */
+    "  - name: backend\n"                                                           /* 26 */
+    "    endpoints: [ { address: 127.0.0.1, port: 8080 }, { address: localhost, port: 8081 } ]\n" /* 27 */
+    "    connect_timeout: 250ms\n"                                                  /* 28 */
+    "  - name: other\n"                                                             /* 29 */
+    "    endpoints:\n"                                                              /* 30 */
+    "      - address: 10.0.0.1\n"                                                   /* 31 */
+    "        port: 9000\n";                                                         /* 32 */
+
+static void assert_ipv4(const struct sockaddr_storage *ss, socklen_t len, const char *ip, uint16_t port)
+{
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    char text[INET_ADDRSTRLEN];
+    assert_int_equal(len, sizeof *sin);
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(ntohs(sin->sin_port), port);
+    assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text));
+    assert_string_equal(text, ip);
+}
+
+static void test_full_example(void **state)
+{
+    es_config_t cfg;
+    char err[512] = "untouched", want[PATH_MAX + 64];
+    const char *path = write_file("conf.yaml", full_example);
+    assert_int_equal(es_config_load(&cfg, path, err, sizeof err), 0);
+    assert_string_equal(err, "");
+
+    assert_string_equal(cfg.path, path);
+    assert_string_equal(cfg.dir, tmpdir);
+    assert_int_equal(cfg.workers, 4);
+    assert_int_equal(cfg.nlisteners, 2);
+    assert_int_equal(cfg.nclusters, 2);
+
+    es_listener_config_t *l = &cfg.listeners[0];
+    assert_string_equal(l->name, "main");
+    assert_string_equal(l->address, "127.0.0.1");
+    assert_int_equal(l->port, 10000);
+    assert_ipv4(&l->addr, l->addrlen, "127.0.0.1", 10000);
+    assert_int_equal(l->line, 3);
+    assert_int_equal(l->port_line, 5);
+
+    assert_int_equal(l->nfilters, 2);
+    assert_string_equal(l->filters[0].name, "auth");
+    snprintf(want, sizeof want, "%s/filters/libswiftfilter.so", tmpdir);
+    assert_string_equal(l->filters[0].so_path, want);
+    assert_string_equal(l->filters[0].plugin_name, "auth");
+    assert_string_equal(l->filters[0].plugin_config_json, "{\"token\":\"s3cret\",\"n\":3,\"list\":[1,\"a\"],\"on\":true}");
+    assert_int_equal(l->filters[0].line, 7);
+    assert_string_equal(l->filters[1].name, "noop");
+    assert_string_equal(l->filters[1].so_path, "/opt/lib/libnoop.so");   /* absolute stays as is */
+    assert_string_equal(l->filters[1].plugin_config_json, "null");
+    assert_int_equal(l->filters[1].line, 11);
+
+    assert_int_equal(l->nroutes, 2);
+    es_route_config_t *r = &l->routes[0];
+    assert_string_equal(r->prefix, "/api");
+    assert_int_equal(r->prefix_len, 4);
+    assert_string_equal(r->host, "example.com");
+    assert_ptr_equal(r->cluster, &cfg.clusters[0]);
+    assert_null(r->direct_body);
+    assert_int_equal(r->line, 15);
+    r = &l->routes[1];
+    assert_string_equal(r->prefix, "/");
+    assert_int_equal(r->prefix_len, 1);
+    assert_null(r->host);
+    assert_null(r->cluster);
+    assert_int_equal(r->direct_status, 200);
+    assert_string_equal(r->direct_body, "hello\n");
+    assert_int_equal(r->direct_body_len, 6);
+    assert_int_equal(r->line, 17);
+
+    l = &cfg.listeners[1];
+    assert_string_equal(l->name, "v6");
+    assert_int_equal(l->port, 0);
+    assert_int_equal(l->addrlen, sizeof(struct sockaddr_in6));
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&l->addr;
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_true(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+    assert_int_equal(l->nfilters, 0);
+    assert_null(l->filters);
+    assert_int_equal(l->routes[0].direct_status, 404);
+    assert_string_equal(l->routes[0].direct_body, "");   /* body defaults to "", never NULL */
+    assert_int_equal(l->routes[0].direct_body_len, 0);
+
+    es_cluster_config_t *c = &cfg.clusters[0];
+    assert_string_equal(c->name, "backend");
+    assert_int_equal(c->index, 0);
+    assert_int_equal(c->line, 26);
+    assert_int_equal(c->connect_timeout_ms, 250);
+    assert_int_equal(c->nendpoints, 2);
+    assert_string_equal(c->endpoints[0].address, "127.0.0.1");
+    assert_int_equal(c->endpoints[0].port, 8080);
+    assert_ipv4(&c->endpoints[0].addr, c->endpoints[0].addrlen, "127.0.0.1", 8080);
+    assert_string_equal(c->endpoints[1].address, "localhost");
+    assert_ipv4(&c->endpoints[1].addr, c->endpoints[1].addrlen, "127.0.0.1", 8081);
+    assert_int_equal(c->endpoints[0].line, 27);
+
+    c = &cfg.clusters[1];
+    assert_string_equal(c->name, "other");
+    assert_int_equal(c->index, 1);
+    assert_int_equal(c->connect_timeout_ms, 1000);
+    assert_int_equal(c->endpoints[0].line, 31);
+    assert_ipv4(&c->endpoints[0].addr, c->endpoints[0].addrlen, "10.0.0.1", 9000);
+
+    es_config_dispose(&cfg);
+    assert_zeroed(&cfg);
+    es_config_dispose(&cfg);   /* twice is harmless */
+}
+
+static void test_defaults(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
+                          err, sizeof err), 0);
+    assert_int_equal(cfg.workers, 1);
+    assert_int_equal(cfg.clusters[0].connect_timeout_ms, 1000);
+    assert_int_equal(cfg.listeners[0].nfilters, 0);
+    assert_null(cfg.listeners[0].routes[0].host);
+    es_config_dispose(&cfg);
+
+    /* clusters may be absent, and explicit nulls read as absent */
+    assert_int_equal(load(&cfg, "workers:\n" MINIMAL "    http_filters:\nclusters: ~\n", err, sizeof err), 0);
+    assert_int_equal(cfg.workers, 1);
+    assert_int_equal(cfg.nclusters, 0);
+    assert_null(cfg.clusters);
+    es_config_dispose(&cfg);
+}
+
+static void test_clusters_before_listeners_and_aliases(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    const char *yaml =
+        "clusters:\n"
+        "  - name: b\n"
+        "    endpoints: [{address: \"[::1]\", port: 80}]\n"
+        "    connect_timeout: 1.5\n"
+        "listeners:\n"
+        "  - name: one\n"
+        "    address: localhost\n"
+        "    port: 1\n"
+        "    routes: &routes\n"
+        "      - match: { prefix: /b }\n"
+        "        cluster: b\n"
+        "  - name: two\n"
+        "    address: 0.0.0.0\n"
+        "    port: 2\n"
+        "    routes: *routes\n";
+    assert_int_equal(load(&cfg, yaml, err, sizeof err), 0);
+    assert_int_equal(cfg.clusters[0].connect_timeout_ms, 1500);
+    assert_int_equal(cfg.clusters[0].endpoints[0].addr.ss_family, AF_INET6);
+    assert_ipv4(&cfg.listeners[0].addr, cfg.listeners[0].addrlen, "127.0.0.1", 1);
+    assert_ipv4(&cfg.listeners[1].addr, cfg.listeners[1].addrlen, "0.0.0.0", 2);
+    assert_ptr_equal(cfg.listeners[0].routes[0].cluster, &cfg.clusters[0]);
+    assert_ptr_equal(cfg.listeners[1].routes[0].cluster, &cfg.clusters[0]);
+    assert_string_equal(cfg.listeners[1].routes[0].prefix, "/b");
+    es_config_dispose(&cfg);
+}
+
+static const char *filter_json(es_config_t *cfg, const char *plugin_config, char *err, size_t errlen)
+{
+    char yaml[4096];
+    snprintf(yaml, sizeof yaml,
+             MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin_name: f\n"
+                     "        plugin_config:%s\n",
+             plugin_config);
+    if (load(cfg, yaml, err, errlen) != 0) return NULL;
+    return cfg->listeners[0].filters[0].plugin_config_json;
+}
+
+static void expect_json(const char *plugin_config, const char *json)
+{
+    es_config_t cfg;
+    char err[1024] = "";
+    const char *got = filter_json(&cfg, plugin_config, err, sizeof err);
+    if (!got) fail_msg("load failed: %s", err);
+    assert_string_equal(got, json);
+    es_config_dispose(&cfg);
+}
+
+static void test_plugin_config_json(void **state)
+{
+    expect_json(" { token: s3cret, n: 3, list: [1, a], on: true }",
+                "{\"token\":\"s3cret\",\"n\":3,\"list\":[1,\"a\"],\"on\":true}");
+    expect_json(" []", "[]");
+    expect_json(" {}", "{}");
+    expect_json(" ~", "null");   /* explicit null reads as absent */
+    expect_json(" 42", "42");
+    expect_json(" hello world", "\"hello world\"");
+    /* quoted scalars stay strings; plain ones become literals only when they look like them */
+    expect_json(" [\"3\", '3', 3, \"true\", True, FALSE, null, Null, '', ~, yes, on, 0.5, -0.5]",
+                "[\"3\",\"3\",3,\"true\",true,false,null,null,\"\",null,\"yes\",\"on\",0.5,-0.5]");
+    /* numbers are rewritten into JSON's stricter grammar */
+    expect_json(" [+5, 007, .5, 1., -1.5e3, 2E+10, 0x1F, 0o17, -0]",
+                "[5,7,0.5,1.0,-1.5e3,2e+10,31,15,-0]");
+    expect_json(" [.inf, .nan, 1_000, 0x, 1e, 12:30, 1.2.3, -]",
+                "[\".inf\",\".nan\",\"1_000\",\"0x\",\"1e\",\"12:30\",\"1.2.3\",\"-\"]");
+    /* JSON string escaping, including control characters and a NUL */
+    expect_json(" \"q\\\" b\\\\ n\\n t\\t r\\r bs\\b ff\\f c\\x01 nul\\0 del\\x7f \\u00e9\"",
+                "\"q\\\" b\\\\ n\\n t\\t r\\r bs\\b ff\\f c\\u0001 nul\\u0000 del\x7f \xc3\xa9\"");
+    /* keys are always strings, whatever they look like */
+    expect_json(" { 1: a, true: b, null: c }", "{\"1\":\"a\",\"true\":\"b\",\"null\":\"c\"}");
+    /* block style, nesting, literal blocks, and aliases expanded */
+    expect_json("\n          upstream:\n            base: &b { x: 1, y: [a, {z: null}] }\n"
+                "            copy: *b\n          text: |\n            line 1\n            line 2\n",
+                "{\"upstream\":{\"base\":{\"x\":1,\"y\":[\"a\",{\"z\":null}]},\"copy\":{\"x\":1,\"y\":[\"a\",{\"z\":null}]}},"
+                "\"text\":\"line 1\\nline 2\\n\"}");
+}
+
+static void test_plugin_config_limits(void **state)
+{
+    es_config_t cfg;
+    char err[2048], want[PATH_MAX + 256];
+
+    /* an alias to its own ancestor: rejected by depth, never looped on */
+    assert_null(filter_json(&cfg, " &a [ *a ]", err, sizeof err));
+    snprintf(want, sizeof want, "%s/conf.yaml:12: listeners[0].http_filters[0].plugin_config[0][0]", tmpdir);
+    assert_true(strncmp(err, want, strlen(want)) == 0);
+    assert_non_null(strstr(err, ": nested deeper than 64 levels (an alias cycle?)"));
+    assert_zeroed(&cfg);
+
+    /* 65 levels of plain nesting is too deep, 64 is fine */
+    char deep[256];
+    memset(deep, 0, sizeof deep);
+    deep[0] = ' ';
+    memset(deep + 1, '[', 64);
+    memset(deep + 65, ']', 64);
+    assert_non_null(filter_json(&cfg, deep, err, sizeof err));
+    es_config_dispose(&cfg);
+    memset(deep + 1, '[', 65);
+    memset(deep + 66, ']', 65);
+    assert_null(filter_json(&cfg, deep, err, sizeof err));
+    assert_non_null(strstr(err, "nested deeper than 64 levels"));
+
+    /* "billion laughs": each level doubles; the visit budget stops it quickly */
+    char laughs[4096] = "\n          a0: &a0 [x, x]\n";
+    for (int i = 1; i < 40; i++) {
+        size_t used = strlen(laughs);
+        snprintf(laughs + used, sizeof laughs - used, "          a%d: &a%d [*a%d, *a%d]\n", i, i, i - 1, i - 1);
+    }
+    assert_null(filter_json(&cfg, laughs, err, sizeof err));
+    assert_non_null(strstr(err, "too many nodes once aliases are expanded (limit 1000000)"));
+    assert_zeroed(&cfg);
+
+    /* repeated keys mean different things to different JSON decoders */
+    assert_null(filter_json(&cfg, " { b: 1, a: 2, b: 3 }", err, sizeof err));
+    snprintf(want, sizeof want, "%s/conf.yaml:12: listeners[0].http_filters[0].plugin_config.b: duplicate key (first at line 12)",
+             tmpdir);
+    assert_string_equal(err, want);
+
+    assert_null(filter_json(&cfg, " { [a]: 1 }", err, sizeof err));
+    assert_non_null(strstr(err, "plugin_config: mapping keys must be strings to become JSON, got a list"));
+}
+
+static void test_relative_config_path(void **state)
+{
+    char cwd[PATH_MAX], err[512];
+    es_config_t cfg;
+    write_file("rel.yaml", MINIMAL "    http_filters: [{name: f, so_path: lib.so, plugin_name: f}]\n");
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tmpdir), 0);
+    int rc = es_config_load(&cfg, "rel.yaml", err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg.path, "rel.yaml");
+    assert_string_equal(cfg.dir, ".");
+    assert_string_equal(cfg.listeners[0].filters[0].so_path, "./lib.so");
+    es_config_dispose(&cfg);
+}
+
+/* ---- errors: unknown keys ----------------------------------------------------------------- */
+
+static void test_unknown_key_top(void **state)
+{
+    expect_error("workers: 1\nlisten: []\n" MINIMAL,
+                 "2: listen: unknown key (expected one of: workers, listeners, clusters)");
+}
+
+static void test_unknown_key_listener(void **state)
+{
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
+                 "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes)");
+}
+
+static void test_unknown_key_route(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
+                          "        timeout: 5s\n",
+                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response)");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: /, path: /x }\n        direct_response: { status: 200 }\n",
+                 "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host)");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, bdy: x }\n",
+                 "7: listeners[0].routes[0].direct_response.bdy: unknown key (expected one of: status, body)");
+}
+
+static void test_unknown_key_cluster(void **state)
+{
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n    lb: rr\n",
+                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout)");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints:\n      - address: 127.0.0.1\n        port: 1\n"
+                         "        weight: 2\n",
+                 "13: clusters[0].endpoints[0].weight: unknown key (expected one of: address, port)");
+}
+
+static void test_unknown_key_filter(void **state)
+{
+    expect_error(MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin: f\n",
+                 "11: listeners[0].http_filters[0].plugin: unknown key (expected one of: name, so_path, plugin_name, plugin_config)");
+}
+
+static void test_duplicate_key(void **state)
+{
+    expect_error(LISTENER "    port: 10001\n" DIRECT_ROUTE, "5: listeners[0].port: duplicate key (first at line 4)");
+}
+
+/* ---- errors: types and ranges ------------------------------------------------------------- */
+
+static void test_port_not_integer(void **state)
+{
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n\n    port: abc\n" DIRECT_ROUTE,
+                 "5: listeners[0].port: expected an integer 0-65535, got \"abc\"");
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 80.5\n" DIRECT_ROUTE,
+                 "4: listeners[0].port: expected an integer 0-65535, got \"80.5\"");
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    port: [80]\n" DIRECT_ROUTE,
+                 "4: listeners[0].port: expected an integer 0-65535, got a list");
+}
+
+static void test_listeners_not_list(void **state)
+{
+    expect_error("workers: 1\nlisteners:\n  name: main\n  address: 127.0.0.1\n",
+                 "2: listeners: expected a list, got a mapping");
+    expect_error("listeners: main\n", "1: listeners: expected a list, got \"main\"");
+    expect_error("listeners:\n", "1: listeners: expected a list, got null");
+    expect_error("listeners: []\n", "1: listeners: expected a non-empty list");
+    expect_error("listeners: [ main ]\n", "1: listeners[0]: expected a mapping, got \"main\"");
+}
+
+static void test_match_is_list(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match: [ /api ]\n        cluster: c\n",
+                 "6: listeners[0].routes[0].match: expected a mapping, got a list");
+}
+
+static void test_other_wrong_types(void **state)
+{
+    expect_error("listeners:\n  - name: [a]\n    address: 127.0.0.1\n    port: 1\n" DIRECT_ROUTE,
+                 "2: listeners[0].name: expected a string, got a list");
+    expect_error("listeners:\n  - name: \"\"\n    address: 127.0.0.1\n    port: 1\n" DIRECT_ROUTE,
+                 "2: listeners[0].name: must not be empty");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, body: [x] }\n",
+                 "7: listeners[0].routes[0].direct_response.body: expected a string, got a list");
+    expect_error(LISTENER "    routes: {}\n", "5: listeners[0].routes: expected a list, got a mapping");
+    expect_error(LISTENER "    routes: []\n", "5: listeners[0].routes: expected a non-empty list");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: []\n",
+                 "10: clusters[0].endpoints: expected a non-empty list");
+    expect_error(MINIMAL "clusters: { name: c }\n", "8: clusters: expected a list, got a mapping");
+    expect_error("? [a]\n: 1\n", "1: expected a string key, got a list");
+}
+
+static void test_out_of_range(void **state)
+{
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 70000\n" DIRECT_ROUTE,
+                 "4: listeners[0].port: expected an integer 0-65535, got \"70000\"");
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    port: -1\n" DIRECT_ROUTE,
+                 "4: listeners[0].port: expected an integer 0-65535, got \"-1\"");
+    expect_error("workers: 0\n" MINIMAL, "1: workers: expected an integer 1-256, got \"0\"");
+    expect_error("workers: 257\n" MINIMAL, "1: workers: expected an integer 1-256, got \"257\"");
+    expect_error("workers: 99999999999999999999999\n" MINIMAL,
+                 "1: workers: expected an integer 1-256, got \"99999999999999999999999\"");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 99 }\n",
+                 "7: listeners[0].routes[0].direct_response.status: expected an integer 100-599, got \"99\"");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 600 }\n",
+                 "7: listeners[0].routes[0].direct_response.status: expected an integer 100-599, got \"600\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 0}]\n",
+                 "10: clusters[0].endpoints[0].port: expected an integer 1-65535, got \"0\"");
+}
+
+/* ---- errors: required keys and cross references ------------------------------------------- */
+
+static void test_missing_required(void **state)
+{
+    expect_error("workers: 2\n", "1: missing required key \"listeners\"");
+    expect_error("listeners:\n  - name: main\n    port: 10000\n" DIRECT_ROUTE,
+                 "2: listeners[0]: missing required key \"address\"");
+    expect_error("listeners:\n  - address: 127.0.0.1\n    port: 10000\n" DIRECT_ROUTE,
+                 "2: listeners[0]: missing required key \"name\"");
+    expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n" DIRECT_ROUTE,
+                 "2: listeners[0]: missing required key \"port\"");
+    expect_error(LISTENER, "2: listeners[0]: missing required key \"routes\"");
+    expect_error(LISTENER "    routes:\n      - cluster: c\n", "6: listeners[0].routes[0]: missing required key \"match\"");
+    expect_error(LISTENER "    routes:\n      - match: { host: a }\n        cluster: c\n",
+                 "6: listeners[0].routes[0].match: missing required key \"prefix\"");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { body: x }\n",
+                 "7: listeners[0].routes[0].direct_response: missing required key \"status\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n", "9: clusters[0]: missing required key \"endpoints\"");
+    expect_error(MINIMAL "clusters:\n  - endpoints: [{address: 127.0.0.1, port: 1}]\n",
+                 "9: clusters[0]: missing required key \"name\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1}]\n",
+                 "10: clusters[0].endpoints[0]: missing required key \"port\"");
+    expect_error(MINIMAL "    http_filters:\n      - name: f\n        plugin_name: f\n",
+                 "9: listeners[0].http_filters[0]: missing required key \"so_path\"");
+    expect_error(MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n",
+                 "9: listeners[0].http_filters[0]: missing required key \"plugin_name\"");
+    expect_error("listeners:\n  - name:\n    address: 127.0.0.1\n    port: 1\n" DIRECT_ROUTE,
+                 "2: listeners[0].name: expected a string, got null");
+}
+
+static void test_unknown_cluster(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
+                          "      - match: { prefix: /x }\n        cluster: nope\n"
+                          "clusters:\n  - name: a\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                          "  - name: b\n    endpoints: [{address: 127.0.0.1, port: 2}]\n",
+                 "9: listeners[0].routes[1].cluster: unknown cluster \"nope\" (defined: a, b)");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        cluster: nope\n",
+                 "7: listeners[0].routes[0].cluster: unknown cluster \"nope\" (no clusters are defined)");
+}
+
+static void test_duplicate_names(void **state)
+{
+    expect_error(MINIMAL "  - name: main\n    address: 127.0.0.1\n    port: 10001\n" DIRECT_ROUTE,
+                 "8: listeners[1].name: duplicate listener name \"main\" (first at line 2)");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "  - name: c\n    endpoints: [{address: 127.0.0.1, port: 2}]\n",
+                 "11: clusters[1].name: duplicate cluster name \"c\" (first at line 9)");
+    expect_error(MINIMAL "    http_filters:\n      - { name: f, so_path: a.so, plugin_name: a }\n"
+                         "      - { name: f, so_path: b.so, plugin_name: b }\n",
+                 "10: listeners[0].http_filters[1].name: duplicate filter name \"f\" (first at line 9)");
+}
+
+static void test_cluster_and_direct_response(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        cluster: c\n"
+                          "        direct_response: { status: 200 }\n"
+                          "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\" or \"direct_response\" is required");
+}
+
+static void test_neither_cluster_nor_direct_response(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n      - match: { prefix: /a }\n",
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\" or \"direct_response\" is required");
+}
+
+static void test_prefix_without_slash(void **state)
+{
+    expect_error(LISTENER "    routes:\n      - match:\n          prefix: api\n        direct_response: { status: 200 }\n",
+                 "7: listeners[0].routes[0].match.prefix: must start with '/', got \"api\"");
+}
+
+static void test_bad_address(void **state)
+{
+    expect_error("listeners:\n  - name: main\n    address: foo.invalid\n    port: 1\n" DIRECT_ROUTE,
+                 "3: listeners[0].address: cannot resolve \"foo.invalid\": a listener address must be an IPv4 or "
+                 "IPv6 literal or \"localhost\"");
+    expect_error("listeners:\n  - name: main\n    address: 1.2.3.4.5\n    port: 1\n" DIRECT_ROUTE,
+                 "3: listeners[0].address: cannot resolve \"1.2.3.4.5\": a listener address must be an IPv4 or "
+                 "IPv6 literal or \"localhost\"");
+}
+
+/* ---- errors: the file itself -------------------------------------------------------------- */
+
+static void test_unreadable_file(void **state)
+{
+    es_config_t cfg;
+    char err[512], want[PATH_MAX + 128];
+    snprintf(want, sizeof want, "%s/missing.yaml", tmpdir);
+    assert_int_equal(es_config_load(&cfg, want, err, sizeof err), -1);
+    strcat(want, ": cannot read: No such file or directory");
+    assert_string_equal(err, want);
+    assert_zeroed(&cfg);
+}
+
+static void test_directory_as_file(void **state)
+{
+    es_config_t cfg;
+    char err[512], want[PATH_MAX + 128];
+    assert_int_equal(es_config_load(&cfg, tmpdir, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: cannot read: Is a directory", tmpdir);
+    assert_string_equal(err, want);
+    assert_zeroed(&cfg);
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+    expect_error_prefix("listeners:\n  - name: main\n    address: [127.0.0.1\n    port: 1\n",
+                        "4: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence that starts at line 3)");
+    expect_error_prefix(MINIMAL "  bad indentation: x\n", "8: invalid YAML: did not find expected '-' indicator (while parsing a block collection that starts at line 2)");
+    expect_error_prefix("workers: *nope\n", "1: invalid YAML: found undefined alias");
+    expect_error_prefix("workers: 1\nlisteners: [\xff]\n", "2: invalid YAML: invalid leading UTF-8 octet");
+}
+
+static void test_empty_file(void **state)
+{
+    expect_error("", "1: expected a mapping at the top level");
+    expect_error("# only a comment\n\n", "1: expected a mapping at the top level");
+    expect_error("---\n", "2: expected a mapping at the top level, got null");
+    expect_error("- a\n- b\n", "1: expected a mapping at the top level, got a list");
+    expect_error("hello\n", "1: expected a mapping at the top level, got \"hello\"");
+}
+
+static void test_two_documents(void **state)
+{
+    expect_error(MINIMAL "---\n" MINIMAL, "9: only one YAML document is allowed");
+}
+
+static void test_bad_duration(void **state)
+{
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    connect_timeout: 5 parsecs\n",
+                 "11: clusters[0].connect_timeout: expected a duration like \"1s\" or \"250ms\", got \"5 parsecs\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    connect_timeout: 0ms\n",
+                 "11: clusters[0].connect_timeout: must be greater than 0, got \"0ms\"");
+}
+
+static void test_alias_misuse_in_schema(void **state)
+{
+    /* an alias to the enclosing list cannot loop: the schema wants a mapping there */
+    expect_error("listeners: &l [ *l ]\n", "1: listeners[0]: expected a mapping, got a list");
+}
+
+static void test_small_error_buffer(void **state)
+{
+    es_config_t cfg;
+    char err[16];
+    memset(err, 'x', sizeof err);
+    assert_int_equal(load(&cfg, "workers: 0\n" MINIMAL, err, sizeof err), -1);
+    assert_int_equal(strlen(err), sizeof err - 1);   /* truncated, still terminated */
+    assert_int_equal(load(&cfg, "workers: 0\n" MINIMAL, NULL, 0), -1);
+    assert_zeroed(&cfg);
+}
+
+/* ---- durations ---------------------------------------------------------------------------- */
+
+static void test_parse_duration(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t ms;
+    } good[] = {
+        { "1s", 1000 }, { "250ms", 250 }, { "2m", 120000 }, { "1.5s", 1500 }, { "1", 1000 }, { "0.25", 250 },
+        { "1h", 3600000 }, { "0", 0 }, { "0.0015s", 1 }, { ".5s", 500 }, { "3.", 3000 }, { "1.9ms", 1 },
+        { "007s", 7000 },
+    };
+    static const char *const bad[] = {
+        "", "s", "ms", ".", "-1s", "+1s", "1 s", " 1s", "1s ", "1x", "1sec", "1.5.s", "1e3", "inf",
+        "0x10", "1,5s", "99999999999999999999", "5124095576030432h",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t ms = 12345;
+        if (es_config_parse_duration(good[i].text, &ms) != 0) fail_msg("rejected \"%s\"", good[i].text);
+        if (ms != good[i].ms) fail_msg("\"%s\" -> %llu, want %llu", good[i].text, (unsigned long long)ms,
+                                       (unsigned long long)good[i].ms);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t ms = 12345;
+        if (es_config_parse_duration(bad[i], &ms) != -1) fail_msg("accepted \"%s\"", bad[i]);
+        assert_int_equal(ms, 12345);   /* untouched on error */
+    }
+    uint64_t ms;
+    assert_int_equal(es_config_parse_duration(NULL, &ms), -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_clusters_before_listeners_and_aliases),
+        cmocka_unit_test(test_plugin_config_json),
+        cmocka_unit_test(test_plugin_config_limits),
+        cmocka_unit_test(test_relative_config_path),
+        cmocka_unit_test(test_unknown_key_top),
+        cmocka_unit_test(test_unknown_key_listener),
+        cmocka_unit_test(test_unknown_key_route),
+        cmocka_unit_test(test_unknown_key_cluster),
+        cmocka_unit_test(test_unknown_key_filter),
+        cmocka_unit_test(test_duplicate_key),
+        cmocka_unit_test(test_port_not_integer),
+        cmocka_unit_test(test_listeners_not_list),
+        cmocka_unit_test(test_match_is_list),
+        cmocka_unit_test(test_other_wrong_types),
+        cmocka_unit_test(test_out_of_range),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_unknown_cluster),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_cluster_and_direct_response),
+        cmocka_unit_test(test_neither_cluster_nor_direct_response),
+        cmocka_unit_test(test_prefix_without_slash),
+        cmocka_unit_test(test_bad_address),
+        cmocka_unit_test(test_unreadable_file),
+        cmocka_unit_test(test_directory_as_file),
+        cmocka_unit_test(test_yaml_syntax_error),
+        cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_two_documents),
+        cmocka_unit_test(test_bad_duration),
+        cmocka_unit_test(test_alias_misuse_in_schema),
+        cmocka_unit_test(test_small_error_buffer),
+        cmocka_unit_test(test_parse_duration),
+    };
+    return cmocka_run_group_tests_name("config", tests, group_setup, group_teardown);
+}
