@@ -38,28 +38,28 @@ deps:
 
 build: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 
-$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR) | $(BUILD)
+$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LIBS)
 
 # The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run.
-$(BUILD)/asan/envoy-swift: $(HOST_SRC) $(HOST_HDR) | $(BUILD)
+$(BUILD)/asan/envoy-swift: $(HOST_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -o $@ $(HOST_SRC) $(LIBS)
 
 # The test upstream, also what `make run` starts behind the default config.
-$(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR) | $(BUILD)
+$(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR)
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -ITests/support -o $@ Tests/support/upstream.c Tests/support/upstream_main.c $(LIBS)
 
-$(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR) | $(BUILD)
+$(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(LIB_SRC) $(LIBS) -lcmocka
 
-$(BUILD)/libswiftfilter.so: $(SWIFT_SRC) | $(BUILD)
+$(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
+	@mkdir -p $(@D)
 	swift build -c release --product swiftfilter
 	cp "$$(swift build -c release --show-bin-path)/libswiftfilter.so" $@
-
-$(BUILD):
-	@mkdir -p $@
 
 run: build
 	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)
