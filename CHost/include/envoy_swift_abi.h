@@ -1,0 +1,201 @@
+/*
+ * envoy_swift_abi.h: the C ABI between the envoy-swift host and an HTTP filter library
+ * (libswiftfilter.so, or any shared object that implements the hooks below).
+ *
+ * Contract
+ * - Standard C headers only. The host dlopen()s a library, reads envoy_swift_abi_version(), and
+ *   refuses a library with another version or a missing hook.
+ * - Three prefixes: envoy_swift_*_t are types; envoy_swift_filter_* / envoy_swift_program_* are
+ *   hooks the library implements; envoy_swift_host_t holds the callbacks the host implements.
+ * - Threads: every hook is called on the worker thread that owns the stream, and the host calls
+ *   a filter instance again only after its previous hook returned. Host callbacks may be called
+ *   only on that thread, only during a hook of the same stream (the log callback is the exception:
+ *   any thread, any time).
+ * - Handles, not pointers, name streams. A callback with the handle of a stream that has ended
+ *   returns ENVOY_SWIFT_ERR_GONE and touches nothing.
+ * - Trust: the library runs in the host's process; the ABI protects against mistakes (stale
+ *   handles, header injection), not against malice.
+ *
+ * Versioning: ENVOY_SWIFT_ABI_VERSION changes whenever a hook, a callback, or an enum value changes
+ * meaning or shape. Callbacks are only ever appended to envoy_swift_host_t; `size` tells how many
+ * a host provides.
+ */
+#ifndef ENVOY_SWIFT_ABI_H
+#define ENVOY_SWIFT_ABI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ENVOY_SWIFT_ABI_VERSION 1
+
+/* ------------------------------------------------------------------------------------------ */
+/* Types                                                                                      */
+
+/* A stream (one request/response exchange). 0 is never a valid handle. */
+typedef uint64_t envoy_swift_stream_t;
+
+/*
+ * Bytes passed across the ABI.
+ * OWNERSHIP: borrowed. Bytes the host returns stay valid until the hook that received them
+ * returns, or until the next callback that changes the same header map or body, whichever is
+ * first. Bytes the library passes are copied by the host before the callback returns.
+ */
+typedef struct {
+    const char *ptr;
+    size_t length;
+} envoy_swift_bytes_t;
+
+/* What a hook tells the host to do next. The meanings are Envoy's. */
+typedef enum {
+    /* Pass the headers/data on to the next filter. */
+    ENVOY_SWIFT_STATUS_CONTINUE = 0,
+    /* Headers: hold them, and buffer the body until the end of the stream, then call the body hook
+     * once with the whole body (end_of_stream true). Body: keep this data in the buffer and call
+     * again with everything buffered when more arrives. Over the buffer limit: 413 (request) or
+     * 500 (response). */
+    ENVOY_SWIFT_STATUS_STOP_AND_BUFFER = 1,
+    /* As STOP_AND_BUFFER, but over the buffer's high watermark the host stops reading instead of
+     * failing; the filter is called again as data arrives. */
+    ENVOY_SWIFT_STATUS_STOP_AND_BUFFER_WATERMARK = 2,
+    /* Hold the headers; do not buffer: each body chunk is handed to this filter and then dropped
+     * unless the filter moved it elsewhere (for example appended it to the body later). */
+    ENVOY_SWIFT_STATUS_STOP_NO_BUFFER = 3,
+    /* The filter called send_local_reply during this hook: end the stream with that reply. */
+    ENVOY_SWIFT_STATUS_LOCAL_REPLY = 4,
+    /* The filter failed (a Swift error was thrown): the host answers 500 and logs it. */
+    ENVOY_SWIFT_STATUS_ERROR = 5,
+} envoy_swift_status_t;
+
+/* Result of a host callback: 0 or a negative error. */
+typedef enum {
+    ENVOY_SWIFT_OK = 0,
+    ENVOY_SWIFT_ERR_GONE = -1,      /* the stream has ended, or the call is on the wrong thread */
+    ENVOY_SWIFT_ERR_NOT_FOUND = -2, /* no such header / attribute / index */
+    ENVOY_SWIFT_ERR_INVALID = -3,   /* a header name or value with CR, LF or NUL, a bad status... */
+    ENVOY_SWIFT_ERR_STATE = -4,     /* not now: e.g. request headers after they went upstream */
+    ENVOY_SWIFT_ERR_NOMEM = -5,
+} envoy_swift_result_t;
+
+typedef enum {
+    ENVOY_SWIFT_REQUEST_HEADERS = 0,
+    ENVOY_SWIFT_REQUEST_TRAILERS = 1,
+    ENVOY_SWIFT_RESPONSE_HEADERS = 2,
+    ENVOY_SWIFT_RESPONSE_TRAILERS = 3,
+} envoy_swift_header_map_t;
+
+typedef enum {
+    ENVOY_SWIFT_REQUEST_BODY = 0,
+    ENVOY_SWIFT_RESPONSE_BODY = 1,
+} envoy_swift_body_t;
+
+typedef enum {
+    ENVOY_SWIFT_ATTR_METHOD = 0,         /* "GET" */
+    ENVOY_SWIFT_ATTR_PATH = 1,           /* "/a/b" without the query */
+    ENVOY_SWIFT_ATTR_QUERY = 2,          /* "x=1&y=2" without '?', "" when none */
+    ENVOY_SWIFT_ATTR_AUTHORITY = 3,      /* the Host header, "" when none */
+    ENVOY_SWIFT_ATTR_SCHEME = 4,         /* "http" or "https" */
+    ENVOY_SWIFT_ATTR_PROTOCOL = 5,       /* "HTTP/1.1" or "HTTP/1.0" */
+    ENVOY_SWIFT_ATTR_CLIENT_ADDRESS = 6, /* "127.0.0.1:51234" ("[::1]:51234" for IPv6) */
+    ENVOY_SWIFT_ATTR_RESPONSE_STATUS = 7,/* "200", once response headers exist */
+} envoy_swift_attribute_t;
+
+typedef enum {
+    ENVOY_SWIFT_LOG_DEBUG = 0,
+    ENVOY_SWIFT_LOG_INFO = 1,
+    ENVOY_SWIFT_LOG_WARN = 2,
+    ENVOY_SWIFT_LOG_ERROR = 3,
+} envoy_swift_log_level_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Callbacks the host implements, handed to the library once by envoy_swift_program_init.     */
+
+typedef struct envoy_swift_host_s {
+    uint32_t abi_version; /* ENVOY_SWIFT_ABI_VERSION of the host */
+    size_t size;          /* sizeof(envoy_swift_host_t) of the host */
+
+    /* Headers. Names compare case-insensitively. */
+    int (*header_count)(envoy_swift_stream_t s, envoy_swift_header_map_t map, size_t *count);
+    /* The index-th header in wire order. */
+    int (*header_at)(envoy_swift_stream_t s, envoy_swift_header_map_t map, size_t index, envoy_swift_bytes_t *name,
+                     envoy_swift_bytes_t *value);
+    /* The nth (0-based) value of `name`; ENVOY_SWIFT_ERR_NOT_FOUND past the last. */
+    int (*header_get)(envoy_swift_stream_t s, envoy_swift_header_map_t map, envoy_swift_bytes_t name, size_t nth,
+                      envoy_swift_bytes_t *value);
+    /* Replaces every value of `name` with one value (adds it when absent). */
+    int (*header_set)(envoy_swift_stream_t s, envoy_swift_header_map_t map, envoy_swift_bytes_t name,
+                      envoy_swift_bytes_t value);
+    /* Adds one more value. */
+    int (*header_add)(envoy_swift_stream_t s, envoy_swift_header_map_t map, envoy_swift_bytes_t name,
+                      envoy_swift_bytes_t value);
+    /* Removes every value of `name`; OK when there was none. */
+    int (*header_remove)(envoy_swift_stream_t s, envoy_swift_header_map_t map, envoy_swift_bytes_t name);
+
+    /* The body the current hook sees: the chunk just received, or everything buffered.
+     * OWNERSHIP: the view is borrowed, see envoy_swift_bytes_t. */
+    int (*body_get)(envoy_swift_stream_t s, envoy_swift_body_t which, envoy_swift_bytes_t *out);
+    int (*body_append)(envoy_swift_stream_t s, envoy_swift_body_t which, envoy_swift_bytes_t data);
+    int (*body_prepend)(envoy_swift_stream_t s, envoy_swift_body_t which, envoy_swift_bytes_t data);
+    int (*body_replace)(envoy_swift_stream_t s, envoy_swift_body_t which, envoy_swift_bytes_t data);
+    /* Drops the first `length` bytes (all of them when length exceeds the body). */
+    int (*body_drain)(envoy_swift_stream_t s, envoy_swift_body_t which, size_t length);
+
+    int (*attribute_get)(envoy_swift_stream_t s, envoy_swift_attribute_t attr, envoy_swift_bytes_t *out);
+
+    /* Ends the stream with this response instead of the upstream's; the hook then returns
+     * ENVOY_SWIFT_STATUS_LOCAL_REPLY. names/values: `count` pairs. */
+    int (*send_local_reply)(envoy_swift_stream_t s, int status, const envoy_swift_bytes_t *names,
+                            const envoy_swift_bytes_t *values, size_t count, envoy_swift_bytes_t body);
+
+    /* The host's log; `filter` names the filter instance ("" when none). Any thread. */
+    void (*log)(envoy_swift_log_level_t level, envoy_swift_bytes_t filter, envoy_swift_bytes_t message);
+    /* The host's current level, so a library can skip formatting what would be dropped. */
+    envoy_swift_log_level_t (*log_level)(void);
+} envoy_swift_host_t;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hooks the library implements (exported C symbols).                                          */
+
+/* Returns ENVOY_SWIFT_ABI_VERSION as the library was built. Called first. */
+uint32_t envoy_swift_abi_version(void);
+
+/* Called once per library after the version check. OWNERSHIP: `host` stays valid for the life of
+ * the process. Returns 0 or a negative value (the host then refuses the library). */
+int envoy_swift_program_init(const envoy_swift_host_t *host);
+
+/*
+ * Creates the configuration of one filter in a chain, at startup.
+ * name: the instance name from YAML; plugin_name: which registered filter; config_json: the
+ * plugin_config as JSON text ("null" when absent).
+ * Returns an opaque config, or NULL with a one-line reason in err (unknown plugin, config rejected).
+ * OWNERSHIP: the library owns the returned config until envoy_swift_filter_config_destroy.
+ */
+void *envoy_swift_filter_config_new(envoy_swift_bytes_t name, envoy_swift_bytes_t plugin_name,
+                                    envoy_swift_bytes_t config_json, char *err, size_t errlen);
+void envoy_swift_filter_config_destroy(void *config);
+
+/* A filter instance for one stream. Returns NULL on failure (the host answers 500).
+ * OWNERSHIP: the library owns the instance until envoy_swift_filter_destroy. */
+void *envoy_swift_filter_new(void *config, envoy_swift_stream_t stream);
+
+envoy_swift_status_t envoy_swift_filter_on_request_headers(void *filter, bool end_of_stream);
+envoy_swift_status_t envoy_swift_filter_on_request_body(void *filter, bool end_of_stream);
+envoy_swift_status_t envoy_swift_filter_on_request_trailers(void *filter);
+envoy_swift_status_t envoy_swift_filter_on_response_headers(void *filter, bool end_of_stream);
+envoy_swift_status_t envoy_swift_filter_on_response_body(void *filter, bool end_of_stream);
+envoy_swift_status_t envoy_swift_filter_on_response_trailers(void *filter);
+
+/* The stream has ended (completed, reset, or failed); the filter's last chance to log.
+ * Called exactly once per instance, then the instance is destroyed. */
+void envoy_swift_filter_on_stream_complete(void *filter);
+void envoy_swift_filter_destroy(void *filter);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ENVOY_SWIFT_ABI_H */
