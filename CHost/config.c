@@ -628,10 +628,37 @@ static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const y
     return 0;
 }
 
+/* match.headers: a mapping of header name to the exact value it must have. */
+static int parse_header_matches(parser_t *p, es_route_config_t *r, const field_t *h)
+{
+    const yaml_node_t *map = h->value;
+    size_t mark = enter(p, h);
+    if (map->type != YAML_MAPPING_NODE) return fail(p, h->key, "expected a mapping, got %s", describe(p, map));
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (!(r->headers = calloc(n ? n : 1, sizeof *r->headers))) return oom(p);
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+        const yaml_node_t *k = node_at(p, pair->key), *v = node_at(p, pair->value);
+        if (visit(p, k) || check_string(p, k, k, true)) return -1;
+        size_t kmark = path_key(p, text_of(k), k->data.scalar.length);
+        if (check_string(p, k, v, false)) return -1;
+        es_header_match_t *m = &r->headers[r->nheaders];
+        if (!(m->name = memdup0(text_of(k), k->data.scalar.length))) return oom(p);
+        if (!(m->value = memdup0(text_of(v), v->data.scalar.length))) {
+            free(m->name);
+            return oom(p);
+        }
+        r->nheaders++;
+        for (char *c = m->name; *c; c++) *c = (char)tolower((unsigned char)*c);
+        path_restore(p, kmark);
+    }
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_match(parser_t *p, es_route_config_t *r, const field_t *m)
 {
-    static const char *const keys[] = { "prefix", "host", NULL };
-    enum { PREFIX, HOST, NKEYS };
+    static const char *const keys[] = { "prefix", "host", "headers", NULL };
+    enum { PREFIX, HOST, HEADERS, NKEYS };
     field_t f[NKEYS];
     size_t mark = enter(p, m);
     if (read_fields(p, m->key, m->value, keys, f) || take_string(p, m->value, &f[PREFIX], REQUIRED, &r->prefix))
@@ -643,6 +670,7 @@ static int parse_match(parser_t *p, es_route_config_t *r, const field_t *m)
     r->prefix_len = strlen(r->prefix);
     if (take_string(p, m->value, &f[HOST], OPTIONAL, &r->host)) return -1;
     for (char *c = r->host; c && *c; c++) *c = (char)tolower((unsigned char)*c);   /* Host compares case-insensitively */
+    if (has(&f[HEADERS]) && parse_header_matches(p, r, &f[HEADERS])) return -1;
     path_restore(p, mark);
     return 0;
 }
@@ -1014,6 +1042,11 @@ void es_config_dispose(es_config_t *cfg)
             free(l->routes[r].prefix);
             free(l->routes[r].host);
             free(l->routes[r].direct_body);
+            for (size_t h = 0; h < l->routes[r].nheaders; h++) {
+                free(l->routes[r].headers[h].name);
+                free(l->routes[r].headers[h].value);
+            }
+            free(l->routes[r].headers);
         }
         for (size_t f = 0; f < l->nfilters; f++) {
             free(l->filters[f].name);

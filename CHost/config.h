@@ -29,9 +29,16 @@ struct es_cluster_config_s {
 };
 
 typedef struct {
+    char *name;                    /* lower-cased */
+    char *value;                   /* exact, case-sensitive */
+} es_header_match_t;
+
+typedef struct {
     char *prefix;                  /* match.prefix, required, starts with '/' */
     size_t prefix_len;
     char *host;                    /* match.host, NULL = any host; lower-cased */
+    es_header_match_t *headers;    /* match.headers: { name: value, ... }, all must match */
+    size_t nheaders;
     es_cluster_config_t *cluster;  /* set when the route forwards; NULL for direct_response */
     int direct_status;             /* direct_response.status (100-599) when cluster == NULL */
     char *direct_body;             /* direct_response.body, may be "" (never NULL for direct) */

@@ -169,13 +169,7 @@ int es_stream__request_headers(es_stream_t *s)
     const char *q = memchr(path, '?', pathlen);
     if (q != NULL)
         pathlen = (size_t)(q - path);
-    const char *host = NULL;
-    size_t hostlen = 0;
-    int h = es_msg_find(&s->req, LIT("host"), 0);
-    if (h >= 0)
-        host = es_msg_value(&s->req, (uint32_t)h, &hostlen);
-
-    const es_route_config_t *r = es_route_match(l, host, hostlen, path, pathlen);
+    const es_route_config_t *r = es_route_match(l, &s->req, path, pathlen);
     s->route = r;
     if (r == NULL) {
         static const char body[] = "no route matched\n";

@@ -247,6 +247,27 @@ static void test_defaults(void **state)
     es_config_dispose(&cfg);
 }
 
+static void test_header_matches(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, LISTENER "    routes:\n      - match: { prefix: /, headers: { X-Route: canary, x-b: \"\" } }\n"
+                                         "        direct_response: { status: 200 }\n", err, sizeof err), 0);
+    const es_route_config_t *r = &cfg.listeners[0].routes[0];
+    assert_int_equal(r->nheaders, 2);
+    assert_string_equal(r->headers[0].name, "x-route");   /* names compare case-insensitively */
+    assert_string_equal(r->headers[0].value, "canary");   /* values exactly */
+    assert_string_equal(r->headers[1].name, "x-b");
+    assert_string_equal(r->headers[1].value, "");
+    es_config_dispose(&cfg);
+    expect_error(LISTENER "    routes:\n      - match: { prefix: /, headers: [x-route] }\n"
+                          "        direct_response: { status: 200 }\n",
+                 "6: listeners[0].routes[0].match.headers: expected a mapping, got a list");
+    expect_error(LISTENER "    routes:\n      - match:\n          prefix: /\n          headers:\n            x-route: [a]\n"
+                          "        direct_response: { status: 200 }\n",
+                 "9: listeners[0].routes[0].match.headers.x-route: expected a string, got a list");
+}
+
 static void test_clusters_before_listeners_and_aliases(void **state)
 {
     es_config_t cfg;
@@ -409,7 +430,7 @@ static void test_unknown_key_route(void **state)
                           "        timeout: 5s\n",
                  "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: /, path: /x }\n        direct_response: { status: 200 }\n",
-                 "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host)");
+                 "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host, headers)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, bdy: x }\n",
                  "7: listeners[0].routes[0].direct_response.bdy: unknown key (expected one of: status, body)");
 }
@@ -688,6 +709,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_example),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_header_matches),
         cmocka_unit_test(test_clusters_before_listeners_and_aliases),
         cmocka_unit_test(test_plugin_config_json),
         cmocka_unit_test(test_plugin_config_limits),
