@@ -11,6 +11,8 @@
 #include <netinet/in.h>
 #include <uv.h>
 
+#include <stdint.h>
+
 #include "list.h"
 #include "msg.h"
 #include "writeq.h"
@@ -24,10 +26,24 @@ typedef struct es_conn_s es_conn_t;
 #define ES_WRITE_LOW (64 * 1024)
 #define ES_DELAYED_CLOSE_MS 1000
 
+typedef struct es_filters_s es_filters_t;
+
 struct es_stream_s {
     es_conn_t *conn;
     es_msg_t req;
+    char attr_scratch[64];       /* attribute text handed to a filter */
+    /* Everything below is reset when a request begins. */
     const void *route;           /* const es_route_config_t * */
+    es_filters_t *filters;       /* NULL when the listener has no filter chain */
+    es_msg_t *resp;              /* the upstream's response head, while the upstream is attached */
+    int64_t declared[2];         /* Content-Length sent on (request, response) or -1 */
+    uint64_t sent[2];            /* body bytes forwarded */
+    int method;
+    int resp_status;
+    unsigned resp_headers_in : 1;/* response headers arrived (from upstream) */
+    unsigned req_has_body : 1;
+    unsigned resp_body_eos : 1;  /* the response had no body: headers carried the end */
+    unsigned up_reusable : 1;
     es_upconn_t *up;
     unsigned active : 1;         /* a request has begun and is not finished */
     unsigned req_headers_done : 1;
@@ -98,5 +114,15 @@ void es_stream__upstream_writable(es_stream_t *s);
 void es_stream__client_writable(es_stream_t *s);
 /* Writes what the stream queued, on both sides. */
 void es_stream__flush(es_stream_t *s);
+
+/* What leaves the end of the filter chain (or everything, when there is none), per direction
+ * (ES_DIR_REQUEST / ES_DIR_RESPONSE). `known_len` is the whole body's length when the body came
+ * with the headers, else -1. Return 0, or -1 when the stream was answered or aborted. */
+int es_stream__forward_headers(es_stream_t *s, int dir, int eos, int64_t known_len);
+int es_stream__forward_body(es_stream_t *s, int dir, const char *at, size_t len, int eos);
+int es_stream__forward_end(es_stream_t *s, int dir);
+/* A filter's local reply, or its failure, ends the stream. */
+void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len);
+void es_stream__filter_failed(es_stream_t *s, int status, const char *reason);
 
 #endif

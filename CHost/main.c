@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "filter_lib.h"
 #include "listener.h"
 #include "log.h"
 #include "worker.h"
@@ -108,13 +109,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "envoy-swift: %s\n", err);
         return 1;
     }
-    for (size_t l = 0; l < cfg.nlisteners; l++) {
-        if (cfg.listeners[l].nfilters > 0) {
-            fprintf(stderr, "envoy-swift: %s:%d: listeners[%zu].http_filters: Swift filters are not supported by this build yet\n",
-                    cfg.path, cfg.listeners[l].filters[0].line, l);
-            es_config_dispose(&cfg);
-            return 1;
-        }
+    if (es_filters_setup(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "envoy-swift: %s\n", err);
+        es_filters_teardown();
+        es_config_dispose(&cfg);
+        return 1;
     }
 
     /* Workers inherit this mask; only the main thread takes the signals, in sigwait below. */
@@ -128,6 +127,7 @@ int main(int argc, char **argv)
     es_worker_t *workers = calloc(cfg.workers, sizeof(*workers));
     if (workers == NULL) {
         fprintf(stderr, "envoy-swift: out of memory\n");
+        es_filters_teardown();
         es_config_dispose(&cfg);
         return 1;
     }
@@ -138,6 +138,7 @@ int main(int argc, char **argv)
             es_worker_join(&workers[w]);
         }
         free(workers);
+        es_filters_teardown();
         es_config_dispose(&cfg);
         return 1;
     }
@@ -151,6 +152,7 @@ int main(int argc, char **argv)
     for (unsigned w = 0; w < cfg.workers; w++)
         es_worker_join(&workers[w]);
     free(workers);
+    es_filters_teardown();
     es_config_dispose(&cfg);
     return 0;
 }

@@ -115,3 +115,62 @@ int es_value_has_token(const char *v, size_t vlen, const char *token, size_t tle
     }
     return 0;
 }
+
+void es_msg_section(const es_msg_t *m, int trailers, uint32_t *from, uint32_t *to)
+{
+    uint32_t split = m->ntrailers_from < m->nheaders ? m->ntrailers_from : m->nheaders;
+    *from = trailers ? split : 0;
+    *to = trailers ? m->nheaders : split;
+}
+
+void es_msg_remove_at(es_msg_t *m, uint32_t i)
+{
+    if (i >= m->nheaders)
+        return;
+    memmove(&m->headers[i], &m->headers[i + 1], (m->nheaders - i - 1) * sizeof(*m->headers));
+    m->nheaders--;
+    if (m->ntrailers_from != UINT32_MAX && i < m->ntrailers_from)
+        m->ntrailers_from--;
+}
+
+int es_msg_add(es_msg_t *m, int trailers, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    if (m->nheaders == m->cap) {
+        uint32_t cap = m->cap ? m->cap * 2 : 16;
+        es_header_t *h = realloc(m->headers, cap * sizeof(*h));
+        if (h == NULL)
+            return -1;
+        m->headers = h;
+        m->cap = cap;
+    }
+    char *dst = es_buf_reserve(&m->data, nlen + vlen);
+    if (dst == NULL)
+        return -1;
+    memcpy(dst, name, nlen);
+    memcpy(dst + nlen, value, vlen);
+    es_header_t h = {.name_off = (uint32_t)m->data.len,
+                     .name_len = (uint32_t)nlen,
+                     .value_off = (uint32_t)(m->data.len + nlen),
+                     .value_len = (uint32_t)vlen};
+    m->data.len += nlen + vlen;
+    uint32_t at = m->nheaders;
+    if (!trailers && m->ntrailers_from < m->nheaders) {
+        /* Headers go before the trailers that follow them. */
+        at = m->ntrailers_from;
+        memmove(&m->headers[at + 1], &m->headers[at], (m->nheaders - at) * sizeof(*m->headers));
+        m->ntrailers_from++;
+    } else if (trailers && m->ntrailers_from == UINT32_MAX) {
+        m->ntrailers_from = m->nheaders;
+    }
+    m->headers[at] = h;
+    m->nheaders++;
+    m->last = 0;
+    return 0;
+}
+
+void es_msg_swap(es_msg_t *a, es_msg_t *b)
+{
+    es_msg_t t = *a;
+    *a = *b;
+    *b = t;
+}

@@ -63,4 +63,13 @@ int es_name_eq(const char *a, size_t alen, const char *lower, size_t llen);
 /* Whether a comma-separated header value contains `token` (case-insensitive). */
 int es_value_has_token(const char *v, size_t vlen, const char *token, size_t tlen);
 
+
+
+/* Mutation, for filters. `trailers` picks the section. Indices shift after a removal. */
+void es_msg_remove_at(es_msg_t *m, uint32_t i);
+int es_msg_add(es_msg_t *m, int trailers, const char *name, size_t nlen, const char *value, size_t vlen);
+/* The index range [*from, *to) of the header or trailer section. */
+void es_msg_section(const es_msg_t *m, int trailers, uint32_t *from, uint32_t *to);
+/* Exchanges the contents of two messages (no copy). */
+void es_msg_swap(es_msg_t *a, es_msg_t *b);
 #endif

@@ -1,12 +1,15 @@
 /*
- * One request/response exchange on a downstream connection: routing, the request going
- * upstream, the response coming back, and the local replies the proxy makes itself.
+ * One request/response exchange on a downstream connection: the request runs through the
+ * listener's filter chain (if any), is routed and goes upstream; the response runs back through
+ * the chain to the client. The proxy's own answers (direct responses, errors, a filter's local
+ * reply) are made here too.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
 #include "conn.h"
+#include "filter_chain.h"
 #include "http1.h"
 #include "log.h"
 #include "router.h"
@@ -22,24 +25,57 @@ void es_stream__init(es_stream_t *s, es_conn_t *c)
     es_msg_init(&s->req);
 }
 
+static void end_filters(es_stream_t *s)
+{
+    if (s->filters != NULL) {
+        es_filters_free(s->filters);
+        s->filters = NULL;
+    }
+}
+
 void es_stream__dispose(es_stream_t *s)
 {
+    end_filters(s);
     es_msg_dispose(&s->req);
 }
 
 void es_stream__begin(es_stream_t *s)
 {
-    es_conn_t *c = s->conn;
+    end_filters(s);
     es_msg_reset(&s->req);
     memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
+    s->declared[0] = s->declared[1] = -1;
     s->active = 1;
-    (void)c;
 }
 
 static void maybe_finished(es_stream_t *s)
 {
-    if (s->active && s->req_done && s->resp_done)
+    if (s->active && s->req_done && s->resp_done) {
+        end_filters(s); /* each filter's stream-complete and destroy run exactly once, here */
         es_conn__stream_finished(s->conn);
+    }
+}
+
+/* Detaches the upstream when the exchange ends early: it is mid-exchange, so it is not reused. */
+static void drop_upstream(es_stream_t *s)
+{
+    if (s->up != NULL) {
+        es_upconn_abandon(s->up);
+        s->up = NULL;
+        s->resp = NULL;
+    }
+    if (s->conn->up_blocked) {
+        s->conn->up_blocked = 0;
+        es_conn__update_reading(s->conn);
+    }
+}
+
+static void finish_reply(es_stream_t *s)
+{
+    s->resp_started = 1;
+    s->resp_done = 1;
+    s->discard_body = 1;
+    maybe_finished(s);
 }
 
 static void local_reply(es_stream_t *s, int status, const char *body, size_t len, int close)
@@ -52,10 +88,56 @@ static void local_reply(es_stream_t *s, int status, const char *body, size_t len
         es_conn_abort(c);
         return;
     }
-    s->resp_started = 1;
-    s->resp_done = 1;
-    s->discard_body = 1;
-    maybe_finished(s);
+    finish_reply(s);
+}
+
+void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len)
+{
+    es_conn_t *c = s->conn;
+    drop_upstream(s);
+    if (s->resp_started) {
+        es_conn_abort(c); /* part of another response is out: the close is all that can be said */
+        return;
+    }
+    if (!s->req_done && s->expect_continue)
+        s->keepalive = 0;
+    es_writeq_t *q = &c->out;
+    int err = es_writeq_appendf(q, "HTTP/1.1 %d %s\r\n", status, es_http1_reason(status));
+    int has_type = 0;
+    for (uint32_t i = 0; !err && i < headers->nheaders; i++) {
+        size_t nlen, vlen;
+        const char *name = es_msg_name(headers, i, &nlen);
+        const char *value = es_msg_value(headers, i, &vlen);
+        /* The proxy owns the framing and the connection. */
+        if (es_http1_hop_by_hop(name, nlen) || es_name_eq(name, nlen, LIT("content-length")))
+            continue;
+        has_type |= es_name_eq(name, nlen, LIT("content-type"));
+        err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+    }
+    if (!err && !has_type && len > 0)
+        err = es_writeq_append(q, LIT("content-type: text/plain\r\n"));
+    if (!err)
+        err = es_writeq_appendf(q, "content-length: %zu\r\n%s\r\n", len,
+                                !s->keepalive ? "connection: close\r\n" : s->http10 ? "connection: keep-alive\r\n" : "");
+    if (!err && !s->head)
+        err = es_writeq_append(q, body, len);
+    if (err) {
+        es_conn_abort(c);
+        return;
+    }
+    finish_reply(s);
+}
+
+void es_stream__filter_failed(es_stream_t *s, int status, const char *reason)
+{
+    drop_upstream(s);
+    if (s->resp_started) {
+        es_conn_abort(s->conn);
+        return;
+    }
+    char body[160];
+    int n = snprintf(body, sizeof(body), "%s\n", reason);
+    local_reply(s, status, body, (size_t)n, 0);
 }
 
 void es_stream__request_error(es_stream_t *s, const char *why)
@@ -65,12 +147,10 @@ void es_stream__request_error(es_stream_t *s, const char *why)
         es_conn_abort(c);
         return;
     }
-    if (!s->active) {
-        /* The error came before the parser began a message (garbage request line). */
-        s->active = 1;
-    }
+    if (!s->active)
+        es_stream__begin(s); /* the error came before the parser began a message */
+    drop_upstream(s);
     static const char body[] = "bad request\n";
-    s->head = 0;
     s->keepalive = 0;
     s->resp_started = 1;
     s->resp_done = 1;
@@ -82,49 +162,77 @@ void es_stream__request_error(es_stream_t *s, const char *why)
     es_conn_close_after_flush(c);
 }
 
+static int64_t content_length(const es_msg_t *m)
+{
+    int i = es_msg_find(m, LIT("content-length"), 0);
+    if (i < 0)
+        return -1;
+    size_t vlen;
+    const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+    int64_t n = 0;
+    for (size_t k = 0; k < vlen; k++) {
+        if (v[k] < '0' || v[k] > '9' || n > (INT64_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (v[k] - '0');
+    }
+    return vlen > 0 ? n : -1;
+}
+
+/* Copies the headers of `m` that are forwarded: hop-by-hop ones dropped, framing re-decided. */
+static int write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int (*skip)(es_stream_t *, const char *, size_t),
+                         es_stream_t *s)
+{
+    uint32_t from, to;
+    es_msg_section(m, 0, &from, &to);
+    for (uint32_t i = from; i < to; i++) {
+        if (es_http1_drop_header(m, i))
+            continue;
+        size_t nlen, vlen;
+        const char *name = es_msg_name(m, i, &nlen);
+        const char *value = es_msg_value(m, i, &vlen);
+        if (drop_length && es_name_eq(name, nlen, LIT("content-length")))
+            continue;
+        if (skip != NULL && skip(s, name, nlen))
+            continue;
+        int err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+/* Request headers the proxy sets itself. */
+static int skip_request_header(es_stream_t *s, const char *name, size_t nlen)
+{
+    return es_name_eq(name, nlen, LIT("x-forwarded-for")) || es_name_eq(name, nlen, LIT("x-forwarded-proto")) ||
+           (s->expect_continue && es_name_eq(name, nlen, LIT("expect")));
+}
+
 /* The request head as it goes upstream: hop-by-hop headers removed, forwarding headers set. */
-static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_config_t *ep)
+static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_config_t *ep, int64_t known_len)
 {
     es_conn_t *c = s->conn;
     es_msg_t *m = &s->req;
     size_t urllen;
     const char *url = es_msg_first(m, &urllen);
-    int err = es_writeq_appendf(q, "%s %.*s HTTP/1.1\r\n", http_method_str(c->parser.method), (int)urllen, url);
-    int have_host = 0;
-    const char *xff = NULL;
-    size_t xfflen = 0;
-    for (uint32_t i = 0; !err && i < m->ntrailers_from && i < m->nheaders; i++) {
-        size_t nlen, vlen;
-        const char *name = es_msg_name(m, i, &nlen);
-        const char *value = es_msg_value(m, i, &vlen);
-        if (es_http1_drop_header(m, i))
-            continue;
-        if (es_name_eq(name, nlen, LIT("x-forwarded-for"))) {
-            /* Several x-forwarded-for lines are joined in order below; keep the last for appending. */
-            if (xff != NULL)
-                err = es_writeq_appendf(q, "x-forwarded-for: %.*s\r\n", (int)xfflen, xff);
-            xff = value;
-            xfflen = vlen;
-            continue;
-        }
-        if (es_name_eq(name, nlen, LIT("x-forwarded-proto")))
-            continue;
-        if (s->expect_continue && es_name_eq(name, nlen, LIT("expect")))
-            continue; /* the proxy answered 100 Continue itself */
-        if (es_name_eq(name, nlen, LIT("host")))
-            have_host = 1;
-        err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
-    }
-    if (!err && !have_host)
+    int err = es_writeq_appendf(q, "%s %.*s HTTP/1.1\r\n", http_method_str((enum http_method)s->method), (int)urllen, url);
+    if (!err)
+        err = write_headers(q, m, known_len >= 0, skip_request_header, s);
+    if (!err && es_msg_find(m, LIT("host"), 0) < 0)
         err = es_writeq_appendf(q, "host: %s:%u\r\n", ep->address, ep->port);
-    if (!err) {
-        if (xff != NULL)
-            err = es_writeq_appendf(q, "x-forwarded-for: %.*s, %s\r\n", (int)xfflen, xff, c->peer_ip);
-        else
-            err = es_writeq_appendf(q, "x-forwarded-for: %s\r\n", c->peer_ip);
+    /* x-forwarded-for: every incoming value in order, then the client's address. */
+    if (!err)
+        err = es_writeq_append(q, LIT("x-forwarded-for: "));
+    for (int i = es_msg_find(m, LIT("x-forwarded-for"), 0); !err && i >= 0;
+         i = es_msg_find(m, LIT("x-forwarded-for"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        err = es_writeq_appendf(q, "%.*s, ", (int)vlen, v);
     }
     if (!err)
-        err = es_writeq_append(q, LIT("x-forwarded-proto: http\r\n"));
+        err = es_writeq_appendf(q, "%s\r\nx-forwarded-proto: http\r\n", c->peer_ip);
+    if (!err && known_len >= 0 && s->req_has_body)
+        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)known_len);
     if (!err && s->req_chunked)
         err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
     if (!err)
@@ -132,34 +240,17 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
     return err;
 }
 
-int es_stream__request_headers(es_stream_t *s)
+static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     es_conn_t *c = s->conn;
-    http_parser *p = &c->parser;
     const es_listener_config_t *l = c->listener;
-    es_msg_headers_done(&s->req);
-    s->req_headers_done = 1;
-    s->http10 = p->http_major == 1 && p->http_minor == 0;
-    s->keepalive = http_should_keep_alive(p) ? 1 : 0;
-    s->head = p->method == HTTP_HEAD;
-    s->req_chunked = (p->flags & F_CHUNKED) != 0;
-    int has_body = s->req_chunked || (p->content_length > 0 && p->content_length != ULLONG_MAX);
-    if (!s->http10 && has_body) {
-        int e = es_msg_find(&s->req, LIT("expect"), 0);
-        if (e >= 0) {
-            size_t vlen;
-            const char *v = es_msg_value(&s->req, (uint32_t)e, &vlen);
-            s->expect_continue = es_value_has_token(v, vlen, LIT("100-continue"));
-        }
-    }
-
     size_t urllen;
     const char *url = es_msg_first(&s->req, &urllen);
     const char *path = url;
     size_t pathlen = urllen;
-    struct http_parser_url u;
     if (urllen > 0 && url[0] != '/') {
         /* absolute-form (a client that talks to us as a forward proxy): route on its path */
+        struct http_parser_url u;
         http_parser_url_init(&u);
         if (http_parser_parse_url(url, urllen, 0, &u) == 0 && (u.field_set & (1 << UF_PATH))) {
             path = url + u.field_data[UF_PATH].off;
@@ -169,16 +260,18 @@ int es_stream__request_headers(es_stream_t *s)
     const char *q = memchr(path, '?', pathlen);
     if (q != NULL)
         pathlen = (size_t)(q - path);
+
+    /* Routing happens after the request-header filters, so a filter can choose the route. */
     const es_route_config_t *r = es_route_match(l, &s->req, path, pathlen);
     s->route = r;
     if (r == NULL) {
         static const char body[] = "no route matched\n";
         local_reply(s, 404, body, sizeof(body) - 1, 0);
-        return 0;
+        return -1;
     }
     if (r->cluster == NULL) {
         local_reply(s, r->direct_status, r->direct_body, r->direct_body_len, 0);
-        return 0;
+        return -1;
     }
     es_upconn_t *up;
     int err = es_pool_acquire(&c->worker->pools[r->cluster->index], s, &up);
@@ -187,14 +280,187 @@ int es_stream__request_headers(es_stream_t *s)
         int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
         es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
         local_reply(s, 503, body, (size_t)n, 0);
-        return 0;
+        return -1;
     }
     s->up = up;
-    if (write_request_head(s, &up->out, up->ep) != 0) {
+    s->declared[ES_DIR_REQUEST] = known_len >= 0 ? (s->req_has_body ? known_len : -1) : content_length(&s->req);
+    s->req_chunked = s->req_has_body && !eos && s->declared[ES_DIR_REQUEST] < 0;
+    if (write_request_head(s, &up->out, up->ep, known_len) != 0) {
         es_conn_abort(c);
         return -1;
     }
-    if (s->expect_continue && es_writeq_append(&c->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0) {
+    return 0;
+}
+
+static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
+{
+    es_conn_t *c = s->conn;
+    es_msg_t *m = s->resp;
+    int status = s->resp_status;
+    int nobody = s->head || status == 204 || status == 304;
+    int64_t declared = known_len >= 0 && !nobody ? known_len : content_length(m);
+    if (!nobody && declared < 0 && !eos) {
+        if (s->http10)
+            s->keepalive = 0; /* an HTTP/1.0 client learns the body's end from the close */
+        else
+            s->resp_chunked = 1;
+    }
+    s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
+    size_t rlen;
+    const char *reason = es_msg_first(m, &rlen);
+    if (rlen == 0) {
+        reason = es_http1_reason(status);
+        rlen = strlen(reason);
+    }
+    es_writeq_t *q = &c->out;
+    int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
+    if (!err)
+        err = write_headers(q, m, known_len >= 0 && !nobody, NULL, s);
+    if (!err && known_len >= 0 && !nobody)
+        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)known_len);
+    else if (!err && !nobody && declared < 0 && eos && !s->resp_chunked)
+        err = es_writeq_append(q, LIT("content-length: 0\r\n"));
+    if (!err && s->resp_chunked)
+        err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
+    if (!err && !s->keepalive)
+        err = es_writeq_append(q, LIT("connection: close\r\n"));
+    else if (!err && s->http10)
+        err = es_writeq_append(q, LIT("connection: keep-alive\r\n"));
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    if (err) {
+        es_conn_abort(c);
+        return -1;
+    }
+    s->resp_started = 1;
+    return 0;
+}
+
+int es_stream__forward_headers(es_stream_t *s, int dir, int eos, int64_t known_len)
+{
+    return dir == ES_DIR_REQUEST ? forward_request_headers(s, eos, known_len)
+                                 : forward_response_headers(s, eos, known_len);
+}
+
+int es_stream__forward_body(es_stream_t *s, int dir, const char *at, size_t len, int eos)
+{
+    es_conn_t *c = s->conn;
+    if (s->filters != NULL && s->filters->dir[dir].headers_pending) {
+        s->filters->dir[dir].headers_pending = false;
+        s->filters->dir[dir].headers_sent = true;
+        if (es_stream__forward_headers(s, dir, eos && len == 0, eos ? (int64_t)len : -1) != 0)
+            return -1;
+    }
+    if (len == 0)
+        return 0;
+    if (s->declared[dir] >= 0 && s->sent[dir] + len > (uint64_t)s->declared[dir]) {
+        /* A filter changed a streamed body after its Content-Length went out: the message would lie. */
+        es_warn("a filter changed the length of a streamed %s body with a Content-Length; a filter that "
+                "changes a streamed body must remove content-length in its headers callback",
+                dir == ES_DIR_REQUEST ? "request" : "response");
+        es_stream__filter_failed(s, dir == ES_DIR_REQUEST ? 500 : 502, "filter error");
+        return -1;
+    }
+    s->sent[dir] += len;
+    if (dir == ES_DIR_REQUEST) {
+        es_upconn_t *up = s->up;
+        if (s->discard_body || up == NULL)
+            return 0;
+        int err = s->req_chunked ? es_http1_write_chunk(&up->out, at, len) : es_writeq_append(&up->out, at, len);
+        if (err) {
+            es_conn_abort(c);
+            return -1;
+        }
+        if (up->out.above_high && !c->up_blocked) {
+            /* The upstream is slower than the client: stop reading the client until it catches up. */
+            c->up_blocked = 1;
+            es_conn__update_reading(c);
+        }
+        return 0;
+    }
+    int err = s->resp_chunked ? es_http1_write_chunk(&c->out, at, len) : es_writeq_append(&c->out, at, len);
+    if (err) {
+        es_conn_abort(c);
+        return -1;
+    }
+    if (c->out.above_high && s->up != NULL)
+        es_upconn_read_pause(s->up, 1); /* the client is slower than the upstream */
+    return 0;
+}
+
+int es_stream__forward_end(es_stream_t *s, int dir)
+{
+    es_conn_t *c = s->conn;
+    if (s->declared[dir] >= 0 && s->sent[dir] != (uint64_t)s->declared[dir] && s->filters != NULL) {
+        es_warn("a filter shortened a streamed %s body with a Content-Length",
+                dir == ES_DIR_REQUEST ? "request" : "response");
+        es_stream__filter_failed(s, dir == ES_DIR_REQUEST ? 500 : 502, "filter error");
+        return -1;
+    }
+    if (dir == ES_DIR_REQUEST) {
+        if (s->up != NULL && !s->discard_body && s->req_chunked &&
+            es_http1_write_last_chunk(&s->up->out, &s->req) != 0) {
+            es_conn_abort(c);
+            return -1;
+        }
+        maybe_finished(s);
+        return 0;
+    }
+    es_upconn_t *up = s->up;
+    if (s->resp_chunked && es_http1_write_last_chunk(&c->out, s->resp) != 0) {
+        es_conn_abort(c);
+        return -1;
+    }
+    s->resp_done = 1;
+    s->up = NULL;
+    s->resp = NULL;
+    /* Reusable only if the whole request went out: otherwise the upstream is mid-request. */
+    es_upconn_release(up, s->up_reusable && s->req_done && es_writeq_idle(&up->out));
+    if (!s->req_done)
+        s->discard_body = 1;
+    if (c->up_blocked) {
+        c->up_blocked = 0;
+        es_conn__update_reading(c);
+    }
+    maybe_finished(s);
+    return 0;
+}
+
+int es_stream__request_headers(es_stream_t *s)
+{
+    es_conn_t *c = s->conn;
+    http_parser *p = &c->parser;
+    es_msg_headers_done(&s->req);
+    s->req_headers_done = 1;
+    s->method = p->method;
+    s->http10 = p->http_major == 1 && p->http_minor == 0;
+    s->keepalive = http_should_keep_alive(p) ? 1 : 0;
+    s->head = p->method == HTTP_HEAD;
+    s->req_has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    if (!s->http10 && s->req_has_body) {
+        int e = es_msg_find(&s->req, LIT("expect"), 0);
+        if (e >= 0) {
+            size_t vlen;
+            const char *v = es_msg_value(&s->req, (uint32_t)e, &vlen);
+            s->expect_continue = es_value_has_token(v, vlen, LIT("100-continue"));
+        }
+    }
+    const es_listener_config_t *l = c->listener;
+    const es_filter_chain_t *chain = es_filters_chain((size_t)(l - c->worker->cfg->listeners));
+    if (chain->n > 0) {
+        s->filters = es_filters_new(chain, s);
+        if (s->filters == NULL) {
+            static const char body[] = "filter error\n";
+            local_reply(s, 500, body, sizeof(body) - 1, 0);
+            return 0;
+        }
+        if (es_filters_headers(s->filters, ES_DIR_REQUEST, !s->req_has_body) == ES_CHAIN_HALT)
+            return 0;
+    } else if (forward_request_headers(s, !s->req_has_body, -1) != 0) {
+        return 0;
+    }
+    /* The request goes on (upstream, or buffered by a filter): the client may send its body. */
+    if (s->expect_continue && !s->resp_started && es_writeq_append(&c->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0) {
         es_conn_abort(c);
         return -1;
     }
@@ -203,37 +469,37 @@ int es_stream__request_headers(es_stream_t *s)
 
 void es_stream__request_body(es_stream_t *s, const char *at, size_t len)
 {
-    es_upconn_t *up = s->up;
-    if (s->discard_body || up == NULL)
+    if (s->discard_body)
         return;
-    int err = s->req_chunked ? es_http1_write_chunk(&up->out, at, len) : es_writeq_append(&up->out, at, len);
-    if (err) {
-        es_conn_abort(s->conn);
-        return;
-    }
-    if (up->out.above_high && !s->conn->up_blocked) {
-        /* The upstream is slower than the client: stop reading the client until it catches up. */
-        s->conn->up_blocked = 1;
-        es_conn__update_reading(s->conn);
-    }
+    if (s->filters != NULL)
+        es_filters_body(s->filters, ES_DIR_REQUEST, at, len, false);
+    else
+        es_stream__forward_body(s, ES_DIR_REQUEST, at, len, 0);
 }
 
 void es_stream__request_complete(es_stream_t *s)
 {
     s->req_done = 1;
-    if (s->up != NULL && !s->discard_body && s->req_chunked) {
-        if (es_http1_write_last_chunk(&s->up->out, &s->req) != 0) {
-            es_conn_abort(s->conn);
-            return;
-        }
+    if (s->discard_body) {
+        maybe_finished(s);
+        return;
     }
-    maybe_finished(s);
+    if (s->filters != NULL) {
+        es_msg_t *m = &s->req;
+        int has_trailers = m->ntrailers_from < m->nheaders;
+        if (s->req_has_body && es_filters_body(s->filters, ES_DIR_REQUEST, NULL, 0, true) == ES_CHAIN_HALT)
+            return;
+        es_filters_end(s->filters, ES_DIR_REQUEST, has_trailers);
+        return;
+    }
+    es_stream__forward_end(s, ES_DIR_REQUEST);
 }
 
 void es_stream__upstream_failed(es_stream_t *s, int status, const char *reason)
 {
     es_conn_t *c = s->conn;
     s->up = NULL;
+    s->resp = NULL;
     if (c->up_blocked) {
         c->up_blocked = 0;
         es_conn__update_reading(c);
@@ -251,83 +517,41 @@ void es_stream__upstream_failed(es_stream_t *s, int status, const char *reason)
 
 int es_stream__response_headers(es_stream_t *s)
 {
-    es_conn_t *c = s->conn;
     es_upconn_t *up = s->up;
     http_parser *p = &up->parser;
-    es_msg_t *m = &up->resp;
-    int status = p->status_code;
-    int nobody = s->head || status == 204 || status == 304;
-    int has_length = (p->flags & F_CONTENTLENGTH) != 0;
-
-    if (!nobody && !has_length) {
-        if (s->http10)
-            s->keepalive = 0; /* an HTTP/1.0 client learns the body's end from the close */
-        else
-            s->resp_chunked = 1;
-    }
-    size_t rlen;
-    const char *reason = es_msg_first(m, &rlen);
-    if (rlen == 0) {
-        reason = es_http1_reason(status);
-        rlen = strlen(reason);
-    }
-    es_writeq_t *q = &c->out;
-    int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
-    for (uint32_t i = 0; !err && i < m->nheaders; i++) {
-        if (es_http1_drop_header(m, i))
-            continue;
-        size_t nlen, vlen;
-        const char *name = es_msg_name(m, i, &nlen);
-        const char *value = es_msg_value(m, i, &vlen);
-        err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
-    }
-    if (!err && s->resp_chunked)
-        err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
-    if (!err && !s->keepalive)
-        err = es_writeq_append(q, LIT("connection: close\r\n"));
-    else if (!err && s->http10)
-        err = es_writeq_append(q, LIT("connection: keep-alive\r\n"));
-    if (!err)
-        err = es_writeq_append(q, "\r\n", 2);
-    if (err) {
-        es_conn_abort(c);
+    s->resp = &up->resp;
+    s->resp_status = p->status_code;
+    s->resp_headers_in = 1;
+    int nobody = s->head || s->resp_status == 204 || s->resp_status == 304;
+    int eos = nobody || ((p->flags & F_CONTENTLENGTH) && p->content_length == 0);
+    s->resp_body_eos = eos;
+    int r = s->filters != NULL ? (es_filters_headers(s->filters, ES_DIR_RESPONSE, eos) == ES_CHAIN_HALT ? -1 : 0)
+                               : forward_response_headers(s, eos, -1);
+    if (r < 0)
         return -1;
-    }
-    s->resp_started = 1;
     return s->head ? 1 : 0;
 }
 
 void es_stream__response_body(es_stream_t *s, const char *at, size_t len)
 {
-    es_conn_t *c = s->conn;
-    int err = s->resp_chunked ? es_http1_write_chunk(&c->out, at, len) : es_writeq_append(&c->out, at, len);
-    if (err) {
-        es_conn_abort(c);
-        return;
-    }
-    if (c->out.above_high && s->up != NULL)
-        es_upconn_read_pause(s->up, 1); /* the client is slower than the upstream */
+    if (s->filters != NULL)
+        es_filters_body(s->filters, ES_DIR_RESPONSE, at, len, false);
+    else
+        es_stream__forward_body(s, ES_DIR_RESPONSE, at, len, 0);
 }
 
 void es_stream__response_complete(es_stream_t *s, int reusable)
 {
-    es_conn_t *c = s->conn;
-    es_upconn_t *up = s->up;
-    if (s->resp_chunked && es_http1_write_last_chunk(&c->out, &up->resp) != 0) {
-        es_conn_abort(c);
+    s->up_reusable = reusable ? 1 : 0;
+    if (s->filters != NULL) {
+        es_msg_t *m = s->resp;
+        int has_trailers = m->ntrailers_from < m->nheaders;
+        if (!s->resp_body_eos && es_filters_body(s->filters, ES_DIR_RESPONSE, NULL, 0, true) == ES_CHAIN_HALT)
+            return;
+        es_filters_end(s->filters, ES_DIR_RESPONSE, has_trailers);
         return;
     }
-    s->resp_done = 1;
-    s->up = NULL;
-    /* Reusable only if the whole request went out: otherwise the upstream is mid-request. */
-    es_upconn_release(up, reusable && s->req_done && es_writeq_idle(&up->out));
-    if (!s->req_done)
-        s->discard_body = 1;
-    if (c->up_blocked) {
-        c->up_blocked = 0;
-        es_conn__update_reading(c);
-    }
-    maybe_finished(s);
+    es_stream__forward_end(s, ES_DIR_RESPONSE);
 }
 
 void es_stream__upstream_writable(es_stream_t *s)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "filter_chain.h"
 #include "log.h"
 #include "upstream.h"
 
@@ -92,9 +93,11 @@ static void run(void *arg)
 {
     es_worker_t *w = arg;
     es_log_set_tag(w->tag);
+    es_handles_thread_init();
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
     es_debug("worker stopped");
+    es_handles_thread_dispose();
 }
 
 int es_worker_start(es_worker_t *w)

@@ -1,0 +1,153 @@
+#include "filter_lib.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+static es_filter_lib_t *libs;
+static size_t nlibs;
+static es_filter_chain_t *chains;
+static size_t nchains;
+
+#define RESOLVE(field, symbol)                                                                              \
+    do {                                                                                                    \
+        *(void **)&l->field = dlsym(dl, symbol);                                                            \
+        if (l->field == NULL) {                                                                             \
+            snprintf(err, errlen, "%s: missing symbol %s (not an envoy-swift filter library?)", path, symbol); \
+            return -1;                                                                                      \
+        }                                                                                                   \
+    } while (0)
+
+static int resolve_all(es_filter_lib_t *l, void *dl, const char *path, char *err, size_t errlen)
+{
+    RESOLVE(abi_version, "envoy_swift_abi_version");
+    uint32_t v = l->abi_version();
+    if (v != ENVOY_SWIFT_ABI_VERSION) {
+        snprintf(err, errlen, "%s: built for ABI version %u, this host speaks version %u", path, v,
+                 ENVOY_SWIFT_ABI_VERSION);
+        return -1;
+    }
+    RESOLVE(program_init, "envoy_swift_program_init");
+    RESOLVE(config_new, "envoy_swift_filter_config_new");
+    RESOLVE(config_destroy, "envoy_swift_filter_config_destroy");
+    RESOLVE(filter_new, "envoy_swift_filter_new");
+    RESOLVE(on_request_headers, "envoy_swift_filter_on_request_headers");
+    RESOLVE(on_request_body, "envoy_swift_filter_on_request_body");
+    RESOLVE(on_request_trailers, "envoy_swift_filter_on_request_trailers");
+    RESOLVE(on_response_headers, "envoy_swift_filter_on_response_headers");
+    RESOLVE(on_response_body, "envoy_swift_filter_on_response_body");
+    RESOLVE(on_response_trailers, "envoy_swift_filter_on_response_trailers");
+    RESOLVE(on_stream_complete, "envoy_swift_filter_on_stream_complete");
+    RESOLVE(destroy, "envoy_swift_filter_destroy");
+    return 0;
+}
+
+static const es_filter_lib_t *load(const char *so_path, char *err, size_t errlen)
+{
+    char real[PATH_MAX];
+    if (realpath(so_path, real) == NULL) {
+        snprintf(err, errlen, "cannot load %s: %m", so_path);
+        return NULL;
+    }
+    for (size_t i = 0; i < nlibs; i++)
+        if (strcmp(libs[i].path, real) == 0)
+            return &libs[i];
+    void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
+    if (dl == NULL) {
+        snprintf(err, errlen, "cannot load %s: %s", so_path, dlerror());
+        return NULL;
+    }
+    es_filter_lib_t l = {0};
+    if (resolve_all(&l, dl, so_path, err, errlen) != 0)
+        return NULL; /* not closed: closing a half-initialised Swift image is not safe either */
+    if (l.program_init(&es_filter_host) != 0) {
+        snprintf(err, errlen, "%s: the library's initialisation failed", so_path);
+        return NULL;
+    }
+    es_filter_lib_t *grown = realloc(libs, (nlibs + 1) * sizeof(*libs));
+    if (grown == NULL || (l.path = strdup(real)) == NULL) {
+        if (grown)
+            libs = grown;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    libs = grown;
+    l.dl = dl;
+    libs[nlibs] = l;
+    es_info("loaded filter library %s", real);
+    return &libs[nlibs++];
+}
+
+static envoy_swift_bytes_t bytes(const char *s)
+{
+    return (envoy_swift_bytes_t){.ptr = s, .length = strlen(s)};
+}
+
+int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
+{
+    char why[512];
+    chains = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*chains));
+    if (chains == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    nchains = cfg->nlisteners;
+    for (size_t li = 0; li < cfg->nlisteners; li++) {
+        const es_listener_config_t *l = &cfg->listeners[li];
+        if (l->nfilters == 0)
+            continue;
+        chains[li].filters = calloc(l->nfilters, sizeof(*chains[li].filters));
+        if (chains[li].filters == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (size_t fi = 0; fi < l->nfilters; fi++) {
+            const es_filter_config_t *f = &l->filters[fi];
+            const es_filter_lib_t *lib = load(f->so_path, why, sizeof(why));
+            if (lib == NULL) {
+                snprintf(err, errlen, "%s:%d: listeners[%zu].http_filters[%zu].so_path: %s", cfg->path, f->line, li, fi,
+                         why);
+                return -1;
+            }
+            why[0] = '\0';
+            void *c = lib->config_new(bytes(f->name), bytes(f->plugin_name), bytes(f->plugin_config_json), why,
+                                      sizeof(why));
+            if (c == NULL) {
+                why[sizeof(why) - 1] = '\0';
+                snprintf(err, errlen, "%s:%d: listeners[%zu].http_filters[%zu] (\"%s\", plugin \"%s\"): %s", cfg->path,
+                         f->line, li, fi, f->name, f->plugin_name, why[0] ? why : "rejected by the library");
+                return -1;
+            }
+            chains[li].filters[fi] = (es_filter_entry_t){.lib = lib, .config = c, .name = f->name};
+            chains[li].n = fi + 1;
+        }
+    }
+    return 0;
+}
+
+void es_filters_teardown(void)
+{
+    for (size_t li = 0; li < nchains; li++) {
+        for (size_t fi = 0; fi < chains[li].n; fi++)
+            chains[li].filters[fi].lib->config_destroy(chains[li].filters[fi].config);
+        free(chains[li].filters);
+    }
+    free(chains);
+    chains = NULL;
+    nchains = 0;
+    for (size_t i = 0; i < nlibs; i++)
+        free(libs[i].path);
+    free(libs);
+    libs = NULL;
+    nlibs = 0;
+}
+
+const es_filter_chain_t *es_filters_chain(size_t index)
+{
+    static const es_filter_chain_t empty = {0};
+    return index < nchains ? &chains[index] : &empty;
+}
