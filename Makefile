@@ -56,6 +56,15 @@ $(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(LIB_SRC) $(LIBS) -lcmocka
 
+# Deliberately broken filter libraries for the host's load checks.
+FIXTURES   := $(BUILD)/fixtures/libwrongabi.so $(BUILD)/fixtures/libmissing.so
+$(BUILD)/fixtures/libwrongabi.so: Tests/fixtures/bad_filter_lib.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -DABI_VERSION=999 -o $@ $<
+$(BUILD)/fixtures/libmissing.so: Tests/fixtures/bad_filter_lib.c
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -DABI_VERSION=1 -o $@ $<
+
 $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 	@mkdir -p $(@D)
 	swift build -c release --product swiftfilter
@@ -65,10 +74,10 @@ run: build
 	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)
 
 # Every C test runs against the sanitized host; any failure fails `make test`.
-test: deps build $(BUILD)/asan/envoy-swift $(TESTS)
+test: deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES)
 	@$(MAKE) --no-print-directory test-c test-swift
 
-test-c: $(BUILD)/asan/envoy-swift $(TESTS)
+test-c: $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES) $(BUILD)/libswiftfilter.so
 	@ES_BIN=$(abspath $(BUILD)/asan/envoy-swift) ES_BUILD=$(abspath $(BUILD)) ./scripts/run-c-tests.sh $(TESTS)
 
 test-swift:

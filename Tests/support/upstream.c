@@ -373,6 +373,22 @@ static int respond(es_upstream_conn_t *c) {
     } else if (IS("/bytes")) {
         rc = send_bytes(c, query_u64(query, qlen, "n", 0), query_u64(query, qlen, "chunked", 0) != 0,
                         query_u64(query, qlen, "trailer", 0) != 0);
+    } else if (IS("/text")) {
+        /* A text/plain body (for body-rewriting filters), Content-Length or, with chunked=1, two chunks. */
+        char body[256 + 16];
+        int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, plen > 256 ? 256 : (int)plen, path);
+        sbuf_t out = {0};
+        int chunked = query_u64(query, qlen, "chunked", 0) != 0 && !(c->http_major == 1 && c->http_minor == 0);
+        build_head(c, &out, 200, chunked ? LEN_CHUNKED : (int64_t)n);
+        sbuf_printf(&out, "content-type: text/plain; charset=utf-8\r\n\r\n");
+        if (c->method != HTTP_HEAD) {
+            if (chunked)
+                sbuf_printf(&out, "%x\r\n%.*s\r\n%x\r\n%s\r\n0\r\n\r\n", n - 5, n - 5, body, 5, body + n - 5);
+            else
+                sbuf_add(&out, body, (size_t)n);
+        }
+        rc = send_all(c, out.base, out.len);
+        sbuf_free(&out);
     } else if (IS("/status")) {
         int code = (int)query_u64(query, qlen, "code", 200);
         if (code < 200 || code > 599) code = 200;
@@ -477,7 +493,7 @@ static void reap(es_upstream_t *u) {
 static void *accept_main(void *arg) {
     es_upstream_t *u = arg;
     for (;;) {
-        int fd = accept(u->listen_fd, NULL, NULL);
+        int fd = accept4(u->listen_fd, NULL, NULL, SOCK_CLOEXEC);
         if (atomic_load(&u->stopping)) {
             if (fd >= 0) close(fd);
             break;

@@ -1,0 +1,920 @@
+/*
+ * The C integration-test harness (see harness.h).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <http_parser.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+extern char **environ;
+
+#define START_TIMEOUT_MS  15000
+#define STOP_TIMEOUT_MS   10000
+#define RUN_TIMEOUT_MS    5000
+#define IO_TIMEOUT_S      10
+#define CLIENT_BUF        65536
+#define DEFAULT_KEEP      (1u << 20)
+
+/* ---- small helpers ---- */
+
+uint64_t es_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+int es_poll_until(int (*fn)(void *arg), void *arg, int timeout_ms) {
+    uint64_t deadline = es_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (fn(arg)) return 1;
+        if (es_now_ms() >= deadline) return 0;
+        sleep_ms(10);
+    }
+}
+
+static const char *env_or(const char *name, const char *dflt) {
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return strdup("");
+    size_t cap = 4096, len = 0;
+    char *s = malloc(cap);
+    assert_non_null(s);
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap *= 2;
+            s = realloc(s, cap);
+            assert_non_null(s);
+        }
+        size_t n = fread(s + len, 1, cap - len - 1, f);
+        if (n == 0) break;
+        len += n;
+    }
+    fclose(f);
+    s[len] = '\0';
+    return s;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL) fail_msg("cannot write %s: %s", path, strerror(errno));
+    fputs(text, f);
+    fclose(f);
+}
+
+static void make_tmpdir(char *dir, size_t len) {
+    const char *build = env_or("ES_BUILD", "build");
+    char base[400];
+    snprintf(base, sizeof base, "%s/test-tmp", build);
+    mkdir(build, 0755);
+    if (mkdir(base, 0755) != 0 && errno != EEXIST) fail_msg("cannot create %s: %s", base, strerror(errno));
+    snprintf(dir, len, "%s/XXXXXX", base);
+    if (mkdtemp(dir) == NULL) fail_msg("mkdtemp %s: %s", dir, strerror(errno));
+}
+
+/* Removes the files a test wrote into its temp folder, then the folder. */
+static void remove_tmpdir(const char *dir) {
+    if (dir[0] == '\0') return;
+    DIR *d = opendir(dir);
+    if (d == NULL) return;
+    struct dirent *e;
+    char path[1100];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+static const char *es_bin(void) {
+    return env_or("ES_BIN", "build/asan/envoy-swift");
+}
+
+static void check_bin(void) {
+    const char *bin = es_bin();
+    if (access(bin, X_OK) != 0) fail_msg("ES_BIN %s is not an executable: %s", bin, strerror(errno));
+}
+
+/* environ plus `extra` (NULL-terminated), in a malloc'd array whose strings are borrowed. */
+static char **make_env(const char *const *extra) {
+    size_t n = 0, m = 0;
+    while (environ[n]) n++;
+    while (extra && extra[m]) m++;
+    char **env = calloc(n + m + 1, sizeof *env);
+    assert_non_null(env);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        /* an extra entry replaces the inherited one of the same name */
+        const char *eq = strchr(environ[i], '=');
+        size_t nlen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
+        int replaced = 0;
+        for (size_t j = 0; j < m; j++) {
+            if (strncmp(extra[j], environ[i], nlen) == 0 && extra[j][nlen] == '=') replaced = 1;
+        }
+        if (!replaced) env[k++] = environ[i];
+    }
+    for (size_t j = 0; j < m; j++) env[k++] = (char *)extra[j];
+    env[k] = NULL;
+    return env;
+}
+
+/*
+ * fork + exec with stdout and stderr redirected. The child dies with the test (PR_SET_PDEATHSIG), so a
+ * crashed test program leaves no proxy behind.
+ */
+static pid_t spawn(const char *const *argv, const char *const *extra_env, const char *out_path,
+                   const char *err_path) {
+    char **env = make_env(extra_env);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) fail_msg("fork: %s", strerror(errno));
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = strcmp(out_path, err_path) == 0 ? out : open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || err < 0) _exit(126);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        syscall(SYS_close_range, 3U, ~0U, 0U);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) _exit(126);
+        execve(argv[0], (char *const *)argv, env);
+        dprintf(2, "harness: cannot exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    free(env);
+    return pid;
+}
+
+/* waitpid with a timeout. Returns 1 and the status when the child ended, 0 on timeout. */
+static int wait_child(pid_t pid, int timeout_ms, int *status) {
+    uint64_t deadline = es_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid) return 1;
+        if (r < 0 && errno != EINTR) {
+            *status = 0;
+            return 1;
+        }
+        if (es_now_ms() >= deadline) return 0;
+        sleep_ms(5);
+    }
+}
+
+static void describe_status(int status, char *buf, size_t len) {
+    if (WIFEXITED(status)) {
+        snprintf(buf, len, "exit status %d", WEXITSTATUS(status));
+    } else if (WIFSIGNALED(status)) {
+        snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    } else {
+        snprintf(buf, len, "status 0x%x", status);
+    }
+}
+
+/* ---- the proxy ---- */
+
+void es_proxy_print_log(const es_proxy_t *p) {
+    char *log = es_proxy_log(p);
+    size_t len = strlen(log);
+    const size_t max = 32768;
+    fprintf(stderr, "----- proxy log %s%s -----\n", p->log_path, len > max ? " (last 32 KiB)" : "");
+    fputs(len > max ? log + len - max : log, stderr);
+    if (len && log[len - 1] != '\n') fputc('\n', stderr);
+    fprintf(stderr, "----- end of proxy log -----\n");
+    free(log);
+}
+
+char *es_proxy_log(const es_proxy_t *p) {
+    return read_file(p->log_path);
+}
+
+size_t es_proxy_log_count(const es_proxy_t *p, const char *needle) {
+    char *log = es_proxy_log(p);
+    size_t n = 0, nlen = strlen(needle);
+    for (const char *s = log; nlen && (s = strstr(s, needle)) != NULL; s += nlen) n++;
+    free(log);
+    return n;
+}
+
+/* Collects the listeners the log says are listening. Returns how many distinct ones. */
+static size_t scan_listeners(es_proxy_t *p, const char *log) {
+    regex_t re;
+    if (regcomp(&re, "listener \"([^\"]*)\" listening on [^ \n]*:([0-9]+)", REG_EXTENDED) != 0) {
+        fail_msg("regcomp failed");
+    }
+    regmatch_t m[3];
+    const char *s = log;
+    while (p->nlisteners < ES_MAX_LISTENERS && regexec(&re, s, 3, m, 0) == 0) {
+        char name[64];
+        size_t nlen = (size_t)(m[1].rm_eo - m[1].rm_so);
+        if (nlen >= sizeof name) nlen = sizeof name - 1;
+        memcpy(name, s + m[1].rm_so, nlen);
+        name[nlen] = '\0';
+        long port = strtol(s + m[2].rm_so, NULL, 10);
+        int known = 0;
+        for (size_t i = 0; i < p->nlisteners; i++) known |= strcmp(p->names[i], name) == 0;
+        if (!known && port > 0 && port < 65536) {
+            memcpy(p->names[p->nlisteners], name, nlen + 1);
+            p->ports[p->nlisteners] = (uint16_t)port;
+            p->nlisteners++;
+        }
+        s += m[0].rm_eo;
+    }
+    regfree(&re);
+    return p->nlisteners;
+}
+
+void es_proxy_start(es_proxy_t *p, size_t nlisteners, const char *yaml_fmt, ...) {
+    check_bin();
+    assert_true(nlisteners >= 1 && nlisteners <= ES_MAX_LISTENERS);
+    p->pid = 0;
+    p->port = 0;
+    p->nlisteners = 0;
+    make_tmpdir(p->dir, sizeof p->dir);
+    snprintf(p->config_path, sizeof p->config_path, "%s/config.yaml", p->dir);
+    snprintf(p->log_path, sizeof p->log_path, "%s/proxy.log", p->dir);
+
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    char *yaml = NULL;
+    if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
+    va_end(ap);
+    write_file(p->config_path, yaml);
+    free(yaml);
+
+    const char *argv[] = { es_bin(), "-c", p->config_path, "--log-level", "debug", NULL };
+    p->pid = spawn(argv, p->extra_env, p->log_path, p->log_path);
+
+    uint64_t deadline = es_now_ms() + START_TIMEOUT_MS;
+    for (;;) {
+        char *log = es_proxy_log(p);
+        size_t n = scan_listeners(p, log);
+        free(log);
+        if (n >= nlisteners) break;
+        int status;
+        if (waitpid(p->pid, &status, WNOHANG) == p->pid) {
+            char why[128];
+            describe_status(status, why, sizeof why);
+            p->pid = 0;
+            es_proxy_print_log(p);
+            fail_msg("the proxy exited (%s) before listening; config %s", why, p->config_path);
+        }
+        if (es_now_ms() >= deadline) {
+            es_proxy_print_log(p);
+            es_proxy_kill(p);
+            fail_msg("the proxy did not log `listening on` for %zu listener(s) within %d ms", nlisteners,
+                     START_TIMEOUT_MS);
+        }
+        sleep_ms(10);
+    }
+    p->port = p->ports[0];
+}
+
+void es_proxy_start_backend(es_proxy_t *p, unsigned workers, uint16_t upstream_port) {
+    es_proxy_start(p, 1,
+                   "workers: %u\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: backend\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n"
+                   "    connect_timeout: 1s\n",
+                   workers, upstream_port);
+}
+
+uint16_t es_proxy_port(const es_proxy_t *p, const char *name) {
+    for (size_t i = 0; i < p->nlisteners; i++) {
+        if (strcmp(p->names[i], name) == 0) return p->ports[i];
+    }
+    fail_msg("no listener \"%s\" in the proxy log", name);
+    return 0;
+}
+
+void es_proxy_stop(es_proxy_t *p) {
+    if (p->pid <= 0) fail_msg("es_proxy_stop: the proxy is not running");
+    pid_t pid = p->pid;
+    kill(pid, SIGTERM);
+    int status = 0;
+    if (!wait_child(pid, STOP_TIMEOUT_MS, &status)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        p->pid = 0;
+        es_proxy_print_log(p);
+        fail_msg("the proxy did not exit within %d ms of SIGTERM", STOP_TIMEOUT_MS);
+    }
+    p->pid = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char why[128];
+        describe_status(status, why, sizeof why);
+        es_proxy_print_log(p);
+        fail_msg("the proxy ended with %s after SIGTERM (a sanitizer report or leak is in its log)", why);
+    }
+    remove_tmpdir(p->dir);
+}
+
+void es_proxy_kill(es_proxy_t *p) {
+    if (p->pid <= 0) return;      /* never kill(0, ...): that is our own process group */
+    fprintf(stderr, "harness: killing the proxy (pid %d) that is still running\n", (int)p->pid);
+    es_proxy_print_log(p);
+    kill(p->pid, SIGKILL);
+    int status;
+    waitpid(p->pid, &status, 0);
+    p->pid = 0;
+}
+
+long es_proc_status_kb(pid_t pid, const char *key) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return -1;
+    char line[256];
+    size_t klen = strlen(key);
+    long v = -1;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':') {
+            v = strtol(line + klen + 1, NULL, 10);
+            break;
+        }
+    }
+    fclose(f);
+    return v;
+}
+
+int es_proc_threads(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (d == NULL) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* ---- running the binary to see it fail ---- */
+
+static void run_bin(es_run_t *r, const char *config) {
+    check_bin();
+    char out_path[600], err_path[600];
+    snprintf(out_path, sizeof out_path, "%s/stdout.txt", r->dir);
+    snprintf(err_path, sizeof err_path, "%s/stderr.txt", r->dir);
+    const char *argv[] = { es_bin(), "-c", config, NULL };
+    pid_t pid = spawn(argv, NULL, out_path, err_path);
+    int status = 0;
+    if (wait_child(pid, RUN_TIMEOUT_MS, &status)) {
+        r->exited = WIFEXITED(status);
+        r->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        if (WIFSIGNALED(status)) fprintf(stderr, "harness: %s killed by signal %d\n", es_bin(), WTERMSIG(status));
+    } else {
+        r->timed_out = 1;
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    r->out = read_file(out_path);
+    r->err = read_file(err_path);
+}
+
+void es_run_config(es_run_t *r, const char *yaml_fmt, ...) {
+    memset(r, 0, sizeof *r);
+    make_tmpdir(r->dir, sizeof r->dir);
+    snprintf(r->config_path, sizeof r->config_path, "%s/config.yaml", r->dir);
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    char *yaml = NULL;
+    if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
+    va_end(ap);
+    write_file(r->config_path, yaml);
+    free(yaml);
+    run_bin(r, r->config_path);
+}
+
+void es_run_path(es_run_t *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    make_tmpdir(r->dir, sizeof r->dir);
+    snprintf(r->config_path, sizeof r->config_path, "%s", path);
+    run_bin(r, path);
+}
+
+void es_run_dispose(es_run_t *r) {
+    free(r->out);
+    free(r->err);
+    r->out = r->err = NULL;
+    remove_tmpdir(r->dir);
+    r->dir[0] = '\0';
+}
+
+/* ---- the client ---- */
+
+int es_try_client_connect(es_client_t *c, uint16_t port) {
+    memset(c, 0, sizeof *c);
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) {
+        snprintf(c->error, sizeof c->error, "socket: %s", strerror(errno));
+        return -1;
+    }
+    struct timeval tv = { .tv_sec = IO_TIMEOUT_S, .tv_usec = 0 };
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(c->error, sizeof c->error, "connect 127.0.0.1:%u: %s", port, strerror(errno));
+        close(c->fd);
+        c->fd = -1;
+        return -1;
+    }
+    c->cap = CLIENT_BUF;
+    c->buf = malloc(c->cap);
+    assert_non_null(c->buf);
+    return 0;
+}
+
+void es_client_connect(es_client_t *c, uint16_t port) {
+    if (es_try_client_connect(c, port) != 0) fail_msg("%s", c->error);
+}
+
+void es_client_close(es_client_t *c) {
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+    c->off = c->len = c->cap = 0;
+}
+
+int es_try_client_send(es_client_t *c, const void *data, size_t len) {
+    const char *p = data;
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = send(c->fd, p + sent, len - sent, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            snprintf(c->error, sizeof c->error, "send (after %zu of %zu bytes): %s", sent, len,
+                     errno == EAGAIN ? "timed out" : strerror(errno));
+            return -1;
+        }
+        sent += (size_t)n;
+    }
+    return 0;
+}
+
+void es_client_send(es_client_t *c, const void *data, size_t len) {
+    if (es_try_client_send(c, data, len) != 0) fail_msg("%s", c->error);
+}
+
+void es_client_sendf(es_client_t *c, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) fail_msg("vasprintf");
+    int rc = es_try_client_send(c, s, (size_t)n);
+    free(s);
+    if (rc != 0) fail_msg("%s", c->error);
+}
+
+void es_client_send_pattern(es_client_t *c, uint64_t offset, uint64_t len, int chunked, size_t chunk) {
+    if (chunk == 0) chunk = 65536;
+    /* The pattern repeats every 256 bytes: one buffer serves every offset. */
+    size_t head = chunked ? 32 : 0;
+    unsigned char *buf = malloc(head + chunk + 256 + 2);
+    assert_non_null(buf);
+    es_pattern_fill(buf + head, 0, chunk + 256);
+    unsigned char *frame = chunked ? malloc(head + chunk + 2) : NULL;
+    for (uint64_t done = 0; done < len;) {
+        size_t n = len - done < chunk ? (size_t)(len - done) : chunk;
+        const unsigned char *data = buf + head + ((offset + done) & 0xff);
+        int rc;
+        if (chunked) {
+            int k = snprintf((char *)frame, head, "%zx\r\n", n);
+            memcpy(frame + k, data, n);
+            memcpy(frame + k + n, "\r\n", 2);
+            rc = es_try_client_send(c, frame, (size_t)k + n + 2);
+        } else {
+            rc = es_try_client_send(c, data, n);
+        }
+        if (rc != 0) {
+            free(buf);
+            free(frame);
+            fail_msg("sending the pattern at offset %" PRIu64 ": %s", done, c->error);
+        }
+        done += n;
+    }
+    free(buf);
+    free(frame);
+}
+
+typedef struct {
+    es_response_t *r;
+    const es_read_opts_t *o;
+    size_t keep;
+    size_t body_cap;
+    int done;
+    int aborted;
+    char *field, *value;
+    size_t flen, vlen;
+    int in_value;
+    int headers_done;
+} read_ctx_t;
+
+static void append(char **s, size_t *len, const char *at, size_t n) {
+    char *p = realloc(*s, *len + n + 1);
+    assert_non_null(p);
+    memcpy(p + *len, at, n);
+    *len += n;
+    p[*len] = '\0';
+    *s = p;
+}
+
+static void flush_header(read_ctx_t *x) {
+    if (x->field == NULL && !x->in_value) return;
+    es_test_header_t **list = x->headers_done ? &x->r->trailers : &x->r->headers;
+    size_t *n = x->headers_done ? &x->r->ntrailers : &x->r->nheaders;
+    es_test_header_t *h = realloc(*list, (*n + 1) * sizeof *h);
+    assert_non_null(h);
+    h[*n].name = x->field ? x->field : strdup("");
+    h[*n].value = x->value ? x->value : strdup("");
+    *list = h;
+    (*n)++;
+    x->field = x->value = NULL;
+    x->flen = x->vlen = 0;
+    x->in_value = 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len) {
+    read_ctx_t *x = p->data;
+    if (x->in_value) flush_header(x);
+    append(&x->field, &x->flen, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len) {
+    read_ctx_t *x = p->data;
+    x->in_value = 1;
+    append(&x->value, &x->vlen, at, len);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p) {
+    read_ctx_t *x = p->data;
+    flush_header(x);
+    x->headers_done = 1;
+    x->r->status = p->status_code;
+    x->r->http_major = p->http_major;
+    x->r->http_minor = p->http_minor;
+    x->r->chunked = (p->flags & F_CHUNKED) != 0;
+    int s = p->status_code;
+    int no_body = x->o->head || (s >= 100 && s < 200 && s != 101) || s == 204 || s == 304;
+    x->r->keep_alive = no_body ? 1 : http_should_keep_alive(p);
+    if (no_body) {
+        /* http_should_keep_alive() does not know the body is skipped; only the Connection header counts. */
+        const char *conn = es_response_header(x->r, "connection");
+        if (conn && strcasestr(conn, "close")) x->r->keep_alive = 0;
+        if (p->http_major == 1 && p->http_minor == 0 && !(conn && strcasestr(conn, "keep-alive"))) {
+            x->r->keep_alive = 0;
+        }
+    }
+    return no_body ? 1 : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len) {
+    read_ctx_t *x = p->data;
+    es_response_t *r = x->r;
+    uint64_t offset = r->body_total;
+    r->body_total += len;
+    r->body_fnv = es_fnv1a(r->body_fnv, at, len);
+    if (r->body_len < x->keep) {
+        size_t n = x->keep - r->body_len < len ? x->keep - r->body_len : len;
+        if (r->body_len + n + 1 > x->body_cap) {
+            size_t cap = x->body_cap * 2;
+            while (cap < r->body_len + n + 1) cap *= 2;
+            char *b = realloc(r->body, cap);
+            assert_non_null(b);
+            r->body = b;
+            x->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, at, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+    }
+    if (x->o->on_body && x->o->on_body(x->o->ctx, at, len, offset) != 0) {
+        x->aborted = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(http_parser *p) {
+    read_ctx_t *x = p->data;
+    flush_header(x);
+    x->done = 1;
+    http_parser_pause(p, 1);    /* leave the next pipelined response in the buffer */
+    return 0;
+}
+
+static const http_parser_settings read_settings = {
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+int es_try_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *opts) {
+    static const es_read_opts_t dflt;
+    memset(r, 0, sizeof *r);
+    read_ctx_t x = { .r = r, .o = opts ? opts : &dflt };
+    x.keep = x.o->keep ? x.o->keep : DEFAULT_KEEP;
+    x.body_cap = 256;
+    r->body = calloc(1, x.body_cap);
+    assert_non_null(r->body);
+    r->body_fnv = ES_FNV_INIT;
+    c->error[0] = '\0';
+
+    http_parser p;
+    http_parser_init(&p, HTTP_RESPONSE);
+    p.data = &x;
+    int rc = -1;
+    for (;;) {
+        if (c->off < c->len) {
+            size_t avail = c->len - c->off;
+            size_t k = http_parser_execute(&p, &read_settings, c->buf + c->off, avail);
+            c->off += k;
+            enum http_errno err = HTTP_PARSER_ERRNO(&p);
+            if (x.done) {
+                rc = 0;
+                break;
+            }
+            if (err != HPE_OK) {
+                snprintf(c->error, sizeof c->error, "%s", x.aborted ? "the body callback stopped the read"
+                         : http_errno_description(err));
+                break;
+            }
+            if (k < avail) {
+                snprintf(c->error, sizeof c->error, "the parser stopped early (upgrade?)");
+                break;
+            }
+        }
+        if (c->off == c->len) c->off = c->len = 0;
+        if (c->eof) {
+            http_parser_execute(&p, &read_settings, NULL, 0);
+            if (x.done) {
+                r->eof_delimited = 1;
+                r->keep_alive = 0;
+                rc = 0;
+            } else {
+                snprintf(c->error, sizeof c->error,
+                         "the connection closed before a complete response (status %d, %" PRIu64 " body bytes)",
+                         r->status, r->body_total);
+            }
+            break;
+        }
+        if (c->len == c->cap) {
+            memmove(c->buf, c->buf + c->off, c->len - c->off);
+            c->len -= c->off;
+            c->off = 0;
+        }
+        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        if (n > 0) {
+            c->len += (size_t)n;
+        } else if (n == 0 || errno == ECONNRESET) {
+            c->eof = 1;
+        } else if (errno == EINTR) {
+            continue;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            snprintf(c->error, sizeof c->error, "no complete response within %d s (status %d, %" PRIu64
+                     " body bytes so far)", IO_TIMEOUT_S, r->status, r->body_total);
+            break;
+        } else {
+            snprintf(c->error, sizeof c->error, "recv: %s", strerror(errno));
+            break;
+        }
+    }
+    free(x.field);
+    free(x.value);
+    return rc;
+}
+
+void es_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *opts) {
+    if (es_try_client_read(c, r, opts) != 0) fail_msg("reading a response: %s", c->error);
+}
+
+int es_client_wait_closed(es_client_t *c, int timeout_ms) {
+    if (c->off < c->len) return -1;
+    if (c->eof) return 1;
+    uint64_t deadline = es_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        uint64_t now = es_now_ms();
+        if (now >= deadline) return 0;
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        int n = poll(&pfd, 1, (int)(deadline - now));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        char b[4096];
+        ssize_t k = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
+        if (k == 0 || (k < 0 && errno == ECONNRESET)) {
+            c->eof = 1;
+            return 1;
+        }
+        if (k > 0) {
+            if (c->len + (size_t)k <= c->cap) {
+                memcpy(c->buf + c->len, b, (size_t)k);
+                c->len += (size_t)k;
+            }
+            return -1;
+        }
+    }
+}
+
+void es_response_dispose(es_response_t *r) {
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        free(r->headers[i].value);
+    }
+    for (size_t i = 0; i < r->ntrailers; i++) {
+        free(r->trailers[i].name);
+        free(r->trailers[i].value);
+    }
+    free(r->headers);
+    free(r->trailers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *find_header(const es_test_header_t *h, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(h[i].name, name) == 0) return h[i].value;
+    }
+    return NULL;
+}
+
+const char *es_response_header(const es_response_t *r, const char *name) {
+    return find_header(r->headers, r->nheaders, name);
+}
+
+const char *es_response_trailer(const es_response_t *r, const char *name) {
+    return find_header(r->trailers, r->ntrailers, name);
+}
+
+size_t es_response_header_count(const es_response_t *r, const char *name) {
+    size_t n = 0;
+    for (size_t i = 0; i < r->nheaders; i++) n += strcasecmp(r->headers[i].name, name) == 0;
+    return n;
+}
+
+void es_roundtrip(uint16_t port, const char *raw, es_response_t *r, const es_read_opts_t *opts) {
+    es_client_t c;
+    es_client_connect(&c, port);
+    es_client_send(&c, raw, strlen(raw));
+    int rc = es_try_client_read(&c, r, opts);
+    char err[256];
+    memcpy(err, c.error, sizeof err);
+    es_client_close(&c);
+    if (rc != 0) fail_msg("reading the response to %.*s: %s", (int)strcspn(raw, "\r\n"), raw, err);
+}
+
+void es_get(uint16_t port, const char *path, es_response_t *r) {
+    char raw[2048];
+    snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    es_roundtrip(port, raw, r, NULL);
+}
+
+/* ---- /headers bodies ---- */
+
+/* The value of the (skip+1)-th header line called `name` after the request line, or NULL. */
+static const char *head_find(const char *head, const char *name, size_t skip, size_t *vlen) {
+    size_t nlen = strlen(name);
+    const char *line = strchr(head, '\n');
+    while (line && *++line) {
+        const char *end = strchr(line, '\n');
+        size_t llen = end ? (size_t)(end - line) : strlen(line);
+        if (llen > nlen && line[nlen] == ':' && strncasecmp(line, name, nlen) == 0) {
+            if (skip == 0) {
+                const char *v = line + nlen + 1;
+                while (*v == ' ' || *v == '\t') v++;
+                *vlen = (size_t)(line + llen - v);
+                return v;
+            }
+            skip--;
+        }
+        line = end;
+    }
+    return NULL;
+}
+
+size_t es_head_count(const char *head, const char *name) {
+    size_t n = 0, vlen;
+    while (head_find(head, name, n, &vlen)) n++;
+    return n;
+}
+
+char *es_head_value(const char *head, const char *name) {
+    size_t vlen;
+    const char *v = head_find(head, name, 0, &vlen);
+    return v ? strndup(v, vlen) : NULL;
+}
+
+char *es_head_request_line(const char *head) {
+    return strndup(head, strcspn(head, "\n"));
+}
+
+/* ---- odds and ends ---- */
+
+uint64_t es_pattern_fnv(uint64_t n) {
+    unsigned char buf[65536];
+    es_pattern_fill(buf, 0, sizeof buf);    /* sizeof buf is a multiple of the 256-byte period */
+    uint64_t h = ES_FNV_INIT;
+    for (uint64_t done = 0; done < n;) {
+        size_t k = n - done < sizeof buf ? (size_t)(n - done) : sizeof buf;
+        h = es_fnv1a(h, buf, k);
+        done += k;
+    }
+    return h;
+}
+
+uint16_t es_closed_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/* ---- the fixture ---- */
+
+int es_fixture_setup(void **state) {
+    signal(SIGPIPE, SIG_IGN);
+    es_fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->hole.listen_fd = -1;
+    int err = es_upstream_start(&f->up);
+    if (err != 0) fail_msg("es_upstream_start: %s", strerror(-err));
+    *state = f;
+    return 0;
+}
+
+int es_fixture_teardown(void **state) {
+    es_fixture_t *f = *state;
+    if (f == NULL) return 0;
+    es_proxy_kill(&f->px);
+    es_proxy_kill(&f->px2);
+    es_upstream_stop(&f->up);
+    es_upstream_stop(&f->up2);
+    if (f->hole.nfds > 0) es_blackhole_stop(&f->hole);
+    free(f);
+    *state = NULL;
+    return 0;
+}

@@ -1,0 +1,193 @@
+/*
+ * The C integration-test harness: runs the real envoy-swift binary and speaks raw HTTP/1.1 to it.
+ *
+ *   ES_BIN    the binary under test (default build/asan/envoy-swift)
+ *   ES_BUILD  the build folder; configs and logs go to $ES_BUILD/test-tmp/XXXXXX (default build)
+ *
+ * Functions whose name does not start with es_try_ fail the current cmocka test (with the proxy's log
+ * when it helps) instead of returning an error. Include <cmocka.h> prerequisites before this header.
+ *
+ * A test usually runs with the fixture (es_fixture_setup / es_fixture_teardown): an upstream already
+ * started in f->up, and a teardown that kills a proxy the test left running (after a failed assertion)
+ * and stops the upstreams.
+ */
+#ifndef ES_TEST_HARNESS_H
+#define ES_TEST_HARNESS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "upstream.h"
+
+#define ES_MAX_LISTENERS 8
+
+/* ---- the proxy process ---- */
+
+typedef struct {
+    /* Optional, set before es_proxy_start: extra environment entries "NAME=value", NULL-terminated. */
+    const char *const *extra_env;
+
+    /* Set by es_proxy_start. */
+    pid_t pid;                           /* 0 once stopped */
+    uint16_t port;                       /* the first listener's port */
+    size_t nlisteners;
+    char names[ES_MAX_LISTENERS][64];    /* in the order the proxy logged them */
+    uint16_t ports[ES_MAX_LISTENERS];
+    char dir[512];                       /* the temp folder holding config.yaml and proxy.log */
+    char config_path[600];
+    char log_path[600];
+} es_proxy_t;
+
+/*
+ * Writes the YAML (printf format) to a new temp folder, starts $ES_BIN -c FILE --log-level debug with
+ * stdout and stderr going to proxy.log, and waits (at most 15 s) until it has logged
+ * `listener "NAME" listening on ADDR:PORT` for `nlisteners` distinct listeners.
+ */
+void es_proxy_start(es_proxy_t *p, size_t nlisteners, const char *yaml_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * The usual config: `workers` workers, one listener "main" on an ephemeral port whose only route sends
+ * every path (prefix /) to cluster "backend" = 127.0.0.1:upstream_port, connect_timeout 1s.
+ */
+void es_proxy_start_backend(es_proxy_t *p, unsigned workers, uint16_t upstream_port);
+/* The port of the listener called `name` (fails the test when there is none). */
+uint16_t es_proxy_port(const es_proxy_t *p, const char *name);
+/* SIGTERM, wait at most 10 s, and assert a clean exit with status 0 (ASan/LSan exit non-zero). */
+void es_proxy_stop(es_proxy_t *p);
+/* SIGKILL a proxy that is still running, without asserting anything (teardown after a failure). */
+void es_proxy_kill(es_proxy_t *p);
+/* The proxy's log so far (malloc'd, NUL-terminated; free it). */
+char *es_proxy_log(const es_proxy_t *p);
+/* How many times `needle` occurs in the log so far. */
+size_t es_proxy_log_count(const es_proxy_t *p, const char *needle);
+/* Prints the log to stderr, framed (for failure messages). */
+void es_proxy_print_log(const es_proxy_t *p);
+
+/* Reads a "Key:   N kB" line of /proc/PID/status, in kB; -1 when absent. */
+long es_proc_status_kb(pid_t pid, const char *key);
+/* How many threads /proc/PID/task lists; -1 on error. */
+int es_proc_threads(pid_t pid);
+
+/* ---- running the binary to see it fail (config errors) ---- */
+
+typedef struct {
+    int exited;                          /* it exited by itself (not killed, not timed out) */
+    int exit_code;                       /* its exit code when exited */
+    int timed_out;                       /* still running after the timeout (then killed) */
+    char *out;                           /* its stdout (malloc'd) */
+    char *err;                           /* its stderr (malloc'd) */
+    char dir[512];
+    char config_path[600];
+} es_run_t;
+
+/* Writes the YAML to a temp folder and runs $ES_BIN -c FILE with a 5 s timeout. */
+void es_run_config(es_run_t *r, const char *yaml_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Runs $ES_BIN -c PATH (PATH need not exist) with a 5 s timeout. */
+void es_run_path(es_run_t *r, const char *path);
+void es_run_dispose(es_run_t *r);
+
+/* ---- a raw HTTP/1.1 client ---- */
+
+typedef struct {
+    char *name;
+    char *value;
+} es_test_header_t;
+
+typedef struct {
+    int status;
+    int http_major, http_minor;
+    es_test_header_t *headers;
+    size_t nheaders;
+    es_test_header_t *trailers;               /* chunked trailers */
+    size_t ntrailers;
+    char *body;                          /* the first `keep` bytes of the body, NUL-terminated (never NULL) */
+    size_t body_len;                     /* bytes in `body` */
+    uint64_t body_total;                 /* bytes of body received in all */
+    uint64_t body_fnv;                   /* FNV-1a 64 of the whole body */
+    int chunked;                         /* the response was chunked */
+    int keep_alive;                      /* http_should_keep_alive() on the response */
+    int eof_delimited;                   /* the body ended with the connection */
+} es_response_t;
+
+/* Called with every piece of body, `offset` being its position in the body. Non-zero aborts the read. */
+typedef int (*es_body_cb)(void *ctx, const char *data, size_t len, uint64_t offset);
+
+typedef struct {
+    int head;                            /* the response answers a HEAD request: no body */
+    size_t keep;                         /* body bytes kept in memory; 0 = 1 MiB */
+    es_body_cb on_body;
+    void *ctx;
+} es_read_opts_t;
+
+typedef struct {
+    int fd;
+    char *buf;                           /* bytes received and not yet parsed: buf[off .. len) */
+    size_t off, len, cap;
+    int eof;                             /* the server closed (or reset) the connection */
+    char error[256];                     /* why the last es_try_ call failed */
+} es_client_t;
+
+/* Connects to 127.0.0.1:port, with 10 s send and receive timeouts. */
+void es_client_connect(es_client_t *c, uint16_t port);
+int es_try_client_connect(es_client_t *c, uint16_t port);
+void es_client_close(es_client_t *c);
+void es_client_send(es_client_t *c, const void *data, size_t len);
+void es_client_sendf(es_client_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int es_try_client_send(es_client_t *c, const void *data, size_t len);
+/* Sends `len` bytes of the test pattern starting at pattern offset `offset`, in chunks of `chunk`
+ * bytes framed as chunked encoding when `chunked` (no final chunk: send "0\r\n\r\n" yourself). */
+void es_client_send_pattern(es_client_t *c, uint64_t offset, uint64_t len, int chunked, size_t chunk);
+/* Reads the next response on the connection (pipelined responses come in order). */
+void es_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *opts);
+int es_try_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *opts);
+/* Waits at most timeout_ms for the server to close the connection. 1 = closed (EOF or reset),
+ * 0 = still open, -1 = it sent more bytes instead. */
+int es_client_wait_closed(es_client_t *c, int timeout_ms);
+
+void es_response_dispose(es_response_t *r);
+/* The first header (or trailer) called `name` (case-insensitive), or NULL. */
+const char *es_response_header(const es_response_t *r, const char *name);
+const char *es_response_trailer(const es_response_t *r, const char *name);
+size_t es_response_header_count(const es_response_t *r, const char *name);
+
+/* One request on a new connection: send `raw`, read the response, close. */
+void es_roundtrip(uint16_t port, const char *raw, es_response_t *r, const es_read_opts_t *opts);
+/* GET path with Host: test, on a new connection. */
+void es_get(uint16_t port, const char *path, es_response_t *r);
+
+/*
+ * The body of an upstream /headers response: the first line is the request line, then "name: value"
+ * lines. These look headers up case-insensitively by name.
+ */
+size_t es_head_count(const char *head, const char *name);
+/* The value of the first header `name` (malloc'd; free it), or NULL. */
+char *es_head_value(const char *head, const char *name);
+/* The request line (malloc'd; free it). */
+char *es_head_request_line(const char *head);
+
+/* ---- odds and ends ---- */
+
+uint64_t es_now_ms(void);
+/* FNV-1a of the pattern bytes 0 .. n-1. */
+uint64_t es_pattern_fnv(uint64_t n);
+/* A TCP port on 127.0.0.1 where nothing listens (bound, then closed). */
+uint16_t es_closed_port(void);
+/* Polls cond-style: calls fn(arg) every 10 ms until it returns non-zero or timeout_ms passes. */
+int es_poll_until(int (*fn)(void *arg), void *arg, int timeout_ms);
+
+/* ---- the fixture ---- */
+
+typedef struct {
+    es_upstream_t up;                    /* started by es_fixture_setup */
+    es_upstream_t up2;                   /* for tests that need a second upstream: start it yourself */
+    es_blackhole_t hole;                 /* likewise; stopped by the teardown when hole.nfds > 0 */
+    es_proxy_t px;                       /* killed by the teardown if still running */
+    es_proxy_t px2;
+} es_fixture_t;
+
+int es_fixture_setup(void **state);
+int es_fixture_teardown(void **state);
+
+#endif
