@@ -166,11 +166,19 @@ static int send_simple(es_upstream_conn_t *c, int status, const char *body, size
     return rc;
 }
 
-static int send_bytes(es_upstream_conn_t *c, uint64_t n, int chunked, int trailer) {
+/*
+ * /bytes. eof: no Content-Length, the body ends with the connection (the caller closes). cut: stop after
+ * that many body bytes (the caller closes), a response that dies in the middle.
+ */
+static int send_bytes(es_upstream_conn_t *c, uint64_t n, int chunked, int trailer, int eof, uint64_t cut) {
     pthread_once(&pattern_once, pattern_init);
     if (c->http_major == 1 && c->http_minor == 0) chunked = 0;   /* no chunked for HTTP/1.0 */
+    if (eof) {
+        chunked = 0;
+        c->keep_alive = 0;
+    }
     sbuf_t out = {0};
-    build_head(c, &out, 200, chunked ? LEN_CHUNKED : (int64_t)n);
+    build_head(c, &out, 200, chunked ? LEN_CHUNKED : eof ? LEN_NONE : (int64_t)n);
     if (chunked && trailer) sbuf_printf(&out, "trailer: x-checksum\r\n");
     sbuf_add(&out, "\r\n", 2);
     int rc = send_all(c, out.base, out.len);
@@ -178,8 +186,9 @@ static int send_bytes(es_upstream_conn_t *c, uint64_t n, int chunked, int traile
     if (rc != 0 || c->method == HTTP_HEAD) return rc;
 
     uint64_t fnv = ES_FNV_INIT;
-    for (uint64_t off = 0; off < n;) {
-        size_t len = n - off < STREAM_SIZE ? (size_t)(n - off) : STREAM_SIZE;
+    uint64_t stop = cut < n ? cut : n;
+    for (uint64_t off = 0; off < stop;) {
+        size_t len = stop - off < STREAM_SIZE ? (size_t)(stop - off) : STREAM_SIZE;
         if (chunked) {
             char line[32];
             int k = snprintf(line, sizeof line, "%zx\r\n", len);
@@ -190,6 +199,7 @@ static int send_bytes(es_upstream_conn_t *c, uint64_t n, int chunked, int traile
         if (trailer) fnv = es_fnv1a(fnv, pattern, len);
         off += len;
     }
+    if (stop < n) return -1;      /* cut short: the caller closes the connection */
     if (chunked) {
         char end[64];
         int k = trailer ? snprintf(end, sizeof end, "0\r\nx-checksum: %016" PRIx64 "\r\n\r\n", fnv)
@@ -372,7 +382,8 @@ static int respond(es_upstream_conn_t *c) {
         sbuf_free(&body);
     } else if (IS("/bytes")) {
         rc = send_bytes(c, query_u64(query, qlen, "n", 0), query_u64(query, qlen, "chunked", 0) != 0,
-                        query_u64(query, qlen, "trailer", 0) != 0);
+                        query_u64(query, qlen, "trailer", 0) != 0, query_u64(query, qlen, "eof", 0) != 0,
+                        query_u64(query, qlen, "cut", UINT64_MAX));
     } else if (IS("/text")) {
         /* A text/plain body (for body-rewriting filters), Content-Length or, with chunked=1, two chunks. */
         char body[256 + 16];
@@ -401,6 +412,14 @@ static int respond(es_upstream_conn_t *c) {
         int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, (int)plen, path);
         send_simple(c, 200, body, (size_t)n);
         return CLOSE;
+    } else if (IS("/close-silently")) {
+        /* Keep-alive as far as the headers say, then the connection closes (an upstream's idle timeout). */
+        char body[256];
+        int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, (int)plen, path);
+        send_simple(c, 200, body, (size_t)n);
+        return CLOSE;
+    } else if (IS("/hangup")) {
+        return CLOSE;             /* a FIN instead of a response */
     } else if (IS("/reset")) {
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

@@ -11,12 +11,18 @@
  *   /sink                     reads the body (Content-Length or chunked) streaming, answers
  *                             "len=N fnv=HEX16\n" and, for chunked requests with trailers, one
  *                             "trailer name: value\n" line per trailer
- *   /bytes?n=N[&chunked=1][&trailer=1]
+ *   /bytes?n=N[&chunked=1][&trailer=1][&eof=1][&cut=M]
  *                             N bytes of es_pattern_byte(i), streamed; Content-Length, or chunked (with a
- *                             trailer "x-checksum: HEX16", the FNV-1a of the body, when trailer=1)
+ *                             trailer "x-checksum: HEX16", the FNV-1a of the body, when trailer=1), or with
+ *                             eof=1 neither: the body ends when the connection closes. cut=M: only the first
+ *                             M bytes are sent, then the connection closes (a response that dies midway)
+ *   /text[?chunked=1]         200 "upstream ok METHOD PATH\n" as text/plain; chunked=1: in two chunks
  *   /status?code=C            status C, body "status C\n"; no body for 204 and 304
  *   /close                    answers with "Connection: close" and closes the connection
  *   /delay?ms=M               waits M ms, then answers like the default
+ *   /close-silently           answers like the default (keep-alive, as far as the headers say), then
+ *                             closes the connection: an upstream whose idle timeout fired
+ *   /hangup                   closes the connection (FIN) without answering
  *   /reset                    resets the connection (RST) without answering
  *
  * Every response carries "x-upstream-conn: K" (the connection's ordinal, 1-based, in accept order) and
