@@ -1,0 +1,286 @@
+/*
+ * Connections on both sides: the upstream pool reuses one keep-alive connection for sequential
+ * requests from one or several clients, does not reuse a connection the upstream closes (with or
+ * without saying so), a client's Connection: close ends its connection, and pipelined requests are
+ * answered in order (many at once, and none after a Connection: close).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "harness.h"
+
+static void expect_body(es_response_t *r, const char *fmt, int i) {
+    char want[128];
+    snprintf(want, sizeof want, fmt, i);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(r->body, want);
+}
+
+static void test_one_client_many_requests_one_upstream_connection(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    for (int i = 1; i <= 10; i++) {
+        es_client_sendf(&c, "GET /seq%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        expect_body(&r, "upstream ok GET /seq%d\n", i);
+        assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+        char req[16];
+        snprintf(req, sizeof req, "%d", i);
+        assert_string_equal(es_response_header(&r, "x-upstream-req"), req);
+        es_response_dispose(&r);
+    }
+    es_client_close(&c);
+    assert_int_equal(es_upstream_connections(&f->up), 1);
+    assert_int_equal(es_upstream_requests(&f->up), 10);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_interleaved_clients_share_one_upstream_connection(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    /* Three open client connections take turns; one request is in flight at a time. */
+    enum { N = 3, ROUNDS = 4 };
+    es_client_t c[N];
+    for (int i = 0; i < N; i++) es_client_connect(&c[i], f->px.port);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < N; i++) {
+            es_client_sendf(&c[i], "GET /c%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+            es_response_t r;
+            es_client_read(&c[i], &r, NULL);
+            expect_body(&r, "upstream ok GET /c%d\n", i);
+            assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+            es_response_dispose(&r);
+        }
+    }
+    for (int i = 0; i < N; i++) es_client_close(&c[i]);
+    assert_int_equal(es_upstream_connections(&f->up), 1);
+    assert_int_equal(es_upstream_requests(&f->up), N * ROUNDS);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_upstream_connection_close_is_not_reused(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /close HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+    /* Connection is hop-by-hop: the upstream's close is not the client's. */
+    const char *conn = es_response_header(&r, "connection");
+    assert_true(conn == NULL || strcasestr(conn, "close") == NULL);
+    es_response_dispose(&r);
+
+    /* The client connection goes on; the proxy opens a new upstream connection. */
+    es_client_sendf(&c, "GET /next HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /next\n");
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "2");
+    assert_string_equal(es_response_header(&r, "x-upstream-req"), "1");
+    es_response_dispose(&r);
+    es_client_close(&c);
+    assert_int_equal(es_upstream_connections(&f->up), 2);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_upstream_closing_idle_connection(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    /*
+     * The upstream answers as if keep-alive, then closes (its idle timeout). Whether the proxy sees the
+     * FIN before reusing the connection or only after writing the next request on it (a GET, so it may
+     * retry), the next request succeeds on a new connection.
+     */
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    enum { ROUNDS = 10 };
+    for (int i = 0; i < ROUNDS; i++) {
+        es_client_sendf(&c, "GET /close-silently HTTP/1.1\r\nHost: t\r\n\r\n");
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "upstream ok GET /close-silently\n");
+        es_response_dispose(&r);
+        es_client_sendf(&c, "GET /after%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        es_client_read(&c, &r, NULL);
+        if (r.status != 200) fail_msg("round %d: the request after an upstream close got %d: %s", i, r.status, r.body);
+        expect_body(&r, "upstream ok GET /after%d\n", i);
+        es_response_dispose(&r);
+    }
+    es_client_close(&c);
+    assert_int_equal(es_upstream_requests(&f->up), 2 * ROUNDS);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_client_connection_close(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /bye HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /bye\n");
+    const char *conn = es_response_header(&r, "connection");
+    assert_non_null(conn);
+    assert_non_null(strcasestr(conn, "close"));
+    es_response_dispose(&r);
+    assert_int_equal(es_client_wait_closed(&c, 5000), 1);
+    es_client_close(&c);
+
+    /* The client's close did not close the upstream connection: the next client reuses it. */
+    es_get(f->px.port, "/again", &r);
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+    es_response_dispose(&r);
+    assert_int_equal(es_upstream_connections(&f->up), 1);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_many_pipelined_requests_in_order(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    /* 50 requests in one write, a slow one and a chunked POST among them. */
+    enum { N = 50 };
+    size_t cap = 64 * 1024, len = 0;
+    char *all = malloc(cap);
+    for (int i = 0; i < N; i++) {
+        if (i == 1) {
+            len += (size_t)snprintf(all + len, cap - len, "GET /delay?ms=50 HTTP/1.1\r\nHost: t\r\n\r\n");
+        } else if (i == 25) {
+            len += (size_t)snprintf(all + len, cap - len,
+                                    "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "4\r\nwxyz\r\n0\r\n\r\n");
+        } else {
+            len += (size_t)snprintf(all + len, cap - len, "GET /p%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        }
+    }
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_send(&c, all, len);
+    free(all);
+    for (int i = 0; i < N; i++) {
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, 200);
+        if (i == 1) {
+            assert_string_equal(r.body, "upstream ok GET /delay\n");
+        } else if (i == 25) {
+            assert_non_null(strstr(r.body, "len=4 "));
+        } else {
+            expect_body(&r, "upstream ok GET /p%d\n", i);
+        }
+        es_response_dispose(&r);
+    }
+    es_client_close(&c);
+    assert_int_equal(es_upstream_requests(&f->up), N);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_nothing_answered_after_pipelined_close(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /first HTTP/1.1\r\nHost: t\r\n\r\n"
+                        "GET /last HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                        "GET /never HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_string_equal(r.body, "upstream ok GET /first\n");
+    es_response_dispose(&r);
+    es_client_read(&c, &r, NULL);
+    assert_string_equal(r.body, "upstream ok GET /last\n");
+    es_response_dispose(&r);
+    /* After the response to the request that said close, the connection ends: /never is not answered. */
+    assert_int_equal(es_client_wait_closed(&c, 5000), 1);
+    es_client_close(&c);
+    assert_int_equal(es_upstream_requests(&f->up), 2);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_keepalive_across_direct_responses_and_404(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start(&f->px, 1,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /api }\n"
+                   "        cluster: backend\n"
+                   "      - match: { prefix: /hello }\n"
+                   "        direct_response: { status: 200, body: \"hello\\n\" }\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    static const char *const paths[] = { "/hello", "/nothing-here", "/api/x", "/hello", "/api/y" };
+    static const int want[] = { 200, 404, 200, 200, 200 };
+    for (int i = 0; i < 5; i++) {
+        es_client_sendf(&c, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", paths[i]);
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, want[i]);
+        assert_false(r.eof_delimited);
+        es_response_dispose(&r);
+    }
+    es_client_close(&c);
+    assert_int_equal(es_upstream_connections(&f->up), 1);
+    assert_int_equal(es_upstream_requests(&f->up), 2);
+
+    es_proxy_stop(&f->px);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_one_client_many_requests_one_upstream_connection, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_interleaved_clients_share_one_upstream_connection, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_connection_close_is_not_reused, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_closing_idle_connection, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_client_connection_close, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_many_pipelined_requests_in_order, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_answered_after_pipelined_close, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_across_direct_responses_and_404, es_fixture_setup,
+                                        es_fixture_teardown),
+    };
+    return cmocka_run_group_tests_name("proxy_keepalive", tests, NULL, NULL);
+}
