@@ -1,0 +1,200 @@
+/*
+ * When the upstream fails: refused → 503 "upstream connect error", a connect that hangs → 503
+ * "upstream connect timeout" after connect_timeout, a reset or a hang-up before the response headers
+ * → 503, and a response that dies midway ends the client's connection without pretending the body
+ * was complete. The proxy keeps serving after each.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+/* Routes /ok to a direct response and everything else to the cluster at `port`. */
+static void start_with_cluster(es_proxy_t *px, uint16_t port, const char *connect_timeout) {
+    es_proxy_start(px, 1,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /ok }\n"
+                   "        direct_response: { status: 200, body: \"still here\\n\" }\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: backend\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n"
+                   "    connect_timeout: %s\n",
+                   port, connect_timeout);
+}
+
+static void expect_still_serving(es_proxy_t *px) {
+    es_response_t r;
+    es_get(px->port, "/ok", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "still here\n");
+    es_response_dispose(&r);
+}
+
+static void expect_503_starting(es_response_t *r, const char *prefix) {
+    if (r->status != 503 || strncmp(r->body, prefix, strlen(prefix)) != 0) {
+        fail_msg("want 503 \"%s...\", got %d \"%s\"", prefix, r->status, r->body);
+    }
+    /* A complete response the client can read: its length is stated. */
+    assert_true(es_response_header(r, "content-length") != NULL || r->chunked);
+}
+
+static void test_upstream_refused_is_503(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, es_closed_port(), "1s");
+
+    for (int i = 0; i < 2; i++) {
+        es_response_t r;
+        es_get(f->px.port, "/x", &r);
+        expect_503_starting(&r, "upstream connect error");
+        es_response_dispose(&r);
+    }
+    expect_still_serving(&f->px);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_connect_timeout_is_503(void **state) {
+    es_fixture_t *f = *state;
+    assert_int_equal(es_blackhole_start(&f->hole), 0);
+    start_with_cluster(&f->px, f->hole.port, "300ms");
+
+    /* Two clients at once: each waits for its own connect, and each gets its answer in time. */
+    es_client_t c[2];
+    uint64_t t0 = es_now_ms();
+    for (int i = 0; i < 2; i++) {
+        es_client_connect(&c[i], f->px.port);
+        es_client_sendf(&c[i], "GET /slow%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+    }
+    for (int i = 0; i < 2; i++) {
+        es_response_t r;
+        es_client_read(&c[i], &r, NULL);
+        uint64_t took = es_now_ms() - t0;
+        expect_503_starting(&r, "upstream connect timeout");
+        if (took < 300 || took > 1000) {
+            fail_msg("client %d: 503 after %" PRIu64 " ms, want between 300 and 1000 (connect_timeout 300ms)", i,
+                     took);
+        }
+        es_response_dispose(&r);
+        es_client_close(&c[i]);
+    }
+    expect_still_serving(&f->px);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_upstream_reset_before_headers_is_503(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+
+    es_response_t r;
+    es_get(f->px.port, "/reset", &r);
+    expect_503_starting(&r, "");
+    es_response_dispose(&r);
+
+    es_roundtrip(f->px.port, "POST /reset HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nabcde", &r, NULL);
+    expect_503_starting(&r, "");
+    es_response_dispose(&r);
+
+    /* The upstream itself is fine: the next request gets through. */
+    es_get(f->px.port, "/fine", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /fine\n");
+    es_response_dispose(&r);
+    expect_still_serving(&f->px);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_upstream_hangup_before_headers_is_503(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+
+    es_response_t r;
+    es_get(f->px.port, "/hangup", &r);
+    expect_503_starting(&r, "");
+    es_response_dispose(&r);
+
+    es_get(f->px.port, "/fine", &r);
+    assert_int_equal(r.status, 200);
+    es_response_dispose(&r);
+
+    es_proxy_stop(&f->px);
+}
+
+static int check_pattern(void *ctx, const char *data, size_t len, uint64_t offset) {
+    int *bad = ctx;
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)data[i] != es_pattern_byte(offset + i)) {
+            *bad = 1;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The upstream sends the headers and 300000 of 1000000 bytes, then closes. */
+static void expect_truncated(uint16_t port, int chunked) {
+    es_client_t c;
+    es_client_connect(&c, port);
+    es_client_sendf(&c, "GET /bytes?n=1000000&cut=300000&chunked=%d HTTP/1.1\r\nHost: t\r\n\r\n", chunked);
+    es_response_t r;
+    int bad = 0;
+    int rc = es_try_client_read(&c, &r, &(es_read_opts_t){ .keep = 1, .on_body = check_pattern, .ctx = &bad });
+    if (rc == 0) {
+        fail_msg("chunked=%d: the client got a complete response (%" PRIu64 " body bytes) for a body the upstream "
+                 "cut short",
+                 chunked, r.body_total);
+    }
+    if (!c.eof) fail_msg("chunked=%d: the proxy neither finished nor closed the connection: %s", chunked, c.error);
+    assert_int_equal(r.status, 200);
+    assert_false(bad);
+    assert_true(r.body_total <= 300000);
+    es_response_dispose(&r);
+    es_client_close(&c);
+}
+
+static void test_upstream_dies_mid_body(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+
+    expect_truncated(f->px.port, 0);
+    expect_truncated(f->px.port, 1);
+
+    /* And the next request is served on a fresh upstream connection. */
+    es_response_t r;
+    es_get(f->px.port, "/fine", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /fine\n");
+    es_response_dispose(&r);
+    assert_int_equal(es_upstream_connections(&f->up), 3);
+
+    es_proxy_stop(&f->px);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_upstream_refused_is_503, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_connect_timeout_is_503, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_reset_before_headers_is_503, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_hangup_before_headers_is_503, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_dies_mid_body, es_fixture_setup, es_fixture_teardown),
+    };
+    return cmocka_run_group_tests_name("proxy_errors", tests, NULL, NULL);
+}
