@@ -1,7 +1,8 @@
 /*
  * Connections on both sides: the upstream pool reuses one keep-alive connection for sequential
  * requests from one or several clients, does not reuse a connection the upstream closes (with or
- * without saying so), a client's Connection: close ends its connection, and pipelined requests are
+ * without saying so), retries a GET (not a POST) whose reused connection is reset before any response
+ * byte, a client's Connection: close ends its connection, and pipelined requests are
  * answered in order (many at once, and none after a Connection: close).
  */
 #include <stdarg.h>
@@ -130,6 +131,66 @@ static void test_upstream_closing_idle_connection(void **state) {
     }
     es_client_close(&c);
     assert_int_equal(es_upstream_requests(&f->up), 2 * ROUNDS);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_reused_connection_reset_retries_get(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    /*
+     * The pooled connection is reset under the next request before any response byte: an idempotent
+     * request is retried once on a new connection (DESIGN.md, upstream keep-alive), so the client never
+     * sees the pool's race with the upstream's idle timeout.
+     */
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /drop-next HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+    es_response_dispose(&r);
+
+    es_client_sendf(&c, "GET /retry-me HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_client_read(&c, &r, NULL);
+    if (r.status != 200) fail_msg("a GET on a reused connection that was reset got %d \"%s\", not a retry", r.status, r.body);
+    assert_string_equal(r.body, "upstream ok GET /retry-me\n");
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "2");
+    es_response_dispose(&r);
+    es_client_close(&c);
+    assert_int_equal(es_upstream_connections(&f->up), 2);
+    assert_int_equal(es_upstream_requests(&f->up), 3);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_reused_connection_reset_post_is_503(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /drop-next HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    es_response_dispose(&r);
+
+    /* A POST is not idempotent: not retried, the client gets 503. */
+    es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc");
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 503);
+    es_response_dispose(&r);
+    assert_int_equal(es_upstream_requests(&f->up), 2);
+    assert_int_equal(es_upstream_connections(&f->up), 1);
+    es_client_close(&c);
+
+    es_get(f->px.port, "/fine", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /fine\n");
+    es_response_dispose(&r);
 
     es_proxy_stop(&f->px);
 }
@@ -273,6 +334,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_upstream_connection_close_is_not_reused, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_closing_idle_connection, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reused_connection_reset_retries_get, es_fixture_setup,
+                                        es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reused_connection_reset_post_is_503, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_client_connection_close, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_many_pipelined_requests_in_order, es_fixture_setup,

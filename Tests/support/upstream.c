@@ -89,6 +89,7 @@ struct es_upstream_conn_s {
     int in_value;
     int headers_done;
     int keep_alive;
+    int drop_next;               /* /drop-next was served: reset at the next request */
     int http_major, http_minor;
     int method;
     int chunked;
@@ -368,7 +369,20 @@ static int respond(es_upstream_conn_t *c) {
 
 #define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
     int rc;
-    if (IS("/headers")) {
+    if (c->drop_next) {
+        /* The request after /drop-next: reset without a response byte, as a server that timed out the
+         * idle connection just as the request arrived. */
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close_fd(c);
+        return GONE;
+    }
+    if (IS("/drop-next")) {
+        c->drop_next = 1;
+        char body[64];
+        int n = snprintf(body, sizeof body, "upstream ok %s /drop-next\n", method);
+        rc = send_simple(c, 200, body, (size_t)n);
+    } else if (IS("/headers")) {
         sbuf_t body = {0};
         sbuf_printf(&body, "%s %s HTTP/%d.%d\n", method, url, c->http_major, c->http_minor);
         if (c->head.len) sbuf_add(&body, c->head.base, c->head.len);

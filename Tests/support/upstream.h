@@ -22,6 +22,9 @@
  *   /delay?ms=M               waits M ms, then answers like the default
  *   /close-silently           answers like the default (keep-alive, as far as the headers say), then
  *                             closes the connection: an upstream whose idle timeout fired
+ *   /drop-next                answers like the default (keep-alive), then resets the connection when the
+ *                             next request on it is complete, without answering it: a reused keep-alive
+ *                             connection that dies under a request
  *   /hangup                   closes the connection (FIN) without answering
  *   /reset                    resets the connection (RST) without answering
  *
