@@ -2,7 +2,8 @@
  * When the upstream fails: refused → 503 "upstream connect error", a connect that hangs → 503
  * "upstream connect timeout" after connect_timeout, a reset or a hang-up before the response headers
  * → 503, and a response that dies midway ends the client's connection without pretending the body
- * was complete. The proxy keeps serving after each.
+ * was complete. Malformed requests and request-smuggling shapes get 400 and are never forwarded.
+ * The proxy keeps serving after each.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,6 +187,51 @@ static void test_upstream_dies_mid_body(void **state) {
     es_proxy_stop(&f->px);
 }
 
+/* Sends `raw` on a new connection and expects a 400 the client can read, then the connection's end. */
+static void expect_400(uint16_t port, const char *raw, const char *what) {
+    es_client_t c;
+    es_client_connect(&c, port);
+    es_client_send(&c, raw, strlen(raw));
+    es_response_t r;
+    if (es_try_client_read(&c, &r, NULL) != 0) fail_msg("%s: no 400 response: %s", what, c.error);
+    if (r.status != 400) fail_msg("%s: got %d, want 400", what, r.status);
+    es_response_dispose(&r);
+    if (es_client_wait_closed(&c, 5000) != 1) fail_msg("%s: the connection stayed open after the 400", what);
+    es_client_close(&c);
+}
+
+static void test_malformed_requests_are_400(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+
+    expect_400(f->px.port, "THIS IS NOT HTTP\r\n\r\n", "garbage request line");
+    /* Request smuggling shapes (DESIGN.md, limits): never forwarded, always 400. */
+    expect_400(f->px.port,
+               "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+               "0\r\n\r\n",
+               "Content-Length with Transfer-Encoding");
+    expect_400(f->px.port, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+               "conflicting Content-Length");
+    expect_400(f->px.port, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n",
+               "a bad chunk size");
+    assert_int_equal(es_upstream_requests(&f->up), 0);
+    expect_still_serving(&f->px);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_obs_fold_is_400(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+
+    /* Obsolete line folding (RFC 9112 5.2): http-parser accepts it, the host must not (DESIGN.md, facts). */
+    expect_400(f->px.port, "GET /x HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n", "obs-fold");
+    assert_int_equal(es_upstream_requests(&f->up), 0);
+    expect_still_serving(&f->px);
+
+    es_proxy_stop(&f->px);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_upstream_refused_is_503, es_fixture_setup, es_fixture_teardown),
@@ -195,6 +241,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_upstream_hangup_before_headers_is_503, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_body, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_requests_are_400, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_obs_fold_is_400, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests_name("proxy_errors", tests, NULL, NULL);
 }
