@@ -1,7 +1,8 @@
 /*
  * The proxy forwards requests and answers by its routes: GET and HEAD through a cluster, direct
  * responses, longest-prefix and host matching, 404 without a route, round robin between endpoints,
- * hop-by-hop headers removed, x-forwarded-for / x-forwarded-proto set, Host kept, several listeners.
+ * hop-by-hop headers removed, x-forwarded-for / x-forwarded-proto set, Host kept, several listeners,
+ * and no log line per request at the default log level.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -395,6 +396,49 @@ static void test_two_listeners(void **state) {
     es_proxy_stop(&f->px);
 }
 
+static size_t log_lines(const es_proxy_t *p) {
+    return es_proxy_log_count(p, "\n");
+}
+
+static void test_default_log_level_is_quiet_per_request(void **state) {
+    es_fixture_t *f = *state;
+    f->px.log_level = "";                 /* no --log-level: the default level */
+    es_proxy_start(&f->px, 1,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /direct }\n"
+                   "        direct_response: { status: 200, body: \"direct\\n\" }\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: backend\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   f->up.port);
+    es_response_t r;
+    es_get(f->px.port, "/warm-up", &r);   /* the first upstream connection may say something */
+    es_response_dispose(&r);
+    size_t before = log_lines(&f->px);
+
+    for (int i = 0; i < 10; i++) {
+        es_get(f->px.port, "/quiet", &r);
+        assert_int_equal(r.status, 200);
+        es_response_dispose(&r);
+        es_get(f->px.port, "/direct", &r);
+        assert_int_equal(r.status, 200);
+        es_response_dispose(&r);
+    }
+    size_t after = log_lines(&f->px);
+    if (after != before) {
+        es_proxy_print_log(&f->px);
+        fail_msg("20 ordinary requests added %zu log lines at the default level (want none)", after - before);
+    }
+    es_proxy_stop(&f->px);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_get_through_cluster, es_fixture_setup, es_fixture_teardown),
@@ -409,6 +453,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_x_forwarded_for_appended, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_endpoints, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_two_listeners, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_default_log_level_is_quiet_per_request, es_fixture_setup,
+                                        es_fixture_teardown),
     };
     return cmocka_run_group_tests_name("proxy_basic", tests, NULL, NULL);
 }

@@ -281,7 +281,8 @@ void es_proxy_start(es_proxy_t *p, size_t nlisteners, const char *yaml_fmt, ...)
     write_file(p->config_path, yaml);
     free(yaml);
 
-    const char *argv[] = { es_bin(), "-c", p->config_path, "--log-level", "debug", NULL };
+    const char *level = p->log_level ? p->log_level : "debug";
+    const char *argv[] = { es_bin(), "-c", p->config_path, *level ? "--log-level" : NULL, level, NULL };
     p->pid = spawn(argv, p->extra_env, p->log_path, p->log_path);
 
     uint64_t deadline = es_now_ms() + START_TIMEOUT_MS;

@@ -28,6 +28,9 @@
 typedef struct {
     /* Optional, set before es_proxy_start: extra environment entries "NAME=value", NULL-terminated. */
     const char *const *extra_env;
+    /* Optional, set before es_proxy_start: the --log-level (NULL = "debug", "" = no --log-level flag: the
+     * default level). The harness needs the `listening on` lines, logged at info. */
+    const char *log_level;
 
     /* Set by es_proxy_start. */
     pid_t pid;                           /* 0 once stopped */
@@ -41,7 +44,7 @@ typedef struct {
 } es_proxy_t;
 
 /*
- * Writes the YAML (printf format) to a new temp folder, starts $ES_BIN -c FILE --log-level debug with
+ * Writes the YAML (printf format) to a new temp folder, starts $ES_BIN -c FILE --log-level debug (or p->log_level) with
  * stdout and stderr going to proxy.log, and waits (at most 15 s) until it has logged
  * `listener "NAME" listening on ADDR:PORT` for `nlisteners` distinct listeners.
  */
