@@ -114,6 +114,7 @@ static int send_all(es_upstream_conn_t *c, const void *data, size_t len) {
             if (errno == EINTR) continue;
             return -1;
         }
+        atomic_fetch_add(&c->u->bytes_out, (unsigned long long)n);
         p += n;
         len -= (size_t)n;
     }
@@ -269,6 +270,16 @@ static int on_headers_complete(http_parser *p) {
     c->http_minor = p->http_minor;
     c->method = p->method;
     c->chunked = (p->flags & F_CHUNKED) != 0;
+    if (c->url.base && strncmp(c->url.base, "/sink?", 6) == 0 && strstr(c->url.base, "hold=1")) {
+        /* A slow upstream: read nothing more until the test says so. */
+        es_upstream_t *u = c->u;
+        atomic_fetch_add(&u->holding, 1);
+        while (!atomic_load(&u->released) && !atomic_load(&u->stopping)) {
+            struct timespec ts = { 0, 5 * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        atomic_fetch_sub(&u->holding, 1);
+    }
     return 0;
 }
 
@@ -564,6 +575,9 @@ static void *accept_main(void *arg) {
 int es_upstream_start(es_upstream_t *u) {
     atomic_store(&u->connections, 0);
     atomic_store(&u->requests, 0);
+    atomic_store(&u->bytes_out, 0);
+    atomic_store(&u->holding, 0);
+    atomic_store(&u->released, 0);
     atomic_store(&u->stopping, 0);
     u->conns = NULL;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -616,6 +630,10 @@ void es_upstream_stop(es_upstream_t *u) {
         list = next;
     }
     pthread_mutex_destroy(&u->mu);
+}
+
+void es_upstream_release(es_upstream_t *u) {
+    atomic_store(&u->released, 1);
 }
 
 unsigned long es_upstream_connections(es_upstream_t *u) {

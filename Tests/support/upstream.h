@@ -8,9 +8,10 @@
  *   any other path            200 "upstream ok METHOD PATH\n"
  *   /headers                  200, body = the request head as received: "METHOD URL HTTP/x.y\n" then one
  *                             "name: value\n" per header, names and values as the parser saw them
- *   /sink                     reads the body (Content-Length or chunked) streaming, answers
+ *   /sink[?hold=1]            reads the body (Content-Length or chunked) streaming, answers
  *                             "len=N fnv=HEX16\n" and, for chunked requests with trailers, one
- *                             "trailer name: value\n" line per trailer
+ *                             "trailer name: value\n" line per trailer. hold=1: reads nothing after the
+ *                             request head until es_upstream_release() (a slow upstream)
  *   /bytes?n=N[&chunked=1][&trailer=1][&eof=1][&cut=M]
  *                             N bytes of es_pattern_byte(i), streamed; Content-Length, or chunked (with a
  *                             trailer "x-checksum: HEX16", the FNV-1a of the body, when trailer=1), or with
@@ -57,6 +58,9 @@ typedef struct {
     /* Counters: read them with atomic_load (or the accessors below). */
     atomic_ulong connections;          /* connections accepted */
     atomic_ulong requests;             /* requests whose message was complete */
+    atomic_ullong bytes_out;           /* bytes sent on all connections */
+    atomic_ulong holding;              /* /sink?hold=1 requests waiting for es_upstream_release() */
+    atomic_int released;
 
     /* Private. */
     int started;
@@ -71,6 +75,9 @@ typedef struct {
 int es_upstream_start(es_upstream_t *u);
 /* Stops accepting, closes every connection, joins every thread, frees everything. Idempotent. */
 void es_upstream_stop(es_upstream_t *u);
+
+/* Lets every /sink?hold=1 request (now and later) go on reading its body. */
+void es_upstream_release(es_upstream_t *u);
 
 unsigned long es_upstream_connections(es_upstream_t *u);
 unsigned long es_upstream_requests(es_upstream_t *u);
