@@ -220,17 +220,6 @@ static void test_malformed_requests_are_400(void **state) {
     es_proxy_stop(&f->px);
 }
 
-static void test_obs_fold_is_400(void **state) {
-    es_fixture_t *f = *state;
-    start_with_cluster(&f->px, f->up.port, "1s");
-
-    /* Obsolete line folding (RFC 9112 5.2): http-parser accepts it, the host must not (DESIGN.md, facts). */
-    expect_400(f->px.port, "GET /x HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n", "obs-fold");
-    assert_int_equal(es_upstream_requests(&f->up), 0);
-    expect_still_serving(&f->px);
-
-    es_proxy_stop(&f->px);
-}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -242,7 +231,6 @@ int main(void) {
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_body, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_requests_are_400, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_obs_fold_is_400, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests_name("proxy_errors", tests, NULL, NULL);
 }
