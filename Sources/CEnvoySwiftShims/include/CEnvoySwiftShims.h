@@ -1,0 +1,27 @@
+/*
+ * Small C helpers the Swift SDK needs and Swift cannot express.
+ * Not part of the host ABI (that is CHost/include/envoy_swift_abi.h).
+ */
+#ifndef ENVOY_SWIFT_SHIMS_H
+#define ENVOY_SWIFT_SHIMS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The function a filter library exports to register its filters:
+ * `void envoy_swift_register_filters(void)`, or NULL when the image this SDK is linked into has
+ * none. Found by a weak reference resolved at link time, so it works the same in a shared
+ * library and in a test executable. */
+typedef void (*envoy_swift_shim_register_fn)(void);
+envoy_swift_shim_register_fn envoy_swift_shim_registration(void);
+
+/* The path of the image (shared library or executable) this SDK is linked into, for messages;
+ * "?" when unknown. OWNERSHIP: static storage of the loader. */
+const char *envoy_swift_shim_image_path(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,22 @@
+#define _GNU_SOURCE
+#include "CEnvoySwiftShims.h"
+
+#include <dlfcn.h>
+#include <stddef.h>
+
+/* Defined (with @_cdecl) by the filter library's Swift code; weak so that a library or test
+ * binary without it still links, and the SDK can say what is missing. */
+extern void envoy_swift_register_filters(void) __attribute__((weak));
+
+envoy_swift_shim_register_fn envoy_swift_shim_registration(void)
+{
+    return envoy_swift_register_filters;
+}
+
+const char *envoy_swift_shim_image_path(void)
+{
+    Dl_info info;
+    if (dladdr((const void *)envoy_swift_shim_image_path, &info) == 0 || info.dli_fname == NULL)
+        return "?";
+    return info.dli_fname;
+}

@@ -1,0 +1,142 @@
+import CEnvoySwiftABI
+
+// The hooks the host calls: every function of the header's "Hooks the library implements"
+// section, exported under its C name. Each one catches everything: no Swift error crosses the C
+// boundary. They are public only so the linker exports them; filter authors do not call them.
+
+/// `uint32_t envoy_swift_abi_version(void)`: the ABI version the library was built for.
+@_cdecl("envoy_swift_abi_version")
+public func envoySwiftABIVersion() -> UInt32 {
+    ABIVersion.current
+}
+
+/// `int envoy_swift_program_init(const envoy_swift_host_t *host)`: adopts the host's callbacks and
+/// registers the library's filters. Returns 0, or a negative value (logged) on failure.
+@_cdecl("envoy_swift_program_init")
+public func envoySwiftProgramInit(_ host: UnsafePointer<envoy_swift_host_t>?) -> Int32 {
+    Program.initialize(host)
+}
+
+/// `envoy_swift_filter_config_new`: decodes and validates one filter's configuration. Returns an
+/// owned opaque config, or NULL with a one-line reason in `err` (NUL-terminated, truncated to
+/// `errlen`).
+@_cdecl("envoy_swift_filter_config_new")
+public func envoySwiftFilterConfigNew(
+    _ name: envoy_swift_bytes_t, _ pluginName: envoy_swift_bytes_t, _ configJSON: envoy_swift_bytes_t,
+    _ err: UnsafeMutablePointer<CChar>?, _ errlen: Int
+) -> UnsafeMutableRawPointer? {
+    guard let host = Program.liveHost else {
+        writeError("envoy_swift_program_init was not called (or failed)", into: err, capacity: errlen)
+        return nil
+    }
+    do {
+        let config = try FilterRegistry.makeConfig(
+            plugin: string(pluginName), filterName: string(name), json: bytes(configJSON), host: host)
+        return Unmanaged.passRetained(config).toOpaque()
+    } catch {
+        writeError(error.message, into: err, capacity: errlen)
+        return nil
+    }
+}
+
+/// `envoy_swift_filter_config_destroy`: releases a config from `envoy_swift_filter_config_new`.
+@_cdecl("envoy_swift_filter_config_destroy")
+public func envoySwiftFilterConfigDestroy(_ config: UnsafeMutableRawPointer?) {
+    guard let config else { return }
+    Unmanaged<FilterConfigBox>.fromOpaque(config).release()
+}
+
+/// `envoy_swift_filter_new`: the filter instance for one stream. Returns NULL (after logging why)
+/// when the filter's init throws or `config` is NULL; the host then answers 500.
+@_cdecl("envoy_swift_filter_new")
+public func envoySwiftFilterNew(_ config: UnsafeMutableRawPointer?, _ stream: envoy_swift_stream_t) -> UnsafeMutableRawPointer? {
+    guard let config else { return nil }
+    let box = Unmanaged<FilterConfigBox>.fromOpaque(config).takeUnretainedValue()
+    do {
+        let instance = try box.makeInstance(stream: StreamID(stream))
+        return Unmanaged.passRetained(instance).toOpaque()
+    } catch {
+        FilterLogger(host: box.host, filterName: box.filterName).error("creating the filter failed: \(error)")
+        return nil
+    }
+}
+
+/// `envoy_swift_filter_on_request_headers`.
+@_cdecl("envoy_swift_filter_on_request_headers")
+public func envoySwiftFilterOnRequestHeaders(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
+    instance(filter)?.onRequestHeaders(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_request_body`.
+@_cdecl("envoy_swift_filter_on_request_body")
+public func envoySwiftFilterOnRequestBody(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
+    instance(filter)?.onRequestBody(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_request_trailers`.
+@_cdecl("envoy_swift_filter_on_request_trailers")
+public func envoySwiftFilterOnRequestTrailers(_ filter: UnsafeMutableRawPointer?) -> envoy_swift_status_t {
+    instance(filter)?.onRequestTrailers() ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_response_headers`.
+@_cdecl("envoy_swift_filter_on_response_headers")
+public func envoySwiftFilterOnResponseHeaders(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
+    instance(filter)?.onResponseHeaders(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_response_body`.
+@_cdecl("envoy_swift_filter_on_response_body")
+public func envoySwiftFilterOnResponseBody(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
+    instance(filter)?.onResponseBody(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_response_trailers`.
+@_cdecl("envoy_swift_filter_on_response_trailers")
+public func envoySwiftFilterOnResponseTrailers(_ filter: UnsafeMutableRawPointer?) -> envoy_swift_status_t {
+    instance(filter)?.onResponseTrailers() ?? ENVOY_SWIFT_STATUS_ERROR
+}
+
+/// `envoy_swift_filter_on_stream_complete`: the filter's last callback.
+@_cdecl("envoy_swift_filter_on_stream_complete")
+public func envoySwiftFilterOnStreamComplete(_ filter: UnsafeMutableRawPointer?) {
+    instance(filter)?.onStreamComplete()
+}
+
+/// `envoy_swift_filter_destroy`: releases an instance from `envoy_swift_filter_new`.
+@_cdecl("envoy_swift_filter_destroy")
+public func envoySwiftFilterDestroy(_ filter: UnsafeMutableRawPointer?) {
+    guard let filter else { return }
+    Unmanaged<FilterInstanceBase>.fromOpaque(filter).release()
+}
+
+// MARK: helpers
+
+@inline(__always)
+private func instance(_ p: UnsafeMutableRawPointer?) -> FilterInstanceBase? {
+    p.map { Unmanaged<FilterInstanceBase>.fromOpaque($0).takeUnretainedValue() }
+}
+
+private func bytes(_ b: envoy_swift_bytes_t) -> [UInt8] {
+    guard let p = b.ptr, b.length > 0 else { return [] }
+    return Array(UnsafeRawBufferPointer(start: p, count: b.length))
+}
+
+private func string(_ b: envoy_swift_bytes_t) -> String {
+    String(decoding: bytes(b), as: UTF8.self)
+}
+
+/// Copies `message` into the host's buffer as one NUL-terminated line, cut at a UTF-8 boundary.
+private func writeError(_ message: String, into err: UnsafeMutablePointer<CChar>?, capacity: Int) {
+    guard let err, capacity > 0 else { return }
+    var line = message.utf8.map { $0 < 0x20 || $0 == 0x7F ? UInt8(ascii: " ") : $0 }
+    if line.count > capacity - 1 {
+        var n = capacity - 1
+        while n > 0 && line[n] & 0xC0 == 0x80 { n -= 1 }
+        line.removeSubrange(n...)
+    }
+    line.withUnsafeBytes { src in
+        UnsafeMutableRawPointer(err).copyMemory(from: src.baseAddress ?? UnsafeRawPointer(err), byteCount: src.count)
+    }
+    err[line.count] = 0
+}

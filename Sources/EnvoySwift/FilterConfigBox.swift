@@ -1,0 +1,74 @@
+/// One filter configuration of a chain, as `envoy_swift_filter_config_new` creates it: the decoded
+/// and validated `Config`, the instance name, and the host the streams live in. Shared by every
+/// worker thread.
+///
+/// `@unchecked Sendable` invariant: every stored property, here and in ``TypedFilterConfig``, is a
+/// `let` of a `Sendable` type (the subclass exists so that creating an instance needs no closure
+/// and no dynamic cast).
+package class FilterConfigBox: @unchecked Sendable {
+    /// The registered plugin name, or the type's name when created without the registry.
+    package let pluginName: String
+    /// The instance name from the YAML.
+    package let filterName: String
+    /// The host every stream of this configuration lives in.
+    package let host: any FilterHost
+
+    init(pluginName: String, filterName: String, host: any FilterHost) {
+        self.pluginName = pluginName
+        self.filterName = filterName
+        self.host = host
+    }
+
+    /// Decodes and validates a configuration from JSON, as the host hands it over.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - pluginName: the plugin name, for messages.
+    ///   - filterName: the instance name.
+    ///   - json: `plugin_config` as JSON text ("null" when absent).
+    ///   - host: the host the streams will live in.
+    package static func make<F: HTTPFilter>(
+        _ type: F.Type, pluginName: String, filterName: String, json: [UInt8], host: any FilterHost
+    ) throws(ConfigError) -> FilterConfigBox {
+        let config = try PluginConfigDecoder.decode(F.Config.self, from: json)
+        return try make(type, pluginName: pluginName, filterName: filterName, config: config, host: host)
+    }
+
+    /// Validates an already decoded configuration.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - pluginName: the plugin name, for messages.
+    ///   - filterName: the instance name.
+    ///   - config: the configuration.
+    ///   - host: the host the streams will live in.
+    package static func make<F: HTTPFilter>(
+        _ type: F.Type, pluginName: String, filterName: String, config: F.Config, host: any FilterHost
+    ) throws(ConfigError) -> FilterConfigBox {
+        do {
+            try F.validate(config)
+        } catch {
+            throw ConfigError(PluginConfigDecoder.describe(error))
+        }
+        return TypedFilterConfig<F>(config: config, pluginName: pluginName, filterName: filterName, host: host)
+    }
+
+    /// Creates the filter instance for one stream; rethrows what the filter's init threw.
+    /// - Parameter stream: the host's handle of the stream.
+    package func makeInstance(stream: StreamID) throws -> FilterInstanceBase {
+        preconditionFailure("FilterConfigBox is abstract")
+    }
+}
+
+/// The configuration of one filter type.
+final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendable {
+    let config: F.Config
+
+    init(config: F.Config, pluginName: String, filterName: String, host: any FilterHost) {
+        self.config = config
+        super.init(pluginName: pluginName, filterName: filterName, host: host)
+    }
+
+    override func makeInstance(stream: StreamID) throws -> FilterInstanceBase {
+        let context = FilterContext(host: host, stream: stream, filterName: filterName)
+        return FilterInstance<F>(filter: try F(config: config, context: context), context: context)
+    }
+}

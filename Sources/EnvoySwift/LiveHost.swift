@@ -1,0 +1,190 @@
+import CEnvoySwiftABI
+
+/// The real host: each method is one call through the `envoy_swift_host_t` table the host gave
+/// `envoy_swift_program_init`.
+///
+/// `@unchecked Sendable` invariant: the table is copied once at init and never changes; the ABI
+/// keeps the functions valid for the life of the process, and the host itself checks that each
+/// call comes from the stream's thread (a wrong thread answers ``HostError/gone``).
+final class LiveHost: FilterHost, @unchecked Sendable {
+    typealias Bytes = envoy_swift_bytes_t
+    typealias Map = envoy_swift_header_map_t
+    typealias Body = envoy_swift_body_t
+
+    private let headerCountFn: @convention(c) (UInt64, Map, UnsafeMutablePointer<Int>?) -> Int32
+    private let headerAtFn: @convention(c) (UInt64, Map, Int, UnsafeMutablePointer<Bytes>?, UnsafeMutablePointer<Bytes>?) -> Int32
+    private let headerGetFn: @convention(c) (UInt64, Map, Bytes, Int, UnsafeMutablePointer<Bytes>?) -> Int32
+    private let headerSetFn: @convention(c) (UInt64, Map, Bytes, Bytes) -> Int32
+    private let headerAddFn: @convention(c) (UInt64, Map, Bytes, Bytes) -> Int32
+    private let headerRemoveFn: @convention(c) (UInt64, Map, Bytes) -> Int32
+    private let bodyGetFn: @convention(c) (UInt64, Body, UnsafeMutablePointer<Bytes>?) -> Int32
+    private let bodyAppendFn: @convention(c) (UInt64, Body, Bytes) -> Int32
+    private let bodyPrependFn: @convention(c) (UInt64, Body, Bytes) -> Int32
+    private let bodyReplaceFn: @convention(c) (UInt64, Body, Bytes) -> Int32
+    private let bodyDrainFn: @convention(c) (UInt64, Body, Int) -> Int32
+    private let attributeGetFn: @convention(c) (UInt64, envoy_swift_attribute_t, UnsafeMutablePointer<Bytes>?) -> Int32
+    private let sendLocalReplyFn: @convention(c) (UInt64, Int32, UnsafePointer<Bytes>?, UnsafePointer<Bytes>?, Int, Bytes) -> Int32
+    private let logFn: @convention(c) (envoy_swift_log_level_t, Bytes, Bytes) -> Void
+    private let logLevelFn: @convention(c) () -> envoy_swift_log_level_t
+
+    /// Copies the host's table; fails with the reason when the host speaks another ABI version,
+    /// provides a smaller table, or leaves a callback out.
+    /// - Parameter table: the table from `envoy_swift_program_init`.
+    init(table: UnsafePointer<envoy_swift_host_t>) throws(ConfigError) {
+        // Read the version and size before the rest: an older host's table may be shorter.
+        let version = table.pointer(to: \.abi_version)!.pointee
+        let size = table.pointer(to: \.size)!.pointee
+        guard version == UInt32(ENVOY_SWIFT_ABI_VERSION) else {
+            throw ConfigError("the host speaks ABI version \(version), this library \(ENVOY_SWIFT_ABI_VERSION)")
+        }
+        guard size >= MemoryLayout<envoy_swift_host_t>.size else {
+            throw ConfigError("the host's callback table is \(size) bytes, this library needs \(MemoryLayout<envoy_swift_host_t>.size)")
+        }
+        let t = table.pointee
+        guard let headerCount = t.header_count, let headerAt = t.header_at, let headerGet = t.header_get,
+            let headerSet = t.header_set, let headerAdd = t.header_add, let headerRemove = t.header_remove,
+            let bodyGet = t.body_get, let bodyAppend = t.body_append, let bodyPrepend = t.body_prepend,
+            let bodyReplace = t.body_replace, let bodyDrain = t.body_drain, let attributeGet = t.attribute_get,
+            let sendLocalReply = t.send_local_reply, let log = t.log, let logLevel = t.log_level
+        else {
+            throw ConfigError("the host's callback table has a NULL callback")
+        }
+        headerCountFn = headerCount
+        headerAtFn = headerAt
+        headerGetFn = headerGet
+        headerSetFn = headerSet
+        headerAddFn = headerAdd
+        headerRemoveFn = headerRemove
+        bodyGetFn = bodyGet
+        bodyAppendFn = bodyAppend
+        bodyPrependFn = bodyPrepend
+        bodyReplaceFn = bodyReplace
+        bodyDrainFn = bodyDrain
+        attributeGetFn = attributeGet
+        sendLocalReplyFn = sendLocalReply
+        logFn = log
+        logLevelFn = logLevel
+    }
+
+    func headerCount(_ stream: StreamID, _ map: HeaderMapKind) throws(HostError) -> Int {
+        var n = 0
+        try check(headerCountFn(stream.rawValue, Map(map.rawValue), &n))
+        return n
+    }
+
+    func header(_ stream: StreamID, _ map: HeaderMapKind, at index: Int) throws(HostError) -> HeaderField {
+        var name = Bytes(), value = Bytes()
+        try check(headerAtFn(stream.rawValue, Map(map.rawValue), index, &name, &value))
+        return HeaderField(Self.string(name), Self.string(value))
+    }
+
+    func headerValue(_ stream: StreamID, _ map: HeaderMapKind, name: String, nth: Int) throws(HostError) -> String? {
+        var value = Bytes()
+        let rc = Self.withBytes(name) { n in headerGetFn(stream.rawValue, Map(map.rawValue), n, nth, &value) }
+        if rc == ENVOY_SWIFT_ERR_NOT_FOUND.rawValue { return nil }
+        try check(rc)
+        return Self.string(value)
+    }
+
+    func setHeader(_ stream: StreamID, _ map: HeaderMapKind, name: String, value: String) throws(HostError) {
+        try check(Self.withBytes(name, value) { n, v in headerSetFn(stream.rawValue, Map(map.rawValue), n, v) })
+    }
+
+    func addHeader(_ stream: StreamID, _ map: HeaderMapKind, name: String, value: String) throws(HostError) {
+        try check(Self.withBytes(name, value) { n, v in headerAddFn(stream.rawValue, Map(map.rawValue), n, v) })
+    }
+
+    func removeHeader(_ stream: StreamID, _ map: HeaderMapKind, name: String) throws(HostError) {
+        try check(Self.withBytes(name) { n in headerRemoveFn(stream.rawValue, Map(map.rawValue), n) })
+    }
+
+    func withBody<R>(_ stream: StreamID, _ body: BodyKind, _ read: (UnsafeRawBufferPointer) -> R) throws(HostError) -> R {
+        var out = Bytes()
+        try check(bodyGetFn(stream.rawValue, Body(body.rawValue), &out))
+        return read(UnsafeRawBufferPointer(start: out.ptr, count: out.ptr == nil ? 0 : out.length))
+    }
+
+    func appendBody(_ stream: StreamID, _ body: BodyKind, _ bytes: UnsafeRawBufferPointer) throws(HostError) {
+        try check(bodyAppendFn(stream.rawValue, Body(body.rawValue), Self.bytes(bytes)))
+    }
+
+    func prependBody(_ stream: StreamID, _ body: BodyKind, _ bytes: UnsafeRawBufferPointer) throws(HostError) {
+        try check(bodyPrependFn(stream.rawValue, Body(body.rawValue), Self.bytes(bytes)))
+    }
+
+    func replaceBody(_ stream: StreamID, _ body: BodyKind, _ bytes: UnsafeRawBufferPointer) throws(HostError) {
+        try check(bodyReplaceFn(stream.rawValue, Body(body.rawValue), Self.bytes(bytes)))
+    }
+
+    func drainBody(_ stream: StreamID, _ body: BodyKind, count: Int) throws(HostError) {
+        try check(bodyDrainFn(stream.rawValue, Body(body.rawValue), count))
+    }
+
+    func attribute(_ stream: StreamID, _ attribute: StreamAttribute) throws(HostError) -> String? {
+        var out = Bytes()
+        let rc = attributeGetFn(stream.rawValue, envoy_swift_attribute_t(attribute.rawValue), &out)
+        if rc == ENVOY_SWIFT_ERR_NOT_FOUND.rawValue { return nil }
+        try check(rc)
+        return Self.string(out)
+    }
+
+    func sendLocalReply(_ stream: StreamID, _ reply: LocalReply) throws(HostError) {
+        guard let status = Int32(exactly: reply.status) else { throw .invalid }
+        // Names and values are laid out in one buffer so their pointers stay put during the call.
+        var storage: [UInt8] = []
+        storage.reserveCapacity(reply.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count })
+        var spans: [(Int, Int, Int, Int)] = []
+        spans.reserveCapacity(reply.headers.count)
+        for field in reply.headers {
+            let n = storage.count
+            storage.append(contentsOf: field.name.utf8)
+            let v = storage.count
+            storage.append(contentsOf: field.value.utf8)
+            spans.append((n, v - n, v, storage.count - v))
+        }
+        let rc = storage.withUnsafeBytes { raw in
+            let base = raw.baseAddress ?? Self.emptyPointer
+            let names = spans.map { Bytes(ptr: (base + $0.0).assumingMemoryBound(to: CChar.self), length: $0.1) }
+            let values = spans.map { Bytes(ptr: (base + $0.2).assumingMemoryBound(to: CChar.self), length: $0.3) }
+            return reply.body.withUnsafeBytes { body in
+                sendLocalReplyFn(stream.rawValue, status, names, values, spans.count, Self.bytes(body))
+            }
+        }
+        try check(rc)
+    }
+
+    func log(_ level: LogLevel, filter: String, message: String) {
+        Self.withBytes(filter, message) { f, m in logFn(envoy_swift_log_level_t(level.rawValue), f, m) }
+    }
+
+    var logLevel: LogLevel {
+        LogLevel(rawValue: logLevelFn().rawValue) ?? .error
+    }
+
+    // MARK: bytes across the boundary
+
+    /// A valid pointer for empty data: the host may memcpy from it, and memcpy(NULL, 0) is UB.
+    static var emptyPointer: UnsafeRawPointer { UnsafeRawPointer(("" as StaticString).utf8Start) }
+
+    private func check(_ rc: Int32) throws(HostError) {
+        if let error = HostError(result: rc) { throw error }
+    }
+
+    static func bytes(_ p: UnsafeRawBufferPointer) -> Bytes {
+        Bytes(ptr: (p.baseAddress ?? emptyPointer).assumingMemoryBound(to: CChar.self), length: p.count)
+    }
+
+    private static func string(_ b: Bytes) -> String {
+        guard let p = b.ptr, b.length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: b.length), as: UTF8.self)
+    }
+
+    static func withBytes<R>(_ s: String, _ body: (Bytes) -> R) -> R {
+        var s = s
+        return s.withUTF8 { body(bytes(UnsafeRawBufferPointer($0))) }
+    }
+
+    static func withBytes<R>(_ a: String, _ b: String, _ body: (Bytes, Bytes) -> R) -> R {
+        withBytes(a) { x in withBytes(b) { y in body(x, y) } }
+    }
+}

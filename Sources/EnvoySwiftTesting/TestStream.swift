@@ -1,0 +1,343 @@
+import CEnvoySwiftABI
+import EnvoySwift
+import Synchronization
+
+/// One request/response exchange through a filter, driven by hand: each `send...` call is the
+/// host calling the filter's callback (through the same C hooks the proxy uses), and the
+/// properties show what the host would pass on.
+///
+/// The stream plays the host's part around the filter: after ``FilterStatus/stopAndBuffer`` it
+/// keeps the body chunks and calls the filter once at the end with all of them; after
+/// ``FilterStatus/stopAndBufferWatermark`` it calls with everything buffered so far; after
+/// ``FilterStatus/stopNoBuffer`` each chunk is handed over and dropped unless passed on. Whatever
+/// continues is appended to ``forwardedRequestBody`` / ``forwardedResponseBody``. A filter that
+/// throws makes the `send...` call rethrow its error (the proxy would answer 500).
+///
+/// Call ``complete()`` to end the stream (the filter's ``HTTPFilter/onStreamComplete()``);
+/// it also happens when the stream is released.
+///
+/// The `send...` methods are `async` so that tests keep compiling when filter callbacks become
+/// asynchronous.
+public final class TestStream: Sendable {
+    /// The stream's handle in the ``TestHost``.
+    public let id: StreamID
+    /// The host the stream lives in.
+    public let host: TestHost
+
+    private struct Direction {
+        var mode: FilterStatus?
+        var buffered: [UInt8] = []
+        var forwarded: [UInt8] = []
+        var headersDone = false
+        var ended = false
+    }
+
+    private struct Driver {
+        var instance: UnsafeMutableRawPointer?
+        var dirs = [Direction(), Direction()]
+        var ended = false
+    }
+
+    private let driver: Mutex<Driver>
+    /// Held for a whole callback, so two tasks sharing a stream never run the filter at once
+    /// (the host's guarantee); `driver` alone guards the bookkeeping.
+    private let serial = Mutex<Void>(())
+
+    init(host: TestHost, id: StreamID, instance: sending FilterInstanceBase) {
+        self.host = host
+        self.id = id
+        driver = Mutex(Driver(instance: Unmanaged.passRetained(instance).toOpaque()))
+    }
+
+    deinit {
+        complete()
+    }
+
+    // MARK: driving
+
+    /// Runs the request headers callback with the request's headers.
+    /// - Parameter endOfStream: true when the request has no body.
+    /// - Returns: the filter's status (a local reply as ``FilterStatus/localReply(_:)``).
+    /// - Throws: the filter's error, or ``TestStreamError``.
+    public func sendRequestHeaders(endOfStream: Bool = false) async throws -> FilterStatus {
+        try serially { try sendHeaders(.request, endOfStream: endOfStream) { envoySwiftFilterOnRequestHeaders($0, $1) } }
+    }
+
+    /// Runs the request body callback with a chunk (or everything buffered, as the host would).
+    /// - Parameters:
+    ///   - chunk: the bytes that arrived.
+    ///   - endOfStream: true for the last chunk.
+    public func sendRequestBody(_ chunk: some Collection<UInt8>, endOfStream: Bool) async throws -> FilterStatus {
+        try serially { try sendBody(.request, Array(chunk), endOfStream: endOfStream) { envoySwiftFilterOnRequestBody($0, $1) } }
+    }
+
+    /// Runs the request body callback with text sent as UTF-8.
+    /// - Parameters:
+    ///   - chunk: the text that arrived.
+    ///   - endOfStream: true for the last chunk.
+    public func sendRequestBody(_ chunk: String, endOfStream: Bool) async throws -> FilterStatus {
+        try await sendRequestBody(chunk.utf8, endOfStream: endOfStream)
+    }
+
+    /// Runs the request trailers callback.
+    /// - Parameter trailers: the trailers that arrived.
+    public func sendRequestTrailers(_ trailers: [HeaderField]) async throws -> FilterStatus {
+        try serially { try sendTrailers(.request, trailers) { envoySwiftFilterOnRequestTrailers($0) } }
+    }
+
+    /// Runs the response headers callback with a response from the upstream.
+    /// - Parameters:
+    ///   - status: the response status code.
+    ///   - headers: the response headers in order.
+    ///   - endOfStream: true when the response has no body.
+    public func sendResponseHeaders(status: Int = 200, headers: [HeaderField] = [], endOfStream: Bool = false)
+        async throws -> FilterStatus
+    {
+        try serially {
+            try startResponse(status: status, headers: headers)
+            return try sendHeaders(.response, endOfStream: endOfStream) { envoySwiftFilterOnResponseHeaders($0, $1) }
+        }
+    }
+
+    /// Runs the response headers callback, headers written as a dictionary literal.
+    /// - Parameters:
+    ///   - status: the response status code.
+    ///   - headers: the response headers in order: `["content-type": "text/plain"]`.
+    ///   - endOfStream: true when the response has no body.
+    public func sendResponseHeaders(status: Int = 200, headers: KeyValuePairs<String, String>, endOfStream: Bool = false)
+        async throws -> FilterStatus
+    {
+        try await sendResponseHeaders(
+            status: status, headers: headers.map { HeaderField($0.key, $0.value) }, endOfStream: endOfStream)
+    }
+
+    /// Runs the response body callback with a chunk (or everything buffered, as the host would).
+    /// - Parameters:
+    ///   - chunk: the bytes that arrived.
+    ///   - endOfStream: true for the last chunk.
+    public func sendResponseBody(_ chunk: some Collection<UInt8>, endOfStream: Bool) async throws -> FilterStatus {
+        try serially { try sendBody(.response, Array(chunk), endOfStream: endOfStream) { envoySwiftFilterOnResponseBody($0, $1) } }
+    }
+
+    /// Runs the response body callback with text sent as UTF-8.
+    /// - Parameters:
+    ///   - chunk: the text that arrived.
+    ///   - endOfStream: true for the last chunk.
+    public func sendResponseBody(_ chunk: String, endOfStream: Bool) async throws -> FilterStatus {
+        try await sendResponseBody(chunk.utf8, endOfStream: endOfStream)
+    }
+
+    /// Runs the response trailers callback.
+    /// - Parameter trailers: the trailers that arrived.
+    public func sendResponseTrailers(_ trailers: [HeaderField]) async throws -> FilterStatus {
+        try serially { try sendTrailers(.response, trailers) { envoySwiftFilterOnResponseTrailers($0) } }
+    }
+
+    /// Ends the stream: calls the filter's ``HTTPFilter/onStreamComplete()`` and destroys the
+    /// instance, as the host does exactly once per stream. Later calls do nothing.
+    public func complete() {
+        serial.withLock { _ in finish() }
+    }
+
+    private func finish() {
+        let instance = driver.withLock { d -> UnsafeMutableRawPointer? in
+            defer { d.instance = nil; d.ended = true }
+            return d.instance
+        }
+        guard let instance else { return }
+        envoySwiftFilterOnStreamComplete(instance)
+        envoySwiftFilterDestroy(instance)
+        host.closeStream(id)
+    }
+
+    // MARK: what the host would pass on
+
+    /// The request headers as they are now (what goes upstream once they continue).
+    public var requestHeaders: [HeaderField] { map(.requestHeaders) }
+    /// The request trailers as they are now.
+    public var requestTrailers: [HeaderField] { map(.requestTrailers) }
+    /// The response headers as they are now (what goes to the client once they continue).
+    public var responseHeaders: [HeaderField] { map(.responseHeaders) }
+    /// The response trailers as they are now.
+    public var responseTrailers: [HeaderField] { map(.responseTrailers) }
+
+    /// The first value of request header `name` (any case), as it is now.
+    /// - Parameter name: the header name.
+    public func requestHeader(_ name: String) -> String? {
+        requestHeaders.first { HeaderField.namesEqual($0.name, name) }?.value
+    }
+
+    /// The first value of response header `name` (any case), as it is now.
+    /// - Parameter name: the header name.
+    public func responseHeader(_ name: String) -> String? {
+        responseHeaders.first { HeaderField.namesEqual($0.name, name) }?.value
+    }
+
+    /// The request body the filter passed on so far.
+    public var forwardedRequestBody: [UInt8] { driver.withLock { $0.dirs[0].forwarded } }
+    /// The response body the filter passed on so far.
+    public var forwardedResponseBody: [UInt8] { driver.withLock { $0.dirs[1].forwarded } }
+    /// ``forwardedRequestBody`` decoded as UTF-8.
+    public var forwardedRequestBodyString: String { String(decoding: forwardedRequestBody, as: UTF8.self) }
+    /// ``forwardedResponseBody`` decoded as UTF-8.
+    public var forwardedResponseBodyString: String { String(decoding: forwardedResponseBody, as: UTF8.self) }
+
+    /// The reply the filter sent instead of the upstream's response, if it did.
+    public var localReply: LocalReply? {
+        host.update(id) { $0.localReply } ?? nil
+    }
+
+    // MARK: the host's part
+
+    private func serially(_ body: () throws -> FilterStatus) throws -> FilterStatus {
+        try serial.withLock { _ in try body() }
+    }
+
+    private func map(_ kind: HeaderMapKind) -> [HeaderField] {
+        host.update(id) { $0.maps[Int(kind.rawValue)] } ?? []
+    }
+
+    private func startResponse(status: Int, headers: [HeaderField]) throws {
+        let open: Bool? = host.update(id) { st in
+            st.hasResponse = true
+            st.maps[Int(HeaderMapKind.responseHeaders.rawValue)] = headers
+            st.attributes[.responseStatus] = String(status)
+            return true
+        }
+        if open == nil { throw TestStreamError.streamEnded }
+    }
+
+    private func sendHeaders(
+        _ dir: BodyKind, endOfStream: Bool,
+        _ hook: (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
+    ) throws -> FilterStatus {
+        let d = Int(dir.rawValue)
+        let instance = try driver.withLock { (s) throws -> UnsafeMutableRawPointer in
+            guard !s.ended, let p = s.instance else { throw TestStreamError.streamEnded }
+            guard !s.dirs[d].headersDone else { throw TestStreamError.outOfOrder("\(dir == .request ? "request" : "response") headers twice") }
+            if dir == .response && !s.dirs[0].headersDone {
+                throw TestStreamError.outOfOrder("response headers before the request headers continued")
+            }
+            s.dirs[d].headersDone = true
+            s.dirs[d].ended = endOfStream
+            return p
+        }
+        let raw = call(instance) { hook($0, endOfStream) }
+        let status = try result(raw, instance)
+        driver.withLock { s in
+            if status == .continue || endOfStream {
+                s.dirs[d].mode = nil
+            } else {
+                s.dirs[d].mode = status
+            }
+        }
+        if status == .continue || endOfStream { markSent(dir) }
+        return status
+    }
+
+    private func sendBody(
+        _ dir: BodyKind, _ chunk: [UInt8], endOfStream: Bool,
+        _ hook: (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
+    ) throws -> FilterStatus {
+        let d = Int(dir.rawValue)
+        // Decide what the filter sees, as the host's filter chain does.
+        let step = try driver.withLock { (s) throws -> (UnsafeMutableRawPointer, [UInt8])? in
+            guard !s.ended, let p = s.instance else { throw TestStreamError.streamEnded }
+            guard s.dirs[d].headersDone else { throw TestStreamError.outOfOrder("\(dir) before its headers") }
+            guard !s.dirs[d].ended else { throw TestStreamError.outOfOrder("\(dir) after the end of the stream") }
+            s.dirs[d].ended = endOfStream
+            switch s.dirs[d].mode {
+            case .stopAndBuffer?:
+                s.dirs[d].buffered += chunk
+                return endOfStream ? (p, s.dirs[d].buffered) : nil
+            case .stopAndBufferWatermark?:
+                s.dirs[d].buffered += chunk
+                return (p, s.dirs[d].buffered)
+            default:
+                return (p, chunk)
+            }
+        }
+        guard let (instance, body) = step else { return .stopAndBuffer }
+        _ = host.update(id) { st in
+            st.body[d] = body
+            st.bodyValid[d] = true
+        }
+        let raw = call(instance) { hook($0, endOfStream) }
+        let after = host.update(id) { st -> [UInt8] in
+            st.bodyValid[d] = false
+            return st.body[d]
+        } ?? []
+        let status = try result(raw, instance)
+        driver.withLock { s in
+            switch status {
+            case .continue:
+                s.dirs[d].forwarded += after
+                s.dirs[d].buffered = []
+                s.dirs[d].mode = nil
+            case .stopNoBuffer:
+                s.dirs[d].buffered = []
+                s.dirs[d].mode = .stopNoBuffer
+            default:
+                s.dirs[d].buffered = after
+                s.dirs[d].mode = status
+            }
+        }
+        if status == .continue { markSent(dir) }
+        return status
+    }
+
+    private func sendTrailers(
+        _ dir: BodyKind, _ trailers: [HeaderField], _ hook: (UnsafeMutableRawPointer) -> envoy_swift_status_t
+    ) throws -> FilterStatus {
+        let d = Int(dir.rawValue)
+        let instance = try driver.withLock { (s) throws -> UnsafeMutableRawPointer in
+            guard !s.ended, let p = s.instance else { throw TestStreamError.streamEnded }
+            guard s.dirs[d].headersDone, !s.dirs[d].ended else {
+                throw TestStreamError.outOfOrder("\(dir == .request ? "request" : "response") trailers")
+            }
+            s.dirs[d].ended = true
+            return p
+        }
+        let kind: HeaderMapKind = dir == .request ? .requestTrailers : .responseTrailers
+        _ = host.update(id) { $0.maps[Int(kind.rawValue)] = trailers }
+        let raw = call(instance, hook)
+        let status = try result(raw, instance)
+        _ = host.update(id) { $0.trailersSent[d] = true }
+        return status
+    }
+
+    private func markSent(_ dir: BodyKind) {
+        _ = host.update(id) { $0.headersSent[Int(dir.rawValue)] = true }
+    }
+
+    /// Calls a hook with the stream "inside a callback", as the host does.
+    private func call(
+        _ instance: UnsafeMutableRawPointer, _ hook: (UnsafeMutableRawPointer) -> envoy_swift_status_t
+    ) -> envoy_swift_status_t {
+        _ = host.update(id) { $0.inHook = true; $0.localReply = nil }
+        let status = hook(instance)
+        _ = host.update(id) { $0.inHook = false }
+        return status
+    }
+
+    /// Maps an ABI status back to a ``FilterStatus``; failures and replies end the stream.
+    private func result(_ raw: envoy_swift_status_t, _ instance: UnsafeMutableRawPointer) throws -> FilterStatus {
+        switch raw {
+        case ENVOY_SWIFT_STATUS_CONTINUE: return .continue
+        case ENVOY_SWIFT_STATUS_STOP_AND_BUFFER: return .stopAndBuffer
+        case ENVOY_SWIFT_STATUS_STOP_AND_BUFFER_WATERMARK: return .stopAndBufferWatermark
+        case ENVOY_SWIFT_STATUS_STOP_NO_BUFFER: return .stopNoBuffer
+        case ENVOY_SWIFT_STATUS_LOCAL_REPLY:
+            driver.withLock { $0.ended = true }
+            guard let reply = localReply else { throw TestStreamError.localReplyNotSent }
+            return .localReply(reply)
+        case ENVOY_SWIFT_STATUS_ERROR:
+            driver.withLock { $0.ended = true }
+            throw Unmanaged<FilterInstanceBase>.fromOpaque(instance).takeUnretainedValue().lastError
+                ?? TestStreamError.filterFailed
+        default:
+            driver.withLock { $0.ended = true }
+            throw TestStreamError.unknownStatus(raw.rawValue)
+        }
+    }
+}
