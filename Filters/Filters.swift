@@ -1,3 +1,16 @@
-// The reference filters built into libswiftfilter.so live in this target, one file each.
-// The filter SDK they are written against is the EnvoySwift module (Sources/EnvoySwift).
-@_exported import EnvoySwift
+// The reference filters built into libswiftfilter.so, one file each, and the one function that
+// tells the host their plugin names. The SDK they are written against is EnvoySwift.
+import EnvoySwift
+
+/// Registers the reference filters under the plugin names the YAML uses. The SDK calls it when
+/// the host initialises the library (`envoy_swift_program_init`).
+@_cdecl("envoy_swift_register_filters")
+public func registerFilters() {
+    FilterRegistry.register(HeaderRewrite.self, as: "header_rewrite")
+    FilterRegistry.register(BearerAuth.self, as: "bearer_auth")
+    FilterRegistry.register(BodyReplace.self, as: "body_replace")
+    FilterRegistry.register(RouteByQuery.self, as: "route_by_query")
+    FilterRegistry.register(ChainProbe.self, as: "chain_probe")
+    FilterRegistry.register(BadHeader.self, as: "bad_header")
+    FilterRegistry.register(Throws.self, as: "throws")
+}
