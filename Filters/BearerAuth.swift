@@ -35,22 +35,21 @@ public struct BearerAuth: HTTPFilter {
         }
     }
 
-    private let token: [UInt8]
-    private let realm: String
+    private let config: Config
     private let context: FilterContext
 
     /// Creates the filter for one stream.
     public init(config: Config, context: FilterContext) {
-        token = Array(config.token.utf8)
-        realm = config.realm ?? "envoy-swift"
+        self.config = config
         self.context = context
     }
 
     /// Answers 401 unless the request carries the token.
     public func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
-        if let presented = headers["authorization"].flatMap(Self.bearerToken), Self.constantTimeEquals(presented, token) {
+        if let authorization = headers["authorization"], Self.isBearer(authorization, token: config.token) {
             return .continue
         }
+        let realm = config.realm ?? "envoy-swift"
         context.log.debug("401 for \(context.request.method) \(context.request.path)")
         return .localReply(
             status: 401,
@@ -58,28 +57,32 @@ public struct BearerAuth: HTTPFilter {
             body: "unauthorized\n")
     }
 
-    /// The token of "Bearer <token>" (the scheme is case-insensitive), or `nil`.
-    static func bearerToken(_ authorization: String) -> ArraySlice<UInt8>? {
-        let bytes = Array(authorization.utf8)
-        let scheme = Array("bearer ".utf8)
-        guard bytes.count > scheme.count,
-            zip(bytes, scheme).allSatisfy({ ($0 | 0x20) == $1 || ($0 == $1) })
-        else { return nil }
-        var rest = bytes[scheme.count...]
-        while rest.first == UInt8(ascii: " ") { rest = rest.dropFirst() }
-        return rest.isEmpty ? nil : rest
+    /// Whether `authorization` is "Bearer <token>" (the scheme in any case, then spaces), compared
+    /// without copying either string to the heap.
+    static func isBearer(_ authorization: String, token: String) -> Bool {
+        var authorization = authorization, token = token
+        return authorization.withUTF8 { a in
+            token.withUTF8 { t in
+                let scheme = "bearer ".utf8
+                guard a.count > scheme.count, zip(a, scheme).allSatisfy({ ($0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0) == $1 }) else {
+                    return false
+                }
+                var start = scheme.count
+                while start < a.count && a[start] == UInt8(ascii: " ") { start += 1 }
+                return start < a.count && constantTimeEquals(a[start...], t)
+            }
+        }
     }
 
     /// Compares without an early exit, so the time taken does not tell how much of a guess was
     /// right. (The expected token's length can show; its content cannot.)
-    static func constantTimeEquals(_ presented: ArraySlice<UInt8>, _ expected: [UInt8]) -> Bool {
+    static func constantTimeEquals(_ presented: some Collection<UInt8>, _ expected: some Collection<UInt8>) -> Bool {
         var diff: UInt8 = presented.count == expected.count ? 0 : 1
-        var p = presented.startIndex
+        var p = presented.makeIterator()
         for e in expected {
-            let c = p < presented.endIndex ? presented[p] : 0
-            diff |= c ^ e
-            if p < presented.endIndex { p += 1 }
+            diff |= (p.next() ?? 0) ^ e
         }
         return diff == 0
     }
 }
+

@@ -29,34 +29,45 @@ public struct HeaderRewrite: HTTPFilter {
 
     /// The changes to one header map.
     public struct Rules: Decodable, Sendable {
-        /// Headers to set: every existing value is replaced by this one.
-        public var set: [String: String]?
-        /// Headers to add after the existing values.
-        public var add: [String: String]?
+        /// Headers to set: every existing value is replaced by this one (sorted by name).
+        public var set: [HeaderField]
+        /// Headers to add after the existing values (sorted by name).
+        public var add: [HeaderField]
         /// Headers to remove (every value).
-        public var remove: [String]?
+        public var remove: [String]
 
         /// Creates rules.
         /// - Parameters:
         ///   - set: headers to set.
         ///   - add: headers to add.
         ///   - remove: headers to remove.
-        public init(set: [String: String]? = nil, add: [String: String]? = nil, remove: [String]? = nil) {
-            self.set = set
-            self.add = add
+        public init(set: [String: String] = [:], add: [String: String] = [:], remove: [String] = []) {
+            self.set = Self.fields(set)
+            self.add = Self.fields(add)
             self.remove = remove
         }
 
+        enum CodingKeys: String, CodingKey {
+            case set, add, remove
+        }
+
+        /// Decodes `{ set: {name: value}, add: {name: value}, remove: [name] }`, each optional.
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            set = Self.fields(try c.decodeIfPresent([String: String].self, forKey: .set) ?? [:])
+            add = Self.fields(try c.decodeIfPresent([String: String].self, forKey: .add) ?? [:])
+            remove = try c.decodeIfPresent([String].self, forKey: .remove) ?? []
+        }
+
+        /// The fields in name order, once at startup: a JSON object has no order to keep.
+        private static func fields(_ map: [String: String]) -> [HeaderField] {
+            map.sorted { $0.key < $1.key }.map { HeaderField($0.key, $0.value) }
+        }
+
         func validate(_ side: String) throws {
-            for (name, value) in (set ?? [:]).sorted(by: { $0.key < $1.key }) {
-                try check(side + ".set", name, value)
-            }
-            for (name, value) in (add ?? [:]).sorted(by: { $0.key < $1.key }) {
-                try check(side + ".add", name, value)
-            }
-            for name in remove ?? [] {
-                try check(side + ".remove", name, nil)
-            }
+            for f in set { try check(side + ".set", f.name, f.value) }
+            for f in add { try check(side + ".add", f.name, f.value) }
+            for name in remove { try check(side + ".remove", name, nil) }
         }
 
         private func check(_ key: String, _ name: String, _ value: String?) throws {
@@ -68,15 +79,9 @@ public struct HeaderRewrite: HTTPFilter {
         }
 
         func apply(to headers: HeaderMap) throws {
-            for name in remove ?? [] {
-                try headers.remove(name)
-            }
-            for (name, value) in (set ?? [:]).sorted(by: { $0.key < $1.key }) {
-                try headers.set(name, value)
-            }
-            for (name, value) in (add ?? [:]).sorted(by: { $0.key < $1.key }) {
-                try headers.add(name, value)
-            }
+            for name in remove { try headers.remove(name) }
+            for f in set { try headers.set(f.name, f.value) }
+            for f in add { try headers.add(f.name, f.value) }
         }
     }
 
@@ -86,22 +91,24 @@ public struct HeaderRewrite: HTTPFilter {
         try config.response?.validate("response")
     }
 
-    private let config: Config
+    private let request: Rules?
+    private let response: Rules?
 
     /// Creates the filter for one stream.
     public init(config: Config, context: FilterContext) {
-        self.config = config
+        request = config.request
+        response = config.response
     }
 
     /// Applies the request rules.
     public func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
-        try config.request?.apply(to: headers)
+        try request?.apply(to: headers)
         return .continue
     }
 
     /// Applies the response rules.
     public func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
-        try config.response?.apply(to: headers)
+        try response?.apply(to: headers)
         return .continue
     }
 }

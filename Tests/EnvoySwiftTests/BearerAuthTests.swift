@@ -38,11 +38,20 @@ import Testing
         #expect(s.localReply?.header("www-authenticate") == "Bearer realm=\"envoy-swift\"")
     }
 
+    @Test func bearerParsing() {
+        #expect(BearerAuth.isBearer("Bearer t", token: "t"))
+        #expect(BearerAuth.isBearer("bEaReR    t", token: "t"))
+        #expect(!BearerAuth.isBearer("Bearer", token: "t"))
+        #expect(!BearerAuth.isBearer("Bearer  ", token: "t"))
+        #expect(!BearerAuth.isBearer("Bearer t ", token: "t"))
+        #expect(!BearerAuth.isBearer("Bearer\tt", token: "t"))
+    }
+
     @Test func constantTimeCompare() {
-        #expect(BearerAuth.constantTimeEquals(Array("abc".utf8)[...], Array("abc".utf8)))
-        #expect(!BearerAuth.constantTimeEquals(Array("abd".utf8)[...], Array("abc".utf8)))
-        #expect(!BearerAuth.constantTimeEquals(Array("ab".utf8)[...], Array("abc".utf8)))
-        #expect(!BearerAuth.constantTimeEquals(Array("abcd".utf8)[...], Array("abc".utf8)))
-        #expect(!BearerAuth.constantTimeEquals(Array("abc\0".utf8)[...], Array("abc".utf8)))
+        #expect(BearerAuth.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!BearerAuth.constantTimeEquals(Array("abd".utf8), Array("abc".utf8)))
+        #expect(!BearerAuth.constantTimeEquals(Array("ab".utf8), Array("abc".utf8)))
+        #expect(!BearerAuth.constantTimeEquals(Array("abcd".utf8), Array("abc".utf8)))
+        #expect(!BearerAuth.constantTimeEquals(Array("abc\0".utf8), Array("abc".utf8)))
     }
 }

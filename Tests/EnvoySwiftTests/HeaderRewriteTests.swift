@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test func aTypedConfigWorksToo() async throws {
-        let config = HeaderRewrite.Config(request: .init(set: ["x-a": "1"]))
+        let config = HeaderRewrite.Config(request: .init(set: ["x-a": "1"], remove: ["x-b"]))
         let s = try FilterTester(HeaderRewrite.self, config: config).stream()
         _ = try await s.sendRequestHeaders(endOfStream: true)
         #expect(s.requestHeader("X-A") == "1")
