@@ -8,7 +8,7 @@
 
 #include "log.h"
 
-static es_filter_lib_t *libs;
+static es_filter_lib_t **libs; /* each allocated alone: chains keep pointers to them */
 static size_t nlibs;
 static es_filter_chain_t *chains;
 static size_t nchains;
@@ -54,8 +54,8 @@ static const es_filter_lib_t *load(const char *so_path, char *err, size_t errlen
         return NULL;
     }
     for (size_t i = 0; i < nlibs; i++)
-        if (strcmp(libs[i].path, real) == 0)
-            return &libs[i];
+        if (strcmp(libs[i]->path, real) == 0)
+            return libs[i];
     void *dl = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (dl == NULL) {
         snprintf(err, errlen, "cannot load %s: %s", so_path, dlerror());
@@ -68,18 +68,20 @@ static const es_filter_lib_t *load(const char *so_path, char *err, size_t errlen
         snprintf(err, errlen, "%s: the library's initialisation failed", so_path);
         return NULL;
     }
-    es_filter_lib_t *grown = realloc(libs, (nlibs + 1) * sizeof(*libs));
-    if (grown == NULL || (l.path = strdup(real)) == NULL) {
-        if (grown)
-            libs = grown;
+    es_filter_lib_t **grown = realloc(libs, (nlibs + 1) * sizeof(*libs));
+    if (grown != NULL)
+        libs = grown;
+    es_filter_lib_t *copy = grown ? malloc(sizeof(*copy)) : NULL;
+    if (copy == NULL || (l.path = strdup(real)) == NULL) {
+        free(copy);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    libs = grown;
     l.dl = dl;
-    libs[nlibs] = l;
-    es_info("loaded filter library %s", real);
-    return &libs[nlibs++];
+    *copy = l;
+    libs[nlibs++] = copy;
+    es_debug("loaded filter library %s", real);
+    return copy;
 }
 
 static envoy_swift_bytes_t bytes(const char *s)
@@ -139,8 +141,10 @@ void es_filters_teardown(void)
     free(chains);
     chains = NULL;
     nchains = 0;
-    for (size_t i = 0; i < nlibs; i++)
-        free(libs[i].path);
+    for (size_t i = 0; i < nlibs; i++) {
+        free(libs[i]->path);
+        free(libs[i]);
+    }
     free(libs);
     libs = NULL;
     nlibs = 0;

@@ -154,7 +154,7 @@ int es_msg_add(es_msg_t *m, int trailers, const char *name, size_t nlen, const c
                      .value_len = (uint32_t)vlen};
     m->data.len += nlen + vlen;
     uint32_t at = m->nheaders;
-    if (!trailers && m->ntrailers_from < m->nheaders) {
+    if (!trailers && m->ntrailers_from <= m->nheaders) {
         /* Headers go before the trailers that follow them. */
         at = m->ntrailers_from;
         memmove(&m->headers[at + 1], &m->headers[at], (m->nheaders - at) * sizeof(*m->headers));
