@@ -114,6 +114,22 @@ static es_msg_t *map_of(es_filters_t *f, envoy_swift_header_map_t map, int *trai
     return dir == ES_DIR_RESPONSE ? s->resp : &s->req;
 }
 
+/* The live stream's map and its section, or an error in *err. */
+static es_msg_t *lookup_map(envoy_swift_stream_t h, envoy_swift_header_map_t map, bool writing, uint32_t *from,
+                            uint32_t *to, int *err)
+{
+    es_filters_t *f = lookup(h);
+    int t;
+    if (f == NULL) {
+        *err = ENVOY_SWIFT_ERR_GONE;
+        return NULL;
+    }
+    es_msg_t *m = map_of(f, map, &t, writing, err);
+    if (m != NULL)
+        es_msg_section(m, t, from, to);
+    return m;
+}
+
 static int valid_name(envoy_swift_bytes_t n)
 {
     static const char tchar[] = "!#$%&'*+-.^_`|~";
@@ -139,15 +155,11 @@ static int valid_value(envoy_swift_bytes_t v)
 
 static int header_count(envoy_swift_stream_t h, envoy_swift_header_map_t map, size_t *count)
 {
-    es_filters_t *f = lookup(h);
-    int t, err;
-    if (f == NULL)
-        return ENVOY_SWIFT_ERR_GONE;
-    es_msg_t *m = map_of(f, map, &t, false, &err);
+    uint32_t from, to;
+    int err;
+    es_msg_t *m = lookup_map(h, map, false, &from, &to, &err);
     if (m == NULL)
         return err;
-    uint32_t from, to;
-    es_msg_section(m, t, &from, &to);
     *count = to - from;
     return ENVOY_SWIFT_OK;
 }
@@ -155,15 +167,11 @@ static int header_count(envoy_swift_stream_t h, envoy_swift_header_map_t map, si
 static int header_at(envoy_swift_stream_t h, envoy_swift_header_map_t map, size_t index, envoy_swift_bytes_t *name,
                      envoy_swift_bytes_t *value)
 {
-    es_filters_t *f = lookup(h);
-    int t, err;
-    if (f == NULL)
-        return ENVOY_SWIFT_ERR_GONE;
-    es_msg_t *m = map_of(f, map, &t, false, &err);
+    uint32_t from, to;
+    int err;
+    es_msg_t *m = lookup_map(h, map, false, &from, &to, &err);
     if (m == NULL)
         return err;
-    uint32_t from, to;
-    es_msg_section(m, t, &from, &to);
     if (index >= to - from)
         return ENVOY_SWIFT_ERR_NOT_FOUND;
     name->ptr = es_msg_name(m, from + (uint32_t)index, &name->length);
@@ -174,15 +182,11 @@ static int header_at(envoy_swift_stream_t h, envoy_swift_header_map_t map, size_
 static int header_get(envoy_swift_stream_t h, envoy_swift_header_map_t map, envoy_swift_bytes_t name, size_t nth,
                       envoy_swift_bytes_t *value)
 {
-    es_filters_t *f = lookup(h);
-    int t, err;
-    if (f == NULL)
-        return ENVOY_SWIFT_ERR_GONE;
-    es_msg_t *m = map_of(f, map, &t, false, &err);
+    uint32_t from, to;
+    int err;
+    es_msg_t *m = lookup_map(h, map, false, &from, &to, &err);
     if (m == NULL)
         return err;
-    uint32_t from, to;
-    es_msg_section(m, t, &from, &to);
     for (uint32_t i = from; i < to; i++) {
         size_t nlen;
         const char *n = es_msg_name(m, i, &nlen);

@@ -1,6 +1,6 @@
 /*
  * Traffic through the proxy: request bodies both framings, large bodies both ways, keep-alive,
- * pipelining, HTTP/1.0, Expect, upstream failures, two workers, and startup errors.
+ * pipelining, HTTP/1.0, Expect, upstream failures and two workers (config errors: test_proxy_config_errors).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -265,48 +265,6 @@ static void test_two_workers(void **state)
     es_proxy_stop(&f->px);
 }
 
-static void expect_config_error(const char *yaml, const char *needle)
-{
-    es_run_t run;
-    es_run_config(&run, "%s", yaml);
-    assert_true(run.exited);
-    assert_int_not_equal(run.exit_code, 0);
-    if (strncmp(run.err, "envoy-swift: ", 13) != 0 || strstr(run.err, needle) == NULL || strstr(run.err, run.config_path) == NULL)
-        fail_msg("want one line with the file and \"%s\", got: %s", needle, run.err);
-    char *nl = strchr(run.err, '\n');
-    assert_true(nl != NULL && nl[1] == '\0'); /* exactly one line */
-    es_run_dispose(&run);
-}
-
-#define L "listeners:\n  - name: main\n    address: 127.0.0.1\n"
-#define R "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
-
-static void test_config_errors(void **state)
-{
-    expect_config_error(L "    port: 0\n    prot: 1\n" R, ":5: listeners[0].prot: unknown key");
-    expect_config_error(L "    port: abc\n" R, ":4: listeners[0].port: expected an integer");
-    expect_config_error(L "    port: 0\n    routes:\n      - match: { prefix: / }\n        cluster: nope\n",
-                        ":7: listeners[0].routes[0].cluster: unknown cluster \"nope\"");
-    /* A port someone else listens on. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    socklen_t alen = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &alen);
-    char yaml[512];
-    snprintf(yaml, sizeof yaml, L "    port: %u\n" R, ntohs(a.sin_port));
-    expect_config_error(yaml, ":4: listeners[0].port: cannot listen on 127.0.0.1:");
-    close(fd);
-    /* An unreadable file. */
-    es_run_t run;
-    es_run_path(&run, "/nonexistent/envoy-swift.yaml");
-    assert_true(run.exited);
-    assert_int_not_equal(run.exit_code, 0);
-    assert_non_null(strstr(run.err, "envoy-swift: /nonexistent/envoy-swift.yaml: cannot read"));
-    es_run_dispose(&run);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,7 +277,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_down_is_503, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_connect_timeout_is_503, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_two_workers, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test(test_config_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
