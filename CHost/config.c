@@ -298,6 +298,22 @@ static int take_duration(parser_t *p, const yaml_node_t *map, const field_t *f, 
     return 0;
 }
 
+static int take_size(parser_t *p, const yaml_node_t *map, const field_t *f, uint64_t min, uint64_t max,
+                     uint64_t *bytes)
+{
+    if (wanted(p, map, f, OPTIONAL) <= 0) return 0;
+    size_t mark = enter(p, f);
+    uint64_t n;
+    if (f->value->type != YAML_SCALAR_NODE || es_config_parse_size(text_of(f->value), &n) != 0)
+        return fail(p, f->key, "expected a size like \"65536\", \"64KiB\" or \"1MiB\", got %s", describe(p, f->value));
+    if (n < min || n > max)
+        return fail(p, f->key, "must be between %llu and %llu bytes, got %s", (unsigned long long)min,
+                    (unsigned long long)max, describe(p, f->value));
+    *bytes = n;
+    path_restore(p, mark);
+    return 0;
+}
+
 /* The sequence under f, or NULL when optional and absent. */
 static int take_list(parser_t *p, const yaml_node_t *map, const field_t *f, int required,
                      bool nonempty, const yaml_node_t **out)
@@ -585,13 +601,16 @@ static int to_json(parser_t *p, buf_t *b, const yaml_node_t *n, int depth)
 
 static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "so_path", "plugin_name", "plugin_config", NULL };
-    enum { NAME, SO_PATH, PLUGIN_NAME, PLUGIN_CONFIG, NKEYS };
+    static const char *const keys[] = { "name", "so_path", "plugin_name", "plugin_config", "timeout",
+                                        "timeout_status", NULL };
+    enum { NAME, SO_PATH, PLUGIN_NAME, PLUGIN_CONFIG, TIMEOUT, TIMEOUT_STATUS, NKEYS };
     field_t f[NKEYS];
     es_filter_config_t *flt = &l->filters[fi];
     char *so_path = NULL;
+    long status = 504;
 
     flt->line = (int)line_of(node);
+    flt->timeout_ms = 30000;
     if (read_fields(p, node, node, keys, f) || take_string(p, node, &f[NAME], REQUIRED, &flt->name))
         return -1;
     for (size_t i = 0; i < fi; i++)
@@ -611,7 +630,11 @@ static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const y
             return oom(p);
         }
     }
-    if (take_string(p, node, &f[PLUGIN_NAME], REQUIRED, &flt->plugin_name)) return -1;
+    if (take_string(p, node, &f[PLUGIN_NAME], REQUIRED, &flt->plugin_name) ||
+        take_duration(p, node, &f[TIMEOUT], &flt->timeout_ms) ||
+        take_int(p, node, &f[TIMEOUT_STATUS], OPTIONAL, 400, 599, &status))
+        return -1;
+    flt->timeout_status = (int)status;
 
     if (!has(&f[PLUGIN_CONFIG])) {
         if (!(flt->plugin_config_json = strdup("null"))) return oom(p);
@@ -731,10 +754,38 @@ static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *nod
     return 0;
 }
 
+/* buffer_limits: { high: SIZE, low: SIZE }; low must stay below high. */
+static int parse_buffer_limits(parser_t *p, es_listener_config_t *l, const field_t *lf)
+{
+    static const char *const keys[] = { "high", "low", NULL };
+    enum { HIGH, LOW, NKEYS };
+    field_t f[NKEYS];
+    uint64_t high = 256 * 1024, low = 64 * 1024;
+    if (has(lf)) {
+        size_t mark = enter(p, lf);
+        const yaml_node_t *node = lf->value;
+        if (node->type != YAML_MAPPING_NODE) return fail(p, lf->key, "expected a mapping, got %s", describe(p, node));
+        if (read_fields(p, node, node, keys, f) || take_size(p, node, &f[HIGH], 4096, 1ull << 30, &high) ||
+            take_size(p, node, &f[LOW], 0, 1ull << 30, &low))
+            return -1;
+        if (has(&f[HIGH]) && !has(&f[LOW]))
+            low = high / 4;
+        if (low >= high) {
+            enter(p, has(&f[LOW]) ? &f[LOW] : &f[HIGH]);
+            return fail(p, has(&f[LOW]) ? f[LOW].key : f[HIGH].key, "low (%llu) must be below high (%llu)",
+                        (unsigned long long)low, (unsigned long long)high);
+        }
+        path_restore(p, mark);
+    }
+    l->buffer_high = (size_t)high;
+    l->buffer_low = (size_t)low;
+    return 0;
+}
+
 static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", NULL };
-    enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, NKEYS };
+    static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits", NULL };
+    enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -754,6 +805,7 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     l->port = (uint16_t)port;
     l->port_line = (int)line_of(f[PORT].key);
     if (resolve(p, &f[ADDRESS], l->address, l->port, true, &l->addr, &l->addrlen)) return -1;
+    if (parse_buffer_limits(p, l, &f[LIMITS])) return -1;
 
     if (take_list(p, node, &f[FILTERS], OPTIONAL, false, &filters)) return -1;
     if (list_len(filters)) {
@@ -1070,6 +1122,29 @@ void es_config_dispose(es_config_t *cfg)
     free(cfg->path);
     free(cfg->dir);
     memset(cfg, 0, sizeof *cfg);
+}
+
+int es_config_parse_size(const char *s, uint64_t *bytes)
+{
+    uint64_t n = 0;
+    size_t digits = 0;
+    if (!s) return -1;
+    for (; isdigit((unsigned char)*s); s++, digits++) {
+        if (n > (UINT64_MAX - 9) / 10) return -1;
+        n = n * 10 + (uint64_t)(*s - '0');
+    }
+    if (!digits) return -1;
+    static const struct { const char *suffix; unsigned shift; } units[] = {
+        { "", 0 }, { "B", 0 }, { "k", 10 }, { "K", 10 }, { "KB", 10 }, { "KiB", 10 },
+        { "m", 20 }, { "M", 20 }, { "MB", 20 }, { "MiB", 20 }, { "g", 30 }, { "G", 30 }, { "GB", 30 }, { "GiB", 30 },
+    };
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcmp(s, units[i].suffix) != 0) continue;
+        if (n > (UINT64_MAX >> units[i].shift)) return -1;
+        *bytes = n << units[i].shift;
+        return 0;
+    }
+    return -1;
 }
 
 int es_config_parse_duration(const char *s, uint64_t *ms)

@@ -51,6 +51,8 @@ typedef struct {
     char *so_path;                 /* resolved against the config file's folder when relative */
     char *plugin_name;
     char *plugin_config_json;      /* plugin_config converted to JSON text; "null" when absent */
+    uint64_t timeout_ms;           /* timeout: longest an async hook may run; default 30s */
+    int timeout_status;            /* timeout_status: the answer when it does; default 504 */
     int line;
 } es_filter_config_t;
 
@@ -64,6 +66,10 @@ typedef struct {
     size_t nroutes;
     es_filter_config_t *filters;
     size_t nfilters;
+    /* buffer_limits: body bytes a stream buffers while a filter is running before the peer is
+     * no longer read (high), and read again (low). Defaults 256 KiB / 64 KiB. */
+    size_t buffer_high;
+    size_t buffer_low;
     int line;
     int port_line;                 /* line of the `port:` key, for "port in use" errors */
 } es_listener_config_t;
@@ -86,6 +92,9 @@ typedef struct {
  */
 int es_config_load(es_config_t *cfg, const char *path, char *err, size_t errlen);
 void es_config_dispose(es_config_t *cfg);
+
+/* "65536", "64KiB", "1MiB" (also "k"/"KB", "m"/"MB": all powers of 1024). Returns 0 or -1. */
+int es_config_parse_size(const char *s, uint64_t *bytes);
 
 /* "1s", "250ms", "2m", "1.5s", or a bare number of seconds. Returns 0 or -1. */
 int es_config_parse_duration(const char *s, uint64_t *ms);

@@ -56,8 +56,10 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     c->listener = listener_cfg;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->filter_timer);
     c->tcp.data = c;
     c->timer.data = c;
+    c->filter_timer.data = c;
     c->closes_pending = 0;
     es_list_push_back(&w->conns, &c->link);
     es_writeq_init(&c->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, c);
@@ -109,13 +111,15 @@ void es_conn_abort(es_conn_t *c)
         return;
     c->closing = 1;
     es_list_remove(&c->link);
+    es_stream__abort(&c->stream);
     if (c->stream.up != NULL) {
         es_upconn_abandon(c->stream.up);
         c->stream.up = NULL;
     }
-    c->closes_pending = 2;
+    c->closes_pending = 3;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
+    uv_close((uv_handle_t *)&c->filter_timer, on_closed);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -167,7 +171,7 @@ void es_conn__update_reading(es_conn_t *c)
 {
     if (c->closing)
         return;
-    int want = c->draining || (!c->waiting && !c->up_blocked && !c->close_after);
+    int want = c->draining || (!c->waiting && !c->up_blocked && !c->filter_blocked && !c->close_after);
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_block, on_read) == 0)
             c->reading = 1;

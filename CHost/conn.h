@@ -15,6 +15,7 @@
 
 #include "list.h"
 #include "msg.h"
+#include "upstream.h"
 #include "writeq.h"
 
 typedef struct es_worker_s es_worker_t;
@@ -29,6 +30,7 @@ typedef struct es_conn_s es_conn_t;
 typedef struct es_filters_s es_filters_t;
 
 struct es_stream_s {
+    es_upuser_t user;            /* how the upstream connection reaches this stream */
     es_conn_t *conn;
     es_msg_t req;
     char attr_scratch[64];       /* attribute text handed to a filter */
@@ -57,12 +59,14 @@ struct es_stream_s {
     unsigned resp_chunked : 1;   /* the response body goes to the client chunked */
     unsigned discard_body : 1;   /* the rest of the request body is read and dropped */
     unsigned expect_continue : 1;/* the client waits for 100 Continue before sending the body */
+    unsigned continue_pending : 1;/* 100 Continue waits until a RUNNING filter lets the headers go */
 };
 typedef struct es_stream_s es_stream_t;
 
 struct es_conn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;            /* delayed close */
+    uv_timer_t filter_timer;     /* the timeout of a RUNNING filter hook */
     uv_shutdown_t shutdown_req;
     es_worker_t *worker;
     const void *listener;        /* const es_listener_config_t * */
@@ -79,6 +83,7 @@ struct es_conn_s {
     unsigned parsing : 1;        /* inside http_parser_execute: do not re-enter */
     unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
     unsigned up_blocked : 1;     /* the upstream's write queue is above its high watermark */
+    unsigned filter_blocked : 1; /* the body waiting for a RUNNING filter is above buffer_limits.high */
     unsigned close_after : 1;    /* close once the response is flushed */
     unsigned draining : 1;       /* half-closed, reading and dropping until EOF or the timer */
     unsigned closing : 1;
@@ -99,6 +104,8 @@ void es_conn__stream_finished(es_conn_t *c);
 void es_stream__init(es_stream_t *s, es_conn_t *c);
 void es_stream__dispose(es_stream_t *s);
 void es_stream__begin(es_stream_t *s);
+/* The connection is closing: a RUNNING filter is cancelled and nothing more is processed. */
+void es_stream__abort(es_stream_t *s);
 int es_stream__request_headers(es_stream_t *s);
 void es_stream__request_body(es_stream_t *s, const char *at, size_t len);
 void es_stream__request_complete(es_stream_t *s);
@@ -121,6 +128,12 @@ void es_stream__flush(es_stream_t *s);
 int es_stream__forward_headers(es_stream_t *s, int dir, int eos, int64_t known_len);
 int es_stream__forward_body(es_stream_t *s, int dir, const char *at, size_t len, int eos);
 int es_stream__forward_end(es_stream_t *s, int dir);
+/* A filter hook is RUNNING (on: arm its timeout) or no longer is. */
+void es_stream__filter_waiting(es_stream_t *s, int on, uint64_t timeout_ms);
+/* The body waiting for a RUNNING filter crossed the high watermark (on) or drained (off). */
+void es_stream__filter_blocked(es_stream_t *s, int dir, int on);
+/* A posted result was applied: write what it queued and let the client go on. */
+void es_stream__filter_resumed(es_stream_t *s);
 /* A filter's local reply, or its failure, ends the stream. */
 void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len);
 void es_stream__filter_failed(es_stream_t *s, int status, const char *reason);

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "callout.h"
 #include "conn.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "worker.h"
 
 typedef struct {
     es_filters_t **slots;
@@ -19,15 +21,22 @@ typedef struct {
     uint32_t *free;   /* stack of free slots */
     uint32_t nfree;
     uint64_t tag;
+    unsigned worker;
+    uv_async_t *wake; /* the worker's wake-up; its callback is es_handles_run */
+    es_link_t resumed;/* streams whose RUNNING hook posted its result, oldest first */
+    int running;      /* inside es_handles_run: results are applied before it returns */
 } handle_table_t;
 
 static __thread handle_table_t table;
 static atomic_uint next_tag = 1;
 
-void es_handles_thread_init(void)
+void es_handles_thread_init(unsigned worker, uv_async_t *wake)
 {
     memset(&table, 0, sizeof(table));
     table.tag = (uint64_t)(atomic_fetch_add(&next_tag, 1) & 0xff) << 56;
+    table.worker = worker;
+    table.wake = wake;
+    es_list_init(&table.resumed);
 }
 
 void es_handles_thread_dispose(void)
@@ -36,6 +45,22 @@ void es_handles_thread_dispose(void)
     free(table.gens);
     free(table.free);
     memset(&table, 0, sizeof(table));
+}
+
+void es_handles_run(void)
+{
+    table.running = 1;
+    es_filters_worker_run(table.worker);
+    /* Each result continues its stream here, on the stream's thread, outside any hook. */
+    while (!es_list_empty(&table.resumed)) {
+        es_filters_t *f = es_container_of(table.resumed.next, es_filters_t, resume_link);
+        es_list_remove(&f->resume_link);
+        f->resume_queued = false;
+        es_stream_t *s = f->stream;
+        es_filters_resume(f, f->resume_status);
+        es_stream__filter_resumed(s);
+    }
+    table.running = 0;
 }
 
 int es_handles_register(es_filters_t *f)
@@ -78,8 +103,8 @@ void es_handles_unregister(es_filters_t *f)
     f->handle = 0;
 }
 
-/* The stream behind a handle, if it is alive, on this thread, and inside one of its hooks. */
-static es_filters_t *lookup(envoy_swift_stream_t h)
+/* The stream behind a handle, if it is alive and on this thread. */
+static es_filters_t *lookup_alive(envoy_swift_stream_t h)
 {
     if ((h & 0xff00000000000000ull) != table.tag || table.slots == NULL)
         return NULL;
@@ -87,8 +112,14 @@ static es_filters_t *lookup(envoy_swift_stream_t h)
     uint32_t gen = (uint32_t)((h >> 32) & 0xffffff);
     if (slot >= table.cap || table.gens[slot] != gen)
         return NULL;
-    es_filters_t *f = table.slots[slot];
-    return f != NULL && f->in_hook ? f : NULL;
+    return table.slots[slot];
+}
+
+/* ... and inside one of its hooks, or one of its hooks is RUNNING. */
+static es_filters_t *lookup(envoy_swift_stream_t h)
+{
+    es_filters_t *f = lookup_alive(h);
+    return f != NULL && (f->in_hook || f->run.active) ? f : NULL;
 }
 
 /* ---- headers ---------------------------------------------------------------------------- */
@@ -103,7 +134,7 @@ static es_msg_t *map_of(es_filters_t *f, envoy_swift_header_map_t map, int *trai
         *err = ENVOY_SWIFT_ERR_INVALID;
         return NULL;
     }
-    if (dir == ES_DIR_RESPONSE && s->resp == NULL) {
+    if (dir == ES_DIR_RESPONSE && (s->resp == NULL || !f->dir[ES_DIR_RESPONSE].headers_in)) {
         *err = ENVOY_SWIFT_ERR_STATE; /* no response yet */
         return NULL;
     }
@@ -450,7 +481,37 @@ static envoy_swift_log_level_t host_log_level(void)
     return (envoy_swift_log_level_t)es_log_level;
 }
 
-const envoy_swift_host_t es_filter_host = {
+/* ---- async -------------------------------------------------------------------------------- */
+
+static int resume(envoy_swift_stream_t h, envoy_swift_status_t status)
+{
+    es_filters_t *f = lookup_alive(h);
+    if (f == NULL || f->halted)
+        return ENVOY_SWIFT_ERR_GONE; /* ended, or the host stopped waiting (timeout) */
+    if (!f->run.active || f->resume_queued)
+        return ENVOY_SWIFT_ERR_STATE;
+    f->resume_status = status;
+    f->resume_queued = true;
+    es_list_push_back(&table.resumed, &f->resume_link);
+    if (!table.running)
+        uv_async_send(table.wake); /* called outside a worker run: apply it on the next wake-up */
+    return ENVOY_SWIFT_OK;
+}
+
+static void wake(uint32_t worker)
+{
+    es_worker_wake(worker);
+}
+
+static int callout(envoy_swift_stream_t h, const envoy_swift_callout_request_t *req, uint64_t token)
+{
+    es_filters_t *f = lookup(h);
+    if (f == NULL || f->halted)
+        return ENVOY_SWIFT_ERR_GONE;
+    return es_callout_start(f, req, token);
+}
+
+envoy_swift_host_t es_filter_host = {
     .abi_version = ENVOY_SWIFT_ABI_VERSION,
     .size = sizeof(envoy_swift_host_t),
     .header_count = header_count,
@@ -468,4 +529,8 @@ const envoy_swift_host_t es_filter_host = {
     .send_local_reply = send_local_reply,
     .log = host_log,
     .log_level = host_log_level,
+    .worker_count = 1,
+    .wake = wake,
+    .resume = resume,
+    .callout = callout,
 };

@@ -43,6 +43,9 @@ static int resolve_all(es_filter_lib_t *l, void *dl, const char *path, char *err
     RESOLVE(on_response_trailers, "envoy_swift_filter_on_response_trailers");
     RESOLVE(on_stream_complete, "envoy_swift_filter_on_stream_complete");
     RESOLVE(destroy, "envoy_swift_filter_destroy");
+    RESOLVE(cancel, "envoy_swift_filter_cancel");
+    RESOLVE(worker_run, "envoy_swift_worker_run");
+    RESOLVE(callout_done, "envoy_swift_callout_done");
     return 0;
 }
 
@@ -92,6 +95,7 @@ static envoy_swift_bytes_t bytes(const char *s)
 int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
 {
     char why[512];
+    es_filter_host.worker_count = cfg->workers;
     chains = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*chains));
     if (chains == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -124,7 +128,8 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
                          f->line, li, fi, f->name, f->plugin_name, why[0] ? why : "rejected by the library");
                 return -1;
             }
-            chains[li].filters[fi] = (es_filter_entry_t){.lib = lib, .config = c, .name = f->name};
+            chains[li].filters[fi] = (es_filter_entry_t){.lib = lib, .config = c, .name = f->name,
+                                                         .timeout_ms = f->timeout_ms, .timeout_status = f->timeout_status};
             chains[li].n = fi + 1;
         }
     }
@@ -148,6 +153,12 @@ void es_filters_teardown(void)
     free(libs);
     libs = NULL;
     nlibs = 0;
+}
+
+void es_filters_worker_run(unsigned worker)
+{
+    for (size_t i = 0; i < nlibs; i++)
+        libs[i]->worker_run(worker);
 }
 
 const es_filter_chain_t *es_filters_chain(size_t index)

@@ -19,7 +19,7 @@ typedef struct {
     void *(*config_new)(envoy_swift_bytes_t name, envoy_swift_bytes_t plugin, envoy_swift_bytes_t json, char *err,
                         size_t errlen);
     void (*config_destroy)(void *config);
-    void *(*filter_new)(void *config, envoy_swift_stream_t stream);
+    void *(*filter_new)(void *config, envoy_swift_stream_t stream, uint32_t worker);
     envoy_swift_status_t (*on_request_headers)(void *filter, bool end_of_stream);
     envoy_swift_status_t (*on_request_body)(void *filter, bool end_of_stream);
     envoy_swift_status_t (*on_request_trailers)(void *filter);
@@ -28,12 +28,17 @@ typedef struct {
     envoy_swift_status_t (*on_response_trailers)(void *filter);
     void (*on_stream_complete)(void *filter);
     void (*destroy)(void *filter);
+    void (*cancel)(void *filter);
+    void (*worker_run)(uint32_t worker);
+    void (*callout_done)(uint64_t token, const envoy_swift_callout_response_t *response);
 } es_filter_lib_t;
 
 typedef struct {
     const es_filter_lib_t *lib;
     void *config;               /* the library's, from config_new */
     const char *name;           /* the instance name from YAML */
+    uint64_t timeout_ms;        /* longest a RUNNING hook may take */
+    int timeout_status;
 } es_filter_entry_t;
 
 typedef struct {
@@ -48,7 +53,10 @@ void es_filters_teardown(void);
 /* The chain of listener `index` (n == 0 when it has none). */
 const es_filter_chain_t *es_filters_chain(size_t index);
 
-/* filter_host.c: the callbacks handed to every library. */
-extern const envoy_swift_host_t es_filter_host;
+/* Runs every library's queued work for `worker` (the answer to the host's wake callback). */
+void es_filters_worker_run(unsigned worker);
+
+/* filter_host.c: the callbacks handed to every library (worker_count is set at setup). */
+extern envoy_swift_host_t es_filter_host;
 
 #endif

@@ -13,16 +13,40 @@
 #include "http1.h"
 #include "log.h"
 #include "router.h"
+#include "stats.h"
 #include "upstream.h"
 #include "worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
+static const es_upuser_ops_t upstream_ops;
+static void update_upstream_reading(es_stream_t *s);
+
 void es_stream__init(es_stream_t *s, es_conn_t *c)
 {
     memset(s, 0, sizeof(*s));
+    s->user.ops = &upstream_ops;
     s->conn = c;
     es_msg_init(&s->req);
+}
+
+void es_stream__abort(es_stream_t *s)
+{
+    if (s->filters != NULL && !s->filters->halted) {
+        if (s->filters->run.active) {
+            es_stats_inc(ES_STAT_FILTER_CANCELLED);
+            es_debug("client %s:%u went away while a filter was running; cancelling it", s->conn->peer_ip,
+                     s->conn->peer_port);
+        }
+        es_filters_halt(s->filters);
+    }
+}
+
+/* Stops the chain once the stream has its answer: a RUNNING hook is cancelled, waiting data dropped. */
+static void halt_filters(es_stream_t *s)
+{
+    if (s->filters != NULL)
+        es_filters_halt(s->filters);
 }
 
 static void end_filters(es_stream_t *s)
@@ -72,6 +96,7 @@ static void drop_upstream(es_stream_t *s)
 
 static void finish_reply(es_stream_t *s)
 {
+    halt_filters(s);
     s->resp_started = 1;
     s->resp_done = 1;
     s->discard_body = 1;
@@ -130,6 +155,7 @@ void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers
 
 void es_stream__filter_failed(es_stream_t *s, int status, const char *reason)
 {
+    halt_filters(s);
     drop_upstream(s);
     if (s->resp_started) {
         es_conn_abort(s->conn);
@@ -274,7 +300,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         return -1;
     }
     es_upconn_t *up;
-    int err = es_pool_acquire(&c->worker->pools[r->cluster->index], s, &up);
+    int err = es_pool_acquire(&c->worker->pools[r->cluster->index], &s->user, &up);
     if (err) {
         char body[160];
         int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
@@ -426,6 +452,16 @@ int es_stream__forward_end(es_stream_t *s, int dir)
     return 0;
 }
 
+static void send_continue(es_stream_t *s)
+{
+    if (!s->continue_pending)
+        return;
+    s->continue_pending = 0;
+    if (!s->resp_started && !s->req_done &&
+        es_writeq_append(&s->conn->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0)
+        es_conn_abort(s->conn);
+}
+
 int es_stream__request_headers(es_stream_t *s)
 {
     es_conn_t *c = s->conn;
@@ -448,7 +484,7 @@ int es_stream__request_headers(es_stream_t *s)
     const es_listener_config_t *l = c->listener;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - c->worker->cfg->listeners));
     if (chain->n > 0) {
-        s->filters = es_filters_new(chain, s);
+        s->filters = es_filters_new(chain, s, c->worker->id, l->buffer_high, l->buffer_low);
         if (s->filters == NULL) {
             static const char body[] = "filter error\n";
             local_reply(s, 500, body, sizeof(body) - 1, 0);
@@ -459,10 +495,12 @@ int es_stream__request_headers(es_stream_t *s)
     } else if (forward_request_headers(s, !s->req_has_body, -1) != 0) {
         return 0;
     }
-    /* The request goes on (upstream, or buffered by a filter): the client may send its body. */
-    if (s->expect_continue && !s->resp_started && es_writeq_append(&c->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0) {
-        es_conn_abort(c);
-        return -1;
+    /* The request goes on (upstream, or buffered by a filter): the client may send its body. A
+     * RUNNING filter holds the headers: nothing reaches the client until it lets them go. */
+    if (s->expect_continue) {
+        s->continue_pending = 1;
+        if (s->filters == NULL || !s->filters->run.active)
+            send_continue(s);
     }
     return 0;
 }
@@ -498,6 +536,7 @@ void es_stream__request_complete(es_stream_t *s)
 void es_stream__upstream_failed(es_stream_t *s, int status, const char *reason)
 {
     es_conn_t *c = s->conn;
+    halt_filters(s); /* a filter holding the response must not see it vanish */
     s->up = NULL;
     s->resp = NULL;
     if (c->up_blocked) {
@@ -519,6 +558,8 @@ int es_stream__response_headers(es_stream_t *s)
 {
     es_upconn_t *up = s->up;
     http_parser *p = &up->parser;
+    if (s->filters != NULL && s->filters->halted)
+        return -1;
     s->resp = &up->resp;
     s->resp_status = p->status_code;
     s->resp_headers_in = 1;
@@ -565,8 +606,7 @@ void es_stream__upstream_writable(es_stream_t *s)
 
 void es_stream__client_writable(es_stream_t *s)
 {
-    if (s->up != NULL)
-        es_upconn_read_pause(s->up, 0);
+    update_upstream_reading(s);
 }
 
 void es_stream__flush(es_stream_t *s)
@@ -576,3 +616,113 @@ void es_stream__flush(es_stream_t *s)
     if (!s->conn->closing)
         es_writeq_flush(&s->conn->out);
 }
+
+/* ---- a RUNNING filter -------------------------------------------------------------------- */
+
+static void on_filter_timeout(uv_timer_t *t)
+{
+    es_conn_t *c = t->data;
+    es_stream_t *s = &c->stream;
+    if (s->filters == NULL)
+        return;
+    es_filters_timeout(s->filters);
+    es_stream__flush(s);
+}
+
+void es_stream__filter_waiting(es_stream_t *s, int on, uint64_t timeout_ms)
+{
+    es_conn_t *c = s->conn;
+    if (c->closing)
+        return;
+    if (on) {
+        es_stats_inc(ES_STAT_FILTER_RUNNING);
+        uv_timer_start(&c->filter_timer, on_filter_timeout, timeout_ms, 0);
+    } else {
+        uv_timer_stop(&c->filter_timer);
+    }
+}
+
+/* The upstream is read unless the client or a RUNNING response filter is behind. */
+static void update_upstream_reading(es_stream_t *s)
+{
+    if (s->up == NULL)
+        return;
+    int behind = s->conn->out.above_high || (s->filters != NULL && es_filters_blocked(s->filters, ES_DIR_RESPONSE));
+    es_upconn_read_pause(s->up, behind);
+}
+
+void es_stream__filter_blocked(es_stream_t *s, int dir, int on)
+{
+    es_conn_t *c = s->conn;
+    if (dir == ES_DIR_REQUEST) {
+        c->filter_blocked = on ? 1 : 0;
+        es_conn__update_reading(c);
+    } else {
+        update_upstream_reading(s);
+    }
+}
+
+void es_stream__filter_resumed(es_stream_t *s)
+{
+    es_conn_t *c = s->conn;
+    es_stats_inc(ES_STAT_FILTER_RESUMED);
+    if (s->continue_pending && (s->filters == NULL || !s->filters->run.active))
+        send_continue(s);
+    es_stream__flush(s);
+    if (!c->closing)
+        es_conn__update_reading(c);
+}
+
+/* ---- the upstream connection's view of the stream ---------------------------------------- */
+
+#define STREAM_OF(u) ((es_stream_t *)((char *)(u) - offsetof(es_stream_t, user)))
+
+static void up_failed(es_upuser_t *u, int status, const char *reason)
+{
+    es_stream__upstream_failed(STREAM_OF(u), status, reason);
+}
+
+static void up_writable(es_upuser_t *u)
+{
+    es_stream__upstream_writable(STREAM_OF(u));
+}
+
+static int up_headers(es_upuser_t *u, es_upconn_t *up)
+{
+    (void)up;
+    return es_stream__response_headers(STREAM_OF(u));
+}
+
+static void up_body(es_upuser_t *u, const char *at, size_t len)
+{
+    es_stream__response_body(STREAM_OF(u), at, len);
+}
+
+static void up_complete(es_upuser_t *u, int reusable)
+{
+    es_stream__response_complete(STREAM_OF(u), reusable);
+}
+
+static void up_after_read(es_upuser_t *u)
+{
+    es_stream_t *s = STREAM_OF(u);
+    if (!s->conn->closing)
+        es_stream__flush(s);
+}
+
+static void up_detach(es_upuser_t *u)
+{
+    es_stream_t *s = STREAM_OF(u);
+    s->up = NULL;
+    s->resp = NULL;
+}
+
+static const es_upuser_ops_t upstream_ops = {
+    .failed = up_failed,
+    .writable = up_writable,
+    .headers = up_headers,
+    .body = up_body,
+    .complete = up_complete,
+    .after_read = up_after_read,
+    .detach = up_detach,
+};

@@ -42,9 +42,10 @@ void es_pool_close(es_pool_t *p)
 {
     while (!es_list_empty(&p->all)) {
         es_upconn_t *u = es_container_of(p->all.next, es_upconn_t, link_all);
-        if (u->stream != NULL) {
-            u->stream->up = NULL;
-            u->stream = NULL;
+        if (u->user != NULL) {
+            es_upuser_t *user = u->user;
+            u->user = NULL;
+            user->ops->detach(user);
         }
         upconn_close(u);
     }
@@ -75,11 +76,11 @@ static void upconn_close(es_upconn_t *u)
 /* Fails the stream this connection serves (if any) and closes the connection. */
 static void upconn_fail(es_upconn_t *u, int status, const char *reason)
 {
-    es_stream_t *s = u->stream;
-    u->stream = NULL;
+    es_upuser_t *user = u->user;
+    u->user = NULL;
     upconn_close(u);
-    if (s != NULL)
-        es_stream__upstream_failed(s, status, reason);
+    if (user != NULL)
+        user->ops->failed(user, status, reason);
 }
 
 static void on_out_event(es_writeq_t *q, int status)
@@ -92,8 +93,8 @@ static void on_out_event(es_writeq_t *q, int status)
         snprintf(reason, sizeof(reason), "upstream write error: %s", uv_strerror(status));
         es_debug("cluster \"%s\": %s", u->pool->cfg->name, reason);
         upconn_fail(u, 503, reason);
-    } else if (status == ES_WRITEQ_LOW && u->stream != NULL) {
-        es_stream__upstream_writable(u->stream);
+    } else if (status == ES_WRITEQ_LOW && u->user != NULL) {
+        u->user->ops->writable(u->user);
     }
 }
 
@@ -117,7 +118,7 @@ void es_upconn_read_pause(es_upconn_t *u, int pause)
     if (pause && u->reading) {
         uv_read_stop((uv_stream_t *)&u->tcp);
         u->reading = 0;
-    } else if (!pause) {
+    } else if (!pause && !u->complete) { /* a complete response waits for its release unread */
         start_reading(u);
     }
 }
@@ -152,9 +153,10 @@ static void on_connect(uv_connect_t *req, int status)
     es_writeq_flush(&u->out);
 }
 
-static void assign(es_upconn_t *u, es_stream_t *s)
+static void assign(es_upconn_t *u, es_upuser_t *user)
 {
-    u->stream = s;
+    u->user = user;
+    u->peer_closed = 0;
     u->got_bytes = 0;
     u->headers_done = 0;
     u->interim = 0;
@@ -164,7 +166,7 @@ static void assign(es_upconn_t *u, es_stream_t *s)
     es_msg_reset(&u->resp);
 }
 
-int es_pool_acquire(es_pool_t *p, es_stream_t *s, es_upconn_t **out)
+int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
     uint64_t now = p->worker->iteration;
     for (es_link_t *l = p->idle.next; l != &p->idle; l = l->next) {
@@ -197,7 +199,7 @@ int es_pool_acquire(es_pool_t *p, es_stream_t *s, es_upconn_t **out)
     assign(u, s);
     int err = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&u->ep->addr, on_connect);
     if (err) {
-        u->stream = NULL;
+        u->user = NULL;
         upconn_close(u);
         return err;
     }
@@ -208,8 +210,8 @@ int es_pool_acquire(es_pool_t *p, es_stream_t *s, es_upconn_t **out)
 
 void es_upconn_release(es_upconn_t *u, int reusable)
 {
-    u->stream = NULL;
-    if (!reusable || u->state != ES_UP_ACTIVE || u->pool->worker->stopping) {
+    u->user = NULL;
+    if (!reusable || u->peer_closed || u->state != ES_UP_ACTIVE || u->pool->worker->stopping) {
         upconn_close(u);
         return;
     }
@@ -221,7 +223,7 @@ void es_upconn_release(es_upconn_t *u, int reusable)
 
 void es_upconn_abandon(es_upconn_t *u)
 {
-    u->stream = NULL;
+    u->user = NULL;
     upconn_close(u);
 }
 
@@ -229,7 +231,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
     es_upconn_t *u = h->data;
     es_worker_t *w = u->pool->worker;
-    es_stream_t *s = u->stream;
+    es_upuser_t *user = u->user;
     if (u->state == ES_UP_IDLE) {
         /* The upstream closed an idle connection, or sent bytes nobody asked for. */
         es_debug("cluster \"%s\": idle connection %s", u->pool->cfg->name, nread < 0 ? "closed" : "sent data");
@@ -239,7 +241,11 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
             /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
             http_parser_execute(&u->parser, &response_settings, NULL, 0);
         }
-        if (u->state == ES_UP_ACTIVE && u->stream != NULL) {
+        if (u->state == ES_UP_ACTIVE && u->user != NULL && u->complete) {
+            /* The response is complete and waits for a filter: release closes instead of pooling. */
+            u->peer_closed = 1;
+            es_upconn_read_pause(u, 1);
+        } else if (u->state == ES_UP_ACTIVE && u->user != NULL) {
             es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name,
                      uv_err_name((int)nread));
             upconn_fail(u, 503, u->got_bytes ? "upstream closed the connection mid-response"
@@ -261,14 +267,14 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     }
     if (buf->base != NULL)
         es_worker_block_put(w, buf->base);
-    if (s != NULL && !s->conn->closing)
-        es_stream__flush(s);
+    if (user != NULL)
+        user->ops->after_read(user);
 }
 
 static int on_message_begin(http_parser *p)
 {
     es_upconn_t *u = p->data;
-    if (u->stream == NULL)
+    if (u->user == NULL)
         return -1;
     es_msg_reset(&u->resp);
     u->headers_done = 0;
@@ -304,15 +310,15 @@ static int on_headers_complete(http_parser *p)
         u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
         return 0;
     }
-    int r = es_stream__response_headers(u->stream);
+    int r = u->user->ops->headers(u->user, u);
     return r < 0 ? -1 : r;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     es_upconn_t *u = p->data;
-    es_stream__response_body(u->stream, at, len);
-    return u->state == ES_UP_ACTIVE && u->stream != NULL ? 0 : -1;
+    u->user->ops->body(u->user, at, len);
+    return u->state == ES_UP_ACTIVE && u->user != NULL ? 0 : -1;
 }
 
 static int on_message_complete(http_parser *p)
@@ -325,6 +331,8 @@ static int on_message_complete(http_parser *p)
     u->complete = 1;
     /* Stop here: anything after the response is an error, checked by on_read. */
     http_parser_pause(p, 1);
-    es_stream__response_complete(u->stream, http_should_keep_alive(p));
+    u->user->ops->complete(u->user, http_should_keep_alive(p));
+    if (u->user != NULL && u->state == ES_UP_ACTIVE)
+        es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
     return 0;
 }

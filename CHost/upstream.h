@@ -14,8 +14,30 @@
 #include "writeq.h"
 
 typedef struct es_worker_s es_worker_t;
-typedef struct es_stream_s es_stream_t;
 typedef struct es_pool_s es_pool_t;
+typedef struct es_upconn_s es_upconn_t;
+typedef struct es_upuser_s es_upuser_t;
+
+/* Whoever a connection serves (a client's stream, or a filter's call-out), told what happens. */
+typedef struct {
+    /* The exchange failed (connect, reset, malformed response); the connection is detached. */
+    void (*failed)(es_upuser_t *user, int status, const char *reason);
+    /* The request queue fell below its low watermark. */
+    void (*writable)(es_upuser_t *user);
+    /* The response head is in up->resp. Returns 1 when no body follows (HEAD), 0, or -1 to reject. */
+    int (*headers)(es_upuser_t *user, es_upconn_t *up);
+    void (*body)(es_upuser_t *user, const char *at, size_t len);
+    /* The response ended; reusable: the upstream keeps the connection open. */
+    void (*complete)(es_upuser_t *user, int reusable);
+    /* A read was processed: write what it queued. */
+    void (*after_read)(es_upuser_t *user);
+    /* The pool is closing the connection under the user (the worker stops). */
+    void (*detach)(es_upuser_t *user);
+} es_upuser_ops_t;
+
+struct es_upuser_s {
+    const es_upuser_ops_t *ops;
+};
 
 struct es_pool_s {
     es_worker_t *worker;
@@ -32,7 +54,7 @@ typedef enum {
     ES_UP_CLOSING = 4,
 } es_upconn_state_t;
 
-typedef struct es_upconn_s {
+struct es_upconn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;            /* connect timeout */
     uv_connect_t connect_req;
@@ -45,24 +67,25 @@ typedef struct es_upconn_s {
     http_parser parser;
     es_msg_t resp;               /* the response head and trailers being received */
     es_writeq_t out;             /* request bytes to the upstream */
-    es_stream_t *stream;         /* the stream being served, NULL when idle or abandoned */
+    es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
     uint64_t released_at;        /* loop iteration when it went idle */
     unsigned reading : 1;
     unsigned got_bytes : 1;      /* a response byte arrived for the current stream */
     unsigned headers_done : 1;
     unsigned interim : 1;        /* parsing a 1xx response, which is not forwarded */
     unsigned complete : 1;       /* the response for the current stream is complete */
-} es_upconn_t;
+    unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
+};
 
 void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg);
 /* Closes every connection; used when the worker stops. */
 void es_pool_close(es_pool_t *p);
 /*
- * Gives `s` a connection: an idle one released before this loop iteration, or a new one. The
+ * Gives `user` a connection: an idle one released before this loop iteration, or a new one. The
  * request may be queued on it at once; it goes out when the connect completes. Returns 0 or a
- * libuv error. Later failures reach the stream through es_stream__upstream_failed.
+ * libuv error. Later failures reach the user through ops->failed.
  */
-int es_pool_acquire(es_pool_t *p, es_stream_t *s, es_upconn_t **out);
+int es_pool_acquire(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
 /* The stream is done with `u`: back to the pool when reusable, otherwise closed. */
 void es_upconn_release(es_upconn_t *u, int reusable);
 /* The stream is going away before its exchange finished: the connection cannot be reused. */

@@ -9,6 +9,42 @@
 #include "log.h"
 #include "upstream.h"
 
+/* Workers by id, for wake-ups from filter libraries' threads. The lock keeps a wake from racing
+ * the handle's close when the worker stops. */
+#define MAX_WORKERS 256
+static es_worker_t *registry[MAX_WORKERS];
+static uv_mutex_t registry_lock;
+static uv_once_t registry_once = UV_ONCE_INIT;
+
+static void registry_init(void)
+{
+    uv_mutex_init(&registry_lock);
+}
+
+static void registry_set(unsigned id, es_worker_t *w)
+{
+    uv_once(&registry_once, registry_init);
+    uv_mutex_lock(&registry_lock);
+    if (id < MAX_WORKERS)
+        registry[id] = w;
+    uv_mutex_unlock(&registry_lock);
+}
+
+void es_worker_wake(unsigned id)
+{
+    uv_once(&registry_once, registry_init);
+    uv_mutex_lock(&registry_lock);
+    if (id < MAX_WORKERS && registry[id] != NULL)
+        uv_async_send(&registry[id]->wake);
+    uv_mutex_unlock(&registry_lock);
+}
+
+static void on_wake(uv_async_t *a)
+{
+    (void)a;
+    es_handles_run();
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     es_listener_t *l = server->data;
@@ -33,6 +69,7 @@ static void on_stop(uv_async_t *a)
 {
     es_worker_t *w = a->data;
     w->stopping = 1;
+    registry_set(w->id, NULL);
     for (size_t i = 0; i < w->cfg->nlisteners; i++) {
         if (w->listeners[i].worker != NULL)
             uv_close((uv_handle_t *)&w->listeners[i].tcp, on_closed_quiet);
@@ -43,6 +80,7 @@ static void on_stop(uv_async_t *a)
         es_pool_close(&w->pools[i]);
     uv_close((uv_handle_t *)&w->tick, on_closed_quiet);
     uv_close((uv_handle_t *)&w->stop, on_closed_quiet);
+    uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
 }
 
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
@@ -67,6 +105,9 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
         es_pool_init(&w->pools[i], w, &cfg->clusters[i]);
     uv_async_init(&w->loop, &w->stop, on_stop);
     w->stop.data = w;
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    registry_set(id, w);
     uv_prepare_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_prepare_start(&w->tick, on_tick);
@@ -93,7 +134,7 @@ static void run(void *arg)
 {
     es_worker_t *w = arg;
     es_log_set_tag(w->tag);
-    es_handles_thread_init();
+    es_handles_thread_init(w->id, &w->wake);
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
     es_debug("worker stopped");

@@ -30,6 +30,7 @@ struct es_worker_s {
     uv_loop_t loop;
     uv_thread_t thread;
     uv_async_t stop;
+    uv_async_t wake;          /* filter libraries' work and posted results (es_worker_wake) */
     uv_prepare_t tick;        /* counts loop iterations, for deferring upstream reuse */
     uint64_t iteration;
     es_listener_t *listeners; /* cfg->nlisteners */
@@ -51,6 +52,9 @@ void es_worker_stop(es_worker_t *w);
 void es_worker_join(es_worker_t *w);
 /* Tears down a worker that never started (startup failed). */
 void es_worker_dispose(es_worker_t *w);
+
+/* Wakes worker `id` to run filter work; any thread, any time (a stopped worker ignores it). */
+void es_worker_wake(unsigned id);
 
 /* Read buffers: a small per-worker cache, so idle connections hold none and busy ones never malloc. */
 void *es_worker_block_get(es_worker_t *w);

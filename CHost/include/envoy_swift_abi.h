@@ -8,9 +8,15 @@
  * - Three prefixes: envoy_swift_*_t are types; envoy_swift_filter_* / envoy_swift_program_* are
  *   hooks the library implements; envoy_swift_host_t holds the callbacks the host implements.
  * - Threads: every hook is called on the worker thread that owns the stream, and the host calls
- *   a filter instance again only after its previous hook returned. Host callbacks may be called
- *   only on that thread, only during a hook of the same stream (the log callback is the exception:
- *   any thread, any time).
+ *   a filter instance again only after its previous hook returned (or, for a hook that returned
+ *   RUNNING, after it resumed). Host callbacks may be called only on that thread, only during a
+ *   hook of the same stream or while one of its hooks is RUNNING (log, log_level and wake are the
+ *   exceptions: any thread, any time).
+ * - Async: a hook may return ENVOY_SWIFT_STATUS_RUNNING and go on in the library's own task. The
+ *   host then holds the stream (nothing goes upstream or downstream, body bytes are buffered up
+ *   to the listener's watermark) until the library calls resume() with the final status. To run
+ *   code on a worker thread the library calls wake(worker) from any thread; the host answers by
+ *   calling envoy_swift_worker_run(worker) on that worker's thread, soon.
  * - Handles, not pointers, name streams. A callback with the handle of a stream that has ended
  *   returns ENVOY_SWIFT_ERR_GONE and touches nothing.
  * - Trust: the library runs in the host's process; the ABI protects against mistakes (stale
@@ -31,7 +37,7 @@
 extern "C" {
 #endif
 
-#define ENVOY_SWIFT_ABI_VERSION 1
+#define ENVOY_SWIFT_ABI_VERSION 2
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types                                                                                      */
@@ -69,6 +75,10 @@ typedef enum {
     ENVOY_SWIFT_STATUS_LOCAL_REPLY = 4,
     /* The filter failed (a Swift error was thrown): the host answers 500 and logs it. */
     ENVOY_SWIFT_STATUS_ERROR = 5,
+    /* The hook goes on asynchronously: the host holds the stream until resume() gives one of the
+     * statuses above. Past the filter's timeout the host calls envoy_swift_filter_cancel and
+     * answers 504 (or the configured status); a later resume() gets ENVOY_SWIFT_ERR_GONE. */
+    ENVOY_SWIFT_STATUS_RUNNING = 6,
 } envoy_swift_status_t;
 
 /* Result of a host callback: 0 or a negative error. */
@@ -79,6 +89,9 @@ typedef enum {
     ENVOY_SWIFT_ERR_INVALID = -3,   /* a header name or value with CR, LF or NUL, a bad status... */
     ENVOY_SWIFT_ERR_STATE = -4,     /* not now: e.g. request headers after they went upstream */
     ENVOY_SWIFT_ERR_NOMEM = -5,
+    ENVOY_SWIFT_ERR_TIMEOUT = -6,   /* a call-out took longer than its timeout */
+    ENVOY_SWIFT_ERR_UPSTREAM = -7,  /* a call-out's upstream failed: refused, reset, malformed, too large */
+    ENVOY_SWIFT_ERR_CANCELLED = -8, /* a call-out's stream ended (or its filter timed out) first */
 } envoy_swift_result_t;
 
 typedef enum {
@@ -110,6 +123,34 @@ typedef enum {
     ENVOY_SWIFT_LOG_WARN = 2,
     ENVOY_SWIFT_LOG_ERROR = 3,
 } envoy_swift_log_level_t;
+
+/*
+ * An HTTP call-out: a request a filter sends to a configured cluster, through the host's pool.
+ * OWNERSHIP: borrowed for the duration of the callout() call; the host copies what it keeps.
+ */
+typedef struct {
+    envoy_swift_bytes_t cluster;       /* a cluster name from the YAML */
+    envoy_swift_bytes_t method;        /* "GET", "POST"... */
+    envoy_swift_bytes_t path;          /* "/check?x=1" */
+    const envoy_swift_bytes_t *header_names; /* header_count of each; Host defaults to the endpoint */
+    const envoy_swift_bytes_t *header_values;
+    size_t header_count;
+    envoy_swift_bytes_t body;          /* sent with Content-Length when not empty */
+    uint64_t timeout_ms;               /* 0: the host's default (5 s) */
+} envoy_swift_callout_request_t;
+
+/*
+ * The answer to a call-out. OWNERSHIP: borrowed; valid only during envoy_swift_callout_done.
+ */
+typedef struct {
+    int result;                        /* ENVOY_SWIFT_OK, or _ERR_TIMEOUT / _ERR_UPSTREAM / _ERR_CANCELLED */
+    int status;                        /* the HTTP status when result is OK */
+    const envoy_swift_bytes_t *header_names;
+    const envoy_swift_bytes_t *header_values;
+    size_t header_count;
+    envoy_swift_bytes_t body;          /* at most 4 MiB; a larger body is ERR_UPSTREAM */
+    envoy_swift_bytes_t reason;        /* one line saying what went wrong when result is not OK */
+} envoy_swift_callout_response_t;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Callbacks the host implements, handed to the library once by envoy_swift_program_init.     */
@@ -155,6 +196,23 @@ typedef struct envoy_swift_host_s {
     void (*log)(envoy_swift_log_level_t level, envoy_swift_bytes_t filter, envoy_swift_bytes_t message);
     /* The host's current level, so a library can skip formatting what would be dropped. */
     envoy_swift_log_level_t (*log_level)(void);
+
+    /* ---- async (ABI 2) ---- */
+    /* How many workers the host runs; worker indexes are 0..worker_count-1. */
+    uint32_t worker_count;
+    /* Asks the host to call envoy_swift_worker_run(worker) on that worker's thread. Any thread,
+     * any time; wakes are coalesced (several wakes may give one run). */
+    void (*wake)(uint32_t worker);
+    /* Ends the RUNNING hook of stream `s` with `status` (not RUNNING). The stream's thread only.
+     * The host continues the chain after the current hook or worker run returns, never inside
+     * this call. ERR_GONE when the stream ended or stopped waiting (timeout), ERR_STATE when no
+     * hook of the stream is RUNNING. For LOCAL_REPLY, call send_local_reply first. */
+    int (*resume)(envoy_swift_stream_t s, envoy_swift_status_t status);
+    /* Starts an HTTP call-out for stream `s` (inside a hook or while one is RUNNING). Returns OK,
+     * and then envoy_swift_callout_done(token, ...) is called exactly once on this thread, later,
+     * never inside this call. ERR_NOT_FOUND for an unknown cluster, ERR_INVALID for a bad method,
+     * path or header. */
+    int (*callout)(envoy_swift_stream_t s, const envoy_swift_callout_request_t *request, uint64_t token);
 } envoy_swift_host_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -178,9 +236,10 @@ void *envoy_swift_filter_config_new(envoy_swift_bytes_t name, envoy_swift_bytes_
                                     envoy_swift_bytes_t config_json, char *err, size_t errlen);
 void envoy_swift_filter_config_destroy(void *config);
 
-/* A filter instance for one stream. Returns NULL on failure (the host answers 500).
+/* A filter instance for one stream, on worker `worker` (0..worker_count-1). Returns NULL on
+ * failure (the host answers 500).
  * OWNERSHIP: the library owns the instance until envoy_swift_filter_destroy. */
-void *envoy_swift_filter_new(void *config, envoy_swift_stream_t stream);
+void *envoy_swift_filter_new(void *config, envoy_swift_stream_t stream, uint32_t worker);
 
 envoy_swift_status_t envoy_swift_filter_on_request_headers(void *filter, bool end_of_stream);
 envoy_swift_status_t envoy_swift_filter_on_request_body(void *filter, bool end_of_stream);
@@ -189,10 +248,22 @@ envoy_swift_status_t envoy_swift_filter_on_response_headers(void *filter, bool e
 envoy_swift_status_t envoy_swift_filter_on_response_body(void *filter, bool end_of_stream);
 envoy_swift_status_t envoy_swift_filter_on_response_trailers(void *filter);
 
+/* The host stopped waiting for this instance's RUNNING hook (its timeout passed): cancel the
+ * task. A later resume() gets ERR_GONE. on_stream_complete and destroy still follow. */
+void envoy_swift_filter_cancel(void *filter);
+
 /* The stream has ended (completed, reset, or failed); the filter's last chance to log.
- * Called exactly once per instance, then the instance is destroyed. */
+ * Called exactly once per instance, then the instance is destroyed. Either may come while a hook
+ * is RUNNING (the client went away): the library cancels its task and drops its result. */
 void envoy_swift_filter_on_stream_complete(void *filter);
 void envoy_swift_filter_destroy(void *filter);
+
+/* Runs the library's work queued for `worker`, on that worker's thread; the answer to wake(). */
+void envoy_swift_worker_run(uint32_t worker);
+
+/* The answer to a callout() that returned OK: exactly once, on the stream's worker thread, from
+ * the host's loop (never inside a hook). */
+void envoy_swift_callout_done(uint64_t token, const envoy_swift_callout_response_t *response);
 
 #ifdef __cplusplus
 }

@@ -247,6 +247,69 @@ static void test_defaults(void **state)
     es_config_dispose(&cfg);
 }
 
+/* buffer_limits per listener; timeout and timeout_status per filter; the defaults when absent. */
+static void test_async_limits(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin_name: f\n",
+                          err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].buffer_high, 256 * 1024);
+    assert_int_equal(cfg.listeners[0].buffer_low, 64 * 1024);
+    assert_int_equal(cfg.listeners[0].filters[0].timeout_ms, 30000);
+    assert_int_equal(cfg.listeners[0].filters[0].timeout_status, 504);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, MINIMAL "    buffer_limits: { high: 1MiB, low: 100000 }\n"
+                                        "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin_name: f\n"
+                                        "        timeout: 250ms\n        timeout_status: 503\n",
+                          err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].buffer_high, 1024 * 1024);
+    assert_int_equal(cfg.listeners[0].buffer_low, 100000);
+    assert_int_equal(cfg.listeners[0].filters[0].timeout_ms, 250);
+    assert_int_equal(cfg.listeners[0].filters[0].timeout_status, 503);
+    es_config_dispose(&cfg);
+
+    /* high alone: low follows at a quarter */
+    assert_int_equal(load(&cfg, MINIMAL "    buffer_limits: { high: 64k }\n", err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].buffer_high, 65536);
+    assert_int_equal(cfg.listeners[0].buffer_low, 16384);
+    es_config_dispose(&cfg);
+
+    expect_error(MINIMAL "    buffer_limits: { high: 64k, low: 64k }\n",
+                 "8: listeners[0].buffer_limits.low: low (65536) must be below high (65536)");
+    expect_error(MINIMAL "    buffer_limits: { high: lots }\n",
+                 "8: listeners[0].buffer_limits.high: expected a size like \"65536\", \"64KiB\" or \"1MiB\", got \"lots\"");
+    expect_error(MINIMAL "    buffer_limits: { high: 100 }\n",
+                 "8: listeners[0].buffer_limits.high: must be between 4096 and 1073741824 bytes, got \"100\"");
+    expect_error(MINIMAL "    buffer_limits: 5\n", "8: listeners[0].buffer_limits: expected a mapping, got \"5\"");
+    expect_error(MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin_name: f\n"
+                         "        timeout_status: 200\n",
+                 "12: listeners[0].http_filters[0].timeout_status: expected an integer 400-599, got \"200\"");
+}
+
+static void test_parse_size(void **state)
+{
+    static const struct {
+        const char *text;
+        uint64_t bytes;
+    } good[] = {
+        { "0", 0 }, { "65536", 65536 }, { "64k", 65536 }, { "64KiB", 65536 }, { "64KB", 65536 }, { "1M", 1048576 },
+        { "2MiB", 2097152 }, { "1GiB", 1073741824 }, { "7B", 7 },
+    };
+    static const char *const bad[] = { "", "k", "1.5M", "-1", "1 MiB", "1kib", "1T", "99999999999999999999", "18014398509481984k" };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        uint64_t n = 1;
+        if (es_config_parse_size(good[i].text, &n) != 0) fail_msg("rejected \"%s\"", good[i].text);
+        if (n != good[i].bytes) fail_msg("\"%s\" -> %llu", good[i].text, (unsigned long long)n);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t n = 1;
+        if (es_config_parse_size(bad[i], &n) != -1) fail_msg("accepted \"%s\"", bad[i]);
+        assert_int_equal(n, 1);
+    }
+}
+
 static void test_header_matches(void **state)
 {
     es_config_t cfg;
@@ -421,7 +484,7 @@ static void test_unknown_key_top(void **state)
 static void test_unknown_key_listener(void **state)
 {
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
-                 "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes)");
+                 "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits)");
 }
 
 static void test_unknown_key_route(void **state)
@@ -447,7 +510,7 @@ static void test_unknown_key_cluster(void **state)
 static void test_unknown_key_filter(void **state)
 {
     expect_error(MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin: f\n",
-                 "11: listeners[0].http_filters[0].plugin: unknown key (expected one of: name, so_path, plugin_name, plugin_config)");
+                 "11: listeners[0].http_filters[0].plugin: unknown key (expected one of: name, so_path, plugin_name, plugin_config, timeout, timeout_status)");
 }
 
 static void test_duplicate_key(void **state)
@@ -710,6 +773,8 @@ int main(void)
         cmocka_unit_test(test_full_example),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_header_matches),
+        cmocka_unit_test(test_async_limits),
+        cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_clusters_before_listeners_and_aliases),
         cmocka_unit_test(test_plugin_config_json),
         cmocka_unit_test(test_plugin_config_limits),

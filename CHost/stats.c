@@ -1,0 +1,38 @@
+#include "stats.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+static _Atomic uint64_t counters[ES_STAT_COUNT];
+
+static const char *const names[ES_STAT_COUNT] = {
+    [ES_STAT_FILTER_RUNNING] = "filter.running",
+    [ES_STAT_FILTER_RESUMED] = "filter.resumed",
+    [ES_STAT_FILTER_TIMEOUTS] = "filter.timeouts",
+    [ES_STAT_FILTER_ERRORS] = "filter.errors",
+    [ES_STAT_FILTER_CANCELLED] = "filter.cancelled",
+    [ES_STAT_CALLOUTS] = "callout.started",
+    [ES_STAT_CALLOUT_FAILURES] = "callout.failures",
+};
+
+void es_stats_inc(es_stat_t which)
+{
+    atomic_fetch_add_explicit(&counters[which], 1, memory_order_relaxed);
+}
+
+uint64_t es_stats_get(es_stat_t which)
+{
+    return atomic_load_explicit(&counters[which], memory_order_relaxed);
+}
+
+size_t es_stats_format(char *buf, size_t len)
+{
+    size_t n = 0;
+    for (int i = 0; i < ES_STAT_COUNT && n + 1 < len; i++) {
+        int w = snprintf(buf + n, len - n, "%s %llu\n", names[i], (unsigned long long)es_stats_get((es_stat_t)i));
+        if (w < 0)
+            break;
+        n += (size_t)w < len - n ? (size_t)w : len - n - 1;
+    }
+    return n;
+}

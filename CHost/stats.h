@@ -1,0 +1,27 @@
+/*
+ * Process-wide counters: what operators ask "how often?" about. Relaxed atomic adds, so any
+ * worker can count without a lock; read with es_stats_format (the `stats` route and the exit log).
+ */
+#ifndef ES_STATS_H
+#define ES_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    ES_STAT_FILTER_RUNNING = 0,   /* hooks that returned RUNNING (went async) */
+    ES_STAT_FILTER_RESUMED,       /* of those, resumed by the library */
+    ES_STAT_FILTER_TIMEOUTS,      /* hooks cancelled at their timeout */
+    ES_STAT_FILTER_ERRORS,        /* hooks that failed (a thrown error, a bad status) */
+    ES_STAT_FILTER_CANCELLED,     /* RUNNING hooks whose stream ended first (client went away) */
+    ES_STAT_CALLOUTS,             /* call-outs started */
+    ES_STAT_CALLOUT_FAILURES,     /* call-outs that ended in an error or a timeout */
+    ES_STAT_COUNT
+} es_stat_t;
+
+void es_stats_inc(es_stat_t which);
+uint64_t es_stats_get(es_stat_t which);
+/* "name value\n" per counter into buf; returns the length written (truncated to len - 1). */
+size_t es_stats_format(char *buf, size_t len);
+
+#endif
