@@ -1,9 +1,10 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 let package = Package(
     name: "envoy-swift",
-    platforms: [.macOS(.v15)],
+    // Task.immediate and task executors (the async filters) need the Swift 6.2 runtime.
+    platforms: [.macOS(.v26)],
     products: [
         // The shared object the C host loads: the SDK plus the reference filters in Filters/.
         .library(name: "swiftfilter", type: .dynamic, targets: ["Filters"]),

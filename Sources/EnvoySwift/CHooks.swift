@@ -46,14 +46,17 @@ public func envoySwiftFilterConfigDestroy(_ config: UnsafeMutableRawPointer?) {
     Unmanaged<FilterConfigBox>.fromOpaque(config).release()
 }
 
-/// `envoy_swift_filter_new`: the filter instance for one stream. Returns NULL (after logging why)
-/// when the filter's init throws or `config` is NULL; the host then answers 500.
+/// `envoy_swift_filter_new`: the filter instance for one stream on worker `worker`. Returns NULL
+/// (after logging why) when the filter's init throws, `config` is NULL or the worker index is out
+/// of range; the host then answers 500.
 @_cdecl("envoy_swift_filter_new")
-public func envoySwiftFilterNew(_ config: UnsafeMutableRawPointer?, _ stream: envoy_swift_stream_t) -> UnsafeMutableRawPointer? {
+public func envoySwiftFilterNew(
+    _ config: UnsafeMutableRawPointer?, _ stream: envoy_swift_stream_t, _ worker: UInt32
+) -> UnsafeMutableRawPointer? {
     guard let config else { return nil }
     let box = Unmanaged<FilterConfigBox>.fromOpaque(config).takeUnretainedValue()
     do {
-        let instance = try box.makeInstance(stream: StreamID(stream))
+        let instance = try box.makeInstance(stream: StreamID(stream), worker: Int(worker))
         return Unmanaged.passRetained(instance).toOpaque()
     } catch {
         FilterLogger(host: box.host, filterName: box.filterName).error("creating the filter failed: \(error)")
@@ -97,17 +100,66 @@ public func envoySwiftFilterOnResponseTrailers(_ filter: UnsafeMutableRawPointer
     instance(filter)?.onResponseTrailers() ?? ENVOY_SWIFT_STATUS_ERROR
 }
 
-/// `envoy_swift_filter_on_stream_complete`: the filter's last callback.
+/// `envoy_swift_filter_cancel`: the host stopped waiting for the instance's running callback (its
+/// timeout): the callback's task is cancelled and its result dropped.
+@_cdecl("envoy_swift_filter_cancel")
+public func envoySwiftFilterCancel(_ filter: UnsafeMutableRawPointer?) {
+    instance(filter)?.cancel()
+}
+
+/// `envoy_swift_filter_on_stream_complete`: the filter's last callback. During a running callback
+/// (the client went away) it cancels the callback's task, and the filter's `onStreamComplete()`
+/// runs when the task has ended.
 @_cdecl("envoy_swift_filter_on_stream_complete")
 public func envoySwiftFilterOnStreamComplete(_ filter: UnsafeMutableRawPointer?) {
     instance(filter)?.onStreamComplete()
 }
 
-/// `envoy_swift_filter_destroy`: releases an instance from `envoy_swift_filter_new`.
+/// `envoy_swift_filter_destroy`: releases the host's reference to an instance from
+/// `envoy_swift_filter_new` (a callback's task still running keeps it until the task ends).
 @_cdecl("envoy_swift_filter_destroy")
 public func envoySwiftFilterDestroy(_ filter: UnsafeMutableRawPointer?) {
     guard let filter else { return }
     Unmanaged<FilterInstanceBase>.fromOpaque(filter).release()
+}
+
+/// `envoy_swift_worker_run`: runs the async filters' jobs queued for `worker`, on its thread (the
+/// host's answer to `wake`).
+@_cdecl("envoy_swift_worker_run")
+public func envoySwiftWorkerRun(_ worker: UInt32) {
+    Program.liveHost?.workers.run(Int(worker))
+}
+
+/// `envoy_swift_callout_done`: the answer to the call-out `token`; resumes the filter waiting for
+/// it (later, through the worker's executor). An unknown or already answered token is ignored.
+@_cdecl("envoy_swift_callout_done")
+public func envoySwiftCalloutDone(_ token: UInt64, _ response: UnsafePointer<envoy_swift_callout_response_t>?) {
+    guard let r = response?.pointee else {
+        CalloutRegistry.complete(token, .failure(.upstream("no response")))
+        return
+    }
+    let reason = LiveHost.string(r.reason)
+    let result: Result<HTTPCalloutResponse, HTTPCalloutError>
+    switch r.result {
+    case ENVOY_SWIFT_OK.rawValue:
+        var headers: [HeaderField] = []
+        if let names = r.header_names, let values = r.header_values {
+            headers.reserveCapacity(r.header_count)
+            for i in 0..<r.header_count {
+                headers.append(HeaderField(LiveHost.string(names[i]), LiveHost.string(values[i])))
+            }
+        }
+        result = .success(HTTPCalloutResponse(status: Int(r.status), headers: headers, body: bytes(r.body)))
+    case ENVOY_SWIFT_ERR_TIMEOUT.rawValue:
+        result = .failure(.timeout(reason))
+    case ENVOY_SWIFT_ERR_CANCELLED.rawValue:
+        result = .failure(.cancelled)
+    case ENVOY_SWIFT_ERR_UPSTREAM.rawValue:
+        result = .failure(.upstream(reason))
+    default:
+        result = .failure(.upstream(reason.isEmpty ? "host error \(r.result)" : reason))
+    }
+    CalloutRegistry.complete(token, result)
 }
 
 // MARK: helpers

@@ -52,8 +52,10 @@ package class FilterConfigBox: @unchecked Sendable {
     }
 
     /// Creates the filter instance for one stream; rethrows what the filter's init threw.
-    /// - Parameter stream: the host's handle of the stream.
-    package func makeInstance(stream: StreamID) throws -> FilterInstanceBase {
+    /// - Parameters:
+    ///   - stream: the host's handle of the stream.
+    ///   - worker: the index of the worker thread the stream lives on.
+    package func makeInstance(stream: StreamID, worker: Int) throws -> FilterInstanceBase {
         preconditionFailure("FilterConfigBox is abstract")
     }
 }
@@ -67,8 +69,66 @@ final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendab
         super.init(pluginName: pluginName, filterName: filterName, host: host)
     }
 
-    override func makeInstance(stream: StreamID) throws -> FilterInstanceBase {
+    override func makeInstance(stream: StreamID, worker: Int) throws -> FilterInstanceBase {
         let context = FilterContext(host: host, stream: stream, filterName: filterName)
         return FilterInstance<F>(filter: try F(config: config, context: context), context: context)
+    }
+}
+
+extension FilterConfigBox {
+    /// Decodes and validates a configuration of an asynchronous filter from JSON.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - pluginName: the plugin name, for messages.
+    ///   - filterName: the instance name.
+    ///   - json: `plugin_config` as JSON text ("null" when absent).
+    ///   - host: the host the streams will live in; it must have worker executors.
+    package static func make<F: AsyncHTTPFilter>(
+        _ type: F.Type, pluginName: String, filterName: String, json: [UInt8], host: any FilterHost
+    ) throws(ConfigError) -> FilterConfigBox {
+        let config = try PluginConfigDecoder.decode(F.Config.self, from: json)
+        return try make(type, pluginName: pluginName, filterName: filterName, config: config, host: host)
+    }
+
+    /// Validates an already decoded configuration of an asynchronous filter.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - pluginName: the plugin name, for messages.
+    ///   - filterName: the instance name.
+    ///   - config: the configuration.
+    ///   - host: the host the streams will live in; it must have worker executors.
+    package static func make<F: AsyncHTTPFilter>(
+        _ type: F.Type, pluginName: String, filterName: String, config: F.Config, host: any FilterHost
+    ) throws(ConfigError) -> FilterConfigBox {
+        do {
+            try F.validate(config)
+        } catch {
+            throw ConfigError(PluginConfigDecoder.describe(error))
+        }
+        guard let workers = (host as? any WorkerPoolHost)?.workers else {
+            throw ConfigError("this host has no worker executors, so it cannot run async filters")
+        }
+        return TypedAsyncFilterConfig<F>(
+            config: config, workers: workers, pluginName: pluginName, filterName: filterName, host: host)
+    }
+}
+
+/// The configuration of one asynchronous filter type, with the host's worker executors.
+final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchecked Sendable {
+    let config: F.Config
+    let workers: WorkerPool
+
+    init(config: F.Config, workers: WorkerPool, pluginName: String, filterName: String, host: any FilterHost) {
+        self.config = config
+        self.workers = workers
+        super.init(pluginName: pluginName, filterName: filterName, host: host)
+    }
+
+    override func makeInstance(stream: StreamID, worker: Int) throws -> FilterInstanceBase {
+        guard let executor = workers.executor(worker) else {
+            throw ConfigError("worker \(worker) out of range (the host has \(workers.executors.count))")
+        }
+        let context = FilterContext(host: host, stream: stream, filterName: filterName)
+        return AsyncFilterInstance<F>(filter: try F(config: config, context: context), context: context, executor: executor)
     }
 }

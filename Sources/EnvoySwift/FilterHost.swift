@@ -8,8 +8,11 @@
 /// case-insensitively; `setHeader` replaces every value of a name with one value at the end;
 /// names must be HTTP tokens and values must not contain CR, LF or NUL (``HostError/invalid``);
 /// a stream that has ended, or a call outside that stream's callbacks, fails with
-/// ``HostError/gone``. Only ``log(_:filter:message:)`` and ``logLevel`` may be called from any
-/// thread at any time.
+/// ``HostError/gone``. Only ``log(_:filter:message:)``, ``logLevel``, ``workerCount`` and
+/// ``wake(worker:)`` may be called from any thread at any time.
+///
+/// While a callback of an ``AsyncHTTPFilter`` is running (the hook returned ``HookStatus/running``)
+/// the stream's callbacks stay valid on the stream's worker thread, until ``resume(_:_:)``.
 public protocol FilterHost: AnyObject, Sendable {
     /// How many headers the map has.
     func headerCount(_ stream: StreamID, _ map: HeaderMapKind) throws(HostError) -> Int
@@ -46,4 +49,20 @@ public protocol FilterHost: AnyObject, Sendable {
     func log(_ level: LogLevel, filter: String, message: String)
     /// The lowest level the host writes; lower levels are dropped (and need not be formatted).
     var logLevel: LogLevel { get }
+
+    /// How many worker threads the host runs; worker indexes are `0..<workerCount`.
+    var workerCount: Int { get }
+    /// Asks the host to call the SDK's worker run (`envoy_swift_worker_run`) on that worker's
+    /// thread, soon and never inside this call. Any thread, any time; wakes may be coalesced.
+    func wake(worker: Int)
+    /// Ends the running callback of `stream` with `status` (not ``HookStatus/running``); for
+    /// ``HookStatus/localReply`` the reply was sent first. The host continues the chain later, never
+    /// inside this call. ``HostError/gone`` when the stream ended or stopped waiting (a timeout),
+    /// ``HostError/state`` when no callback of the stream is running.
+    func resume(_ stream: StreamID, _ status: HookStatus) throws(HostError)
+    /// Starts an HTTP call-out for `stream`. On success the host later answers once, on the stream's
+    /// worker thread and never inside this call, through `envoy_swift_callout_done` with `token`.
+    /// ``HostError/notFound`` for an unknown cluster, ``HostError/invalid`` for a bad method, path or
+    /// header.
+    func callout(_ stream: StreamID, _ request: HTTPCallout, token: UInt64) throws(HostError)
 }

@@ -20,6 +20,27 @@ package class FilterInstanceBase {
     package func onResponseBody(endOfStream: Bool) -> envoy_swift_status_t { ENVOY_SWIFT_STATUS_ERROR }
     package func onResponseTrailers() -> envoy_swift_status_t { ENVOY_SWIFT_STATUS_ERROR }
     package func onStreamComplete() {}
+    /// The host stopped waiting for a running callback (`envoy_swift_filter_cancel`). Only
+    /// asynchronous filters have anything to cancel.
+    package func cancel() {}
+
+    /// Maps a filter's status to the ABI's; sends a local reply through the host first.
+    final func abiStatus(of s: FilterStatus) throws -> envoy_swift_status_t {
+        switch s {
+        case .continue:
+            return ENVOY_SWIFT_STATUS_CONTINUE
+        case .stopAndBuffer:
+            return ENVOY_SWIFT_STATUS_STOP_AND_BUFFER
+        case .stopAndBufferWatermark:
+            return ENVOY_SWIFT_STATUS_STOP_AND_BUFFER_WATERMARK
+        case .stopNoBuffer:
+            return ENVOY_SWIFT_STATUS_STOP_NO_BUFFER
+        case .localReply(let reply):
+            for field in reply.headers { try field.validate() }
+            try context.host.sendLocalReply(context.stream, reply)
+            return ENVOY_SWIFT_STATUS_LOCAL_REPLY
+        }
+    }
 }
 
 /// The typed instance: holds the author's filter value and maps its results to ABI statuses.
@@ -71,28 +92,11 @@ final class FilterInstance<F: HTTPFilter>: FilterInstanceBase {
     private func run(_ hook: StaticString, _ call: (inout F) throws -> FilterStatus) -> envoy_swift_status_t {
         lastError = nil
         do {
-            return try status(of: call(&filter))
+            return try abiStatus(of: call(&filter))
         } catch {
             lastError = error
             context.log.error("\(hook) failed: \(error)")
             return ENVOY_SWIFT_STATUS_ERROR
-        }
-    }
-
-    private func status(of s: FilterStatus) throws -> envoy_swift_status_t {
-        switch s {
-        case .continue:
-            return ENVOY_SWIFT_STATUS_CONTINUE
-        case .stopAndBuffer:
-            return ENVOY_SWIFT_STATUS_STOP_AND_BUFFER
-        case .stopAndBufferWatermark:
-            return ENVOY_SWIFT_STATUS_STOP_AND_BUFFER_WATERMARK
-        case .stopNoBuffer:
-            return ENVOY_SWIFT_STATUS_STOP_NO_BUFFER
-        case .localReply(let reply):
-            for field in reply.headers { try field.validate() }
-            try context.host.sendLocalReply(context.stream, reply)
-            return ENVOY_SWIFT_STATUS_LOCAL_REPLY
         }
     }
 }

@@ -31,6 +31,15 @@ public enum FilterRegistry {
         factories.withLock { $0[pluginName] = factory }
     }
 
+    /// Makes the asynchronous filter `type` available to the host as `pluginName`.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - pluginName: the name the YAML's `plugin_name` uses, for example "callout_auth".
+    public static func register<F: AsyncHTTPFilter>(_ type: F.Type, as pluginName: String) {
+        let factory = Factory(TypedAsyncFactory<F>())
+        factories.withLock { $0[pluginName] = factory }
+    }
+
     /// Every registered plugin name, sorted.
     public static var pluginNames: [String] {
         factories.withLock { $0.keys.sorted() }
@@ -77,6 +86,14 @@ protocol PluginFactory: Sendable {
 }
 
 struct TypedFactory<F: HTTPFilter>: PluginFactory {
+    func makeConfig(pluginName: String, filterName: String, json: [UInt8], host: any FilterHost) throws(ConfigError)
+        -> FilterConfigBox
+    {
+        try FilterConfigBox.make(F.self, pluginName: pluginName, filterName: filterName, json: json, host: host)
+    }
+}
+
+struct TypedAsyncFactory<F: AsyncHTTPFilter>: PluginFactory {
     func makeConfig(pluginName: String, filterName: String, json: [UInt8], host: any FilterHost) throws(ConfigError)
         -> FilterConfigBox
     {

@@ -22,8 +22,8 @@
 /// // and once per library:  FilterRegistry.register(AddHeader.self, as: "add_header")
 /// ```
 ///
-/// The callbacks are synchronous today. A later version of the SDK will let them be `async`;
-/// synchronous implementations will keep satisfying the protocol unchanged.
+/// The callbacks are synchronous and run without a task: the cheapest kind of filter. A filter that
+/// needs to `await` (a call-out, a timer) conforms to ``AsyncHTTPFilter`` instead.
 public protocol HTTPFilter {
     /// The filter's configuration: `plugin_config` from the YAML, decoded from JSON once at
     /// startup and shared by every stream (hence `Sendable`). An absent `plugin_config` decodes

@@ -10,6 +10,12 @@ public enum HostError: Error, Hashable, Sendable, CustomStringConvertible {
     case state
     /// The host ran out of memory.
     case noMemory
+    /// A call-out took longer than its timeout.
+    case timeout
+    /// A call-out's upstream failed: refused, reset, malformed, or a body too large.
+    case upstream
+    /// A call-out's stream ended (or its filter timed out) first.
+    case cancelled
     /// A result this SDK does not know.
     case unknown(Int32)
 
@@ -23,6 +29,9 @@ public enum HostError: Error, Hashable, Sendable, CustomStringConvertible {
         case -3: self = .invalid
         case -4: self = .state
         case -5: self = .noMemory
+        case -6: self = .timeout
+        case -7: self = .upstream
+        case -8: self = .cancelled
         default: self = .unknown(result)
         }
     }
@@ -35,6 +44,9 @@ public enum HostError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalid: -3
         case .state: -4
         case .noMemory: -5
+        case .timeout: -6
+        case .upstream: -7
+        case .cancelled: -8
         case .unknown(let code): code
         }
     }
@@ -47,6 +59,9 @@ public enum HostError: Error, Hashable, Sendable, CustomStringConvertible {
         case .invalid: "invalid argument"
         case .state: "not allowed in this state of the stream"
         case .noMemory: "out of memory"
+        case .timeout: "the call-out timed out"
+        case .upstream: "the call-out's upstream failed"
+        case .cancelled: "the call-out was cancelled"
         case .unknown(let code): "host error \(code)"
         }
     }

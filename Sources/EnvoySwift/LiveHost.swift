@@ -6,7 +6,7 @@ import CEnvoySwiftABI
 /// `@unchecked Sendable` invariant: the table is copied once at init and never changes; the ABI
 /// keeps the functions valid for the life of the process, and the host itself checks that each
 /// call comes from the stream's thread (a wrong thread answers ``HostError/gone``).
-final class LiveHost: FilterHost, @unchecked Sendable {
+final class LiveHost: WorkerPoolHost, @unchecked Sendable {
     typealias Bytes = envoy_swift_bytes_t
     typealias Map = envoy_swift_header_map_t
     typealias Body = envoy_swift_body_t
@@ -26,6 +26,14 @@ final class LiveHost: FilterHost, @unchecked Sendable {
     private let sendLocalReplyFn: @convention(c) (UInt64, Int32, UnsafePointer<Bytes>?, UnsafePointer<Bytes>?, Int, Bytes) -> Int32
     private let logFn: @convention(c) (envoy_swift_log_level_t, Bytes, Bytes) -> Void
     private let logLevelFn: @convention(c) () -> envoy_swift_log_level_t
+    private let wakeFn: @convention(c) (UInt32) -> Void
+    private let resumeFn: @convention(c) (UInt64, envoy_swift_status_t) -> Int32
+    private let calloutFn: @convention(c) (UInt64, UnsafePointer<envoy_swift_callout_request_t>?, UInt64) -> Int32
+
+    /// How many workers the host runs (at least one).
+    let workerCount: Int
+    /// One task executor per worker, for the async filters.
+    let workers: WorkerPool
 
     /// Copies the host's table; fails with the reason when the host speaks another ABI version,
     /// provides a smaller table, or leaves a callback out.
@@ -45,9 +53,13 @@ final class LiveHost: FilterHost, @unchecked Sendable {
             let headerSet = t.header_set, let headerAdd = t.header_add, let headerRemove = t.header_remove,
             let bodyGet = t.body_get, let bodyAppend = t.body_append, let bodyPrepend = t.body_prepend,
             let bodyReplace = t.body_replace, let bodyDrain = t.body_drain, let attributeGet = t.attribute_get,
-            let sendLocalReply = t.send_local_reply, let log = t.log, let logLevel = t.log_level
+            let sendLocalReply = t.send_local_reply, let log = t.log, let logLevel = t.log_level,
+            let wake = t.wake, let resume = t.resume, let callout = t.callout
         else {
             throw ConfigError("the host's callback table has a NULL callback")
+        }
+        guard t.worker_count > 0 else {
+            throw ConfigError("the host's callback table has worker_count 0")
         }
         headerCountFn = headerCount
         headerAtFn = headerAt
@@ -64,6 +76,11 @@ final class LiveHost: FilterHost, @unchecked Sendable {
         sendLocalReplyFn = sendLocalReply
         logFn = log
         logLevelFn = logLevel
+        wakeFn = wake
+        resumeFn = resume
+        calloutFn = callout
+        workerCount = Int(t.worker_count)
+        workers = WorkerPool(count: Int(t.worker_count)) { executor in wake(UInt32(executor.worker)) }
     }
 
     func headerCount(_ stream: StreamID, _ map: HeaderMapKind) throws(HostError) -> Int {
@@ -161,6 +178,51 @@ final class LiveHost: FilterHost, @unchecked Sendable {
         LogLevel(rawValue: logLevelFn().rawValue) ?? .error
     }
 
+    func wake(worker: Int) {
+        wakeFn(UInt32(truncatingIfNeeded: worker))
+    }
+
+    func resume(_ stream: StreamID, _ status: HookStatus) throws(HostError) {
+        try check(resumeFn(stream.rawValue, envoy_swift_status_t(status.rawValue)))
+    }
+
+    func callout(_ stream: StreamID, _ request: HTTPCallout, token: UInt64) throws(HostError) {
+        // Every string is laid out in one buffer so the pointers stay put during the call.
+        var storage: [UInt8] = []
+        var spans: [(Int, Int)] = []
+        spans.reserveCapacity(3 + 2 * request.headers.count)
+        func put(_ s: String) {
+            let start = storage.count
+            storage.append(contentsOf: s.utf8)
+            spans.append((start, storage.count - start))
+        }
+        put(request.cluster)
+        put(request.method)
+        put(request.path)
+        for field in request.headers {
+            put(field.name)
+            put(field.value)
+        }
+        let rc = storage.withUnsafeBytes { raw in
+            let base = raw.baseAddress ?? Self.emptyPointer
+            let all = spans.map { Bytes(ptr: (base + $0.0).assumingMemoryBound(to: CChar.self), length: $0.1) }
+            let names = stride(from: 3, to: all.count, by: 2).map { all[$0] }
+            let values = stride(from: 4, to: all.count, by: 2).map { all[$0] }
+            return names.withUnsafeBufferPointer { n in
+                values.withUnsafeBufferPointer { v in
+                    request.body.withUnsafeBytes { body in
+                        var c = envoy_swift_callout_request_t(
+                            cluster: all[0], method: all[1], path: all[2],
+                            header_names: n.baseAddress, header_values: v.baseAddress, header_count: n.count,
+                            body: Self.bytes(body), timeout_ms: request.timeoutMilliseconds)
+                        return calloutFn(stream.rawValue, &c, token)
+                    }
+                }
+            }
+        }
+        try check(rc)
+    }
+
     // MARK: bytes across the boundary
 
     /// A valid pointer for empty data: the host may memcpy from it, and memcpy(NULL, 0) is UB.
@@ -174,7 +236,7 @@ final class LiveHost: FilterHost, @unchecked Sendable {
         Bytes(ptr: (p.baseAddress ?? emptyPointer).assumingMemoryBound(to: CChar.self), length: p.count)
     }
 
-    private static func string(_ b: Bytes) -> String {
+    static func string(_ b: Bytes) -> String {
         guard let p = b.ptr, b.length > 0 else { return "" }
         return String(decoding: UnsafeRawBufferPointer(start: p, count: b.length), as: UTF8.self)
     }

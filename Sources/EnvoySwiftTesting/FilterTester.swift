@@ -67,6 +67,38 @@ public struct FilterTester: Sendable {
             type, pluginName: String(describing: type), filterName: name, config: config, host: host)
     }
 
+    /// Configures the async filter `type` from JSON text, exactly as the proxy does with
+    /// `plugin_config`.
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - configJSON: the configuration as JSON; "null" (the default) means absent.
+    ///   - name: the instance name.
+    ///   - host: the host to run in; a fresh one by default.
+    public init<F: AsyncHTTPFilter>(
+        _ type: F.Type, configJSON: String = "null", name: String = "test", host: TestHost = TestHost()
+    ) throws(ConfigError) {
+        self.host = host
+        self.name = name
+        config = try FilterConfigBox.make(
+            type, pluginName: String(describing: type), filterName: name, json: Array(configJSON.utf8), host: host)
+    }
+
+    /// Configures the async filter `type` from a configuration value (skipping JSON;
+    /// ``AsyncHTTPFilter/validate(_:)`` still runs).
+    /// - Parameters:
+    ///   - type: the filter type.
+    ///   - config: the configuration.
+    ///   - name: the instance name.
+    ///   - host: the host to run in; a fresh one by default.
+    public init<F: AsyncHTTPFilter>(
+        _ type: F.Type, config: F.Config, name: String = "test", host: TestHost = TestHost()
+    ) throws(ConfigError) {
+        self.host = host
+        self.name = name
+        self.config = try FilterConfigBox.make(
+            type, pluginName: String(describing: type), filterName: name, config: config, host: host)
+    }
+
     /// Configures the filter registered as `plugin` (see ``FilterRegistry``), as the proxy does
     /// for `plugin_name`. Call your library's registration function first.
     /// - Parameters:
@@ -83,14 +115,16 @@ public struct FilterTester: Sendable {
     }
 
     /// Starts a stream for `request` and creates the filter instance for it.
-    /// - Parameter request: the request's headers and facts.
+    /// - Parameters:
+    ///   - request: the request's headers and facts.
+    ///   - timeout: how long a callback of an async filter may run (``TestStream/timeout``).
     /// - Returns: the stream, to drive with its `send...` methods.
     /// - Throws: what the filter's `init(config:context:)` threw.
-    public func stream(_ request: TestRequest = TestRequest()) throws -> TestStream {
+    public func stream(_ request: TestRequest = TestRequest(), timeout: Duration? = .seconds(30)) throws -> TestStream {
         let id = host.openStream(request)
         do {
-            let instance = try config.makeInstance(stream: id)
-            return TestStream(host: host, id: id, instance: instance)
+            let instance = try config.makeInstance(stream: id, worker: host.worker(of: id))
+            return TestStream(host: host, id: id, instance: instance, timeout: timeout)
         } catch {
             host.closeStream(id)
             throw error

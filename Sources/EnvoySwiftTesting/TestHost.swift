@@ -1,3 +1,4 @@
+import Dispatch
 import EnvoySwift
 import Synchronization
 
@@ -7,9 +8,18 @@ import Synchronization
 /// read-only once they went upstream, bodies only inside a body callback, every call outside a
 /// callback answered with ``HostError/gone``).
 ///
+/// Each worker is a serial dispatch queue standing in for a worker thread: ``TestStream`` calls
+/// every hook of a stream on its worker, and the worker runs the async filters' jobs when they wake
+/// it, as the proxy's loop does. Call-outs go to ``calloutHandler``.
+///
 /// You rarely use it directly: ``FilterTester`` creates one, and ``TestStream`` drives it. Read
-/// ``logs`` to check what a filter logged.
-public final class TestHost: FilterHost {
+/// ``logs`` to check what a filter logged, ``callouts`` for the call-outs it made.
+public final class TestHost: FilterHost, WorkerPoolHost {
+    /// Answers a call-out: return the response, or throw an ``HTTPCalloutError`` (any other error
+    /// is an ``HTTPCalloutError/upstream(_:)`` failure). It runs in its own task; past the
+    /// call-out's timeout the filter gets ``HTTPCalloutError/timeout(_:)`` instead.
+    public typealias CalloutHandler = @Sendable (HTTPCallout) async throws -> HTTPCalloutResponse
+
     struct StreamState {
         var maps: [[HeaderField]] = [[], [], [], []]
         var hasResponse = false
@@ -20,6 +30,10 @@ public final class TestHost: FilterHost {
         var inHook = false
         var attributes: [StreamAttribute: String] = [:]
         var localReply: LocalReply?
+        var worker = 0
+        /// Set while a hook of the stream is RUNNING: where its resume goes.
+        var running: Mailbox?
+        var pendingCallouts: Set<UInt64> = []
     }
 
     struct State {
@@ -27,14 +41,41 @@ public final class TestHost: FilterHost {
         var nextStream: UInt64 = 1
         var logs: [LogRecord] = []
         var logLevel: LogLevel
+        var calloutHandler: CalloutHandler?
+        var callouts: [HTTPCallout] = []
     }
 
     private let state: Mutex<State>
+    private let queues: [DispatchQueue]
+    /// The worker executors of the async filters; each runs its jobs on its worker's queue.
+    package let workers: WorkerPool
+    /// How many workers (serial queues) the host has.
+    public let workerCount: Int
 
     /// Creates an empty host.
-    /// - Parameter logLevel: the lowest level it records (debug by default, so tests see all).
-    public init(logLevel: LogLevel = .debug) {
+    /// - Parameters:
+    ///   - logLevel: the lowest level it records (debug by default, so tests see all).
+    ///   - workerCount: how many workers; streams are spread over them.
+    public init(logLevel: LogLevel = .debug, workerCount: Int = 1) {
         state = Mutex(State(logLevel: logLevel))
+        let queues = (0..<max(1, workerCount)).map { DispatchQueue(label: "envoy-swift.test-worker.\($0)") }
+        self.queues = queues
+        self.workerCount = queues.count
+        workers = WorkerPool(count: queues.count) { executor in
+            queues[executor.worker].async { executor.runQueued() }
+        }
+    }
+
+    /// Answers the filters' call-outs; `nil` (the default) makes every call-out fail at once with
+    /// ``HTTPCalloutError/unknownCluster(_:)``, as a proxy without clusters would.
+    public var calloutHandler: CalloutHandler? {
+        get { state.withLock { $0.calloutHandler } }
+        set { state.withLock { $0.calloutHandler = newValue } }
+    }
+
+    /// Every call-out the filters started so far, oldest first.
+    public var callouts: [HTTPCallout] {
+        state.withLock { $0.callouts }
     }
 
     /// Every line logged so far, oldest first.
@@ -145,13 +186,116 @@ public final class TestHost: FilterHost {
         }
     }
 
+    /// See ``FilterHost/wake(worker:)``: runs the worker's queued jobs on its queue, soon.
+    public func wake(worker: Int) {
+        guard let executor = workers.executor(worker) else { return }
+        queues[worker].async { executor.runQueued() }
+    }
+
+    /// See ``FilterHost/resume(_:_:)``.
+    public func resume(_ stream: StreamID, _ status: HookStatus) throws(HostError) {
+        guard status != .running else { throw .invalid }
+        let mailbox = try state.withLock { (s) throws(HostError) -> Mailbox in
+            guard s.streams[stream.rawValue] != nil else { throw .gone }
+            guard let m = s.streams[stream.rawValue]!.running else { throw .state }
+            s.streams[stream.rawValue]!.running = nil
+            s.streams[stream.rawValue]!.inHook = false
+            return m
+        }
+        mailbox.deliver(.resumed(status))
+    }
+
+    /// See ``FilterHost/callout(_:_:token:)``: hands the request to ``calloutHandler`` in a task,
+    /// and answers on the stream's worker queue.
+    public func callout(_ stream: StreamID, _ request: HTTPCallout, token: UInt64) throws(HostError) {
+        guard HeaderField.isValidName(request.method), request.path.hasPrefix("/") else { throw .invalid }
+        for field in request.headers { try checkField(field.name, field.value) }
+        let (handler, worker) = try state.withLock { (s) throws(HostError) -> (CalloutHandler, Int) in
+            guard let st = s.streams[stream.rawValue], st.inHook else { throw .gone }
+            guard let handler = s.calloutHandler else { throw .notFound }
+            s.callouts.append(request)
+            s.streams[stream.rawValue]!.pendingCallouts.insert(token)
+            return (handler, st.worker)
+        }
+        let ms = request.timeoutMilliseconds == 0 ? 5000 : request.timeoutMilliseconds
+        Task.detached {
+            let result = await withTaskGroup(of: Result<HTTPCalloutResponse, HTTPCalloutError>?.self) { group in
+                group.addTask {
+                    do {
+                        return .success(try await handler(request))
+                    } catch let error as HTTPCalloutError {
+                        return .failure(error)
+                    } catch {
+                        return .failure(.upstream(String(describing: error)))
+                    }
+                }
+                group.addTask {
+                    guard (try? await Task.sleep(for: .milliseconds(ms))) != nil else { return nil }
+                    return .failure(.timeout("call-out timed out after \(ms) ms"))
+                }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first ?? .failure(.cancelled)
+            }
+            self.answerCallout(stream, token, result, on: worker)
+        }
+    }
+
+    /// Answers a pending call-out on the stream's worker, once (later answers are dropped).
+    private func answerCallout(
+        _ stream: StreamID, _ token: UInt64, _ result: Result<HTTPCalloutResponse, HTTPCalloutError>, on worker: Int
+    ) {
+        queues[worker].async {
+            let pending = self.state.withLock { s in
+                s.streams[stream.rawValue]?.pendingCallouts.remove(token) != nil
+            }
+            if pending { CalloutRegistry.complete(token, result) }
+        }
+    }
+
+    /// Answers every pending call-out of `stream` with ``HTTPCalloutError/cancelled``, as the proxy
+    /// does when the stream ends or its filter times out.
+    func cancelCallouts(_ stream: StreamID) {
+        let (tokens, worker) = state.withLock { s -> (Set<UInt64>, Int) in
+            guard let st = s.streams[stream.rawValue] else { return ([], 0) }
+            s.streams[stream.rawValue]!.pendingCallouts = []
+            return (st.pendingCallouts, st.worker)
+        }
+        guard !tokens.isEmpty else { return }
+        queues[worker].async {
+            for token in tokens { CalloutRegistry.complete(token, .failure(.cancelled)) }
+        }
+    }
+
     // MARK: what TestStream drives
+
+    /// Runs `body` on the stream's worker queue and waits for it, as the proxy calls hooks on the
+    /// stream's worker thread.
+    func onWorker<R>(_ worker: Int, _ body: () throws -> R) rethrows -> R {
+        try queues[worker].sync(execute: body)
+    }
+
+    func worker(of stream: StreamID) -> Int {
+        state.withLock { $0.streams[stream.rawValue]?.worker ?? 0 }
+    }
+
+    /// Ends a RUNNING hook without a resume (the host stopped waiting); false when it is not
+    /// running with `mailbox` any more.
+    func stopWaiting(_ stream: StreamID, _ mailbox: Mailbox) -> Bool {
+        state.withLock { s in
+            guard let m = s.streams[stream.rawValue]?.running, m === mailbox else { return false }
+            s.streams[stream.rawValue]!.running = nil
+            s.streams[stream.rawValue]!.inHook = false
+            return true
+        }
+    }
 
     func openStream(_ request: TestRequest) -> StreamID {
         state.withLock { s in
             let id = s.nextStream
             s.nextStream += 1
             var st = StreamState()
+            st.worker = Int((id - 1) % UInt64(queues.count))
             st.maps[Int(HeaderMapKind.requestHeaders.rawValue)] = request.headers
             let host = request.headers.first { HeaderField.namesEqual($0.name, "host") }?.value
             st.attributes = [
@@ -165,7 +309,9 @@ public final class TestHost: FilterHost {
     }
 
     func closeStream(_ id: StreamID) {
-        _ = state.withLock { $0.streams.removeValue(forKey: id.rawValue) }
+        cancelCallouts(id)
+        let st = state.withLock { $0.streams.removeValue(forKey: id.rawValue) }
+        st?.running?.deliver(.ended)
     }
 
     /// Runs `body` with the stream's state; `nil` when the stream is gone.

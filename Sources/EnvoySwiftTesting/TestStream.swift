@@ -16,8 +16,11 @@ import Synchronization
 /// Call ``complete()`` to end the stream (the filter's ``HTTPFilter/onStreamComplete()``);
 /// it also happens when the stream is released.
 ///
-/// The `send...` methods are `async` so that tests keep compiling when filter callbacks become
-/// asynchronous.
+/// An ``AsyncHTTPFilter`` runs the same way: a `send...` call returns when the callback has
+/// finished, whether it suspended or not. A callback still running after ``timeout`` is cancelled,
+/// as the proxy does, and the call throws ``TestStreamError/timedOut`` (the proxy would answer
+/// 504). Every hook runs on the stream's worker queue of the ``TestHost``, and one `send...` call
+/// at a time: a second one while a callback runs throws ``TestStreamError/outOfOrder(_:)``.
 public final class TestStream: Sendable {
     /// The stream's handle in the ``TestHost``.
     public let id: StreamID
@@ -36,17 +39,27 @@ public final class TestStream: Sendable {
         var instance: UnsafeMutableRawPointer?
         var dirs = [Direction(), Direction()]
         var ended = false
+        /// A `send...` call is in progress (the host calls a filter once at a time).
+        var busy = false
+        var timeout: Duration?
     }
 
     private let driver: Mutex<Driver>
-    /// Held for a whole callback, so two tasks sharing a stream never run the filter at once
-    /// (the host's guarantee); `driver` alone guards the bookkeeping.
-    private let serial = Mutex<Void>(())
+    /// The worker (queue) of the ``TestHost`` the stream lives on.
+    private let worker: Int
 
-    init(host: TestHost, id: StreamID, instance: sending FilterInstanceBase) {
+    init(host: TestHost, id: StreamID, instance: sending FilterInstanceBase, timeout: Duration?) {
         self.host = host
         self.id = id
-        driver = Mutex(Driver(instance: Unmanaged.passRetained(instance).toOpaque()))
+        worker = host.worker(of: id)
+        driver = Mutex(Driver(instance: Unmanaged.passRetained(instance).toOpaque(), timeout: timeout))
+    }
+
+    /// How long a callback of an async filter may run before the stream cancels it, as the proxy's
+    /// filter timeout does; `nil` waits forever.
+    public var timeout: Duration? {
+        get { driver.withLock { $0.timeout } }
+        set { driver.withLock { $0.timeout = newValue } }
     }
 
     deinit {
@@ -60,7 +73,7 @@ public final class TestStream: Sendable {
     /// - Returns: the filter's status (a local reply as ``FilterStatus/localReply(_:)``).
     /// - Throws: the filter's error, or ``TestStreamError``.
     public func sendRequestHeaders(endOfStream: Bool = false) async throws -> FilterStatus {
-        try serially { try sendHeaders(.request, endOfStream: endOfStream) { envoySwiftFilterOnRequestHeaders($0, $1) } }
+        try await serially { try await self.sendHeaders(.request, endOfStream: endOfStream) { envoySwiftFilterOnRequestHeaders($0, $1) } }
     }
 
     /// Runs the request body callback with a chunk (or everything buffered, as the host would).
@@ -68,7 +81,8 @@ public final class TestStream: Sendable {
     ///   - chunk: the bytes that arrived.
     ///   - endOfStream: true for the last chunk.
     public func sendRequestBody(_ chunk: some Collection<UInt8>, endOfStream: Bool) async throws -> FilterStatus {
-        try serially { try sendBody(.request, Array(chunk), endOfStream: endOfStream) { envoySwiftFilterOnRequestBody($0, $1) } }
+        let chunk = Array(chunk)
+        return try await serially { try await self.sendBody(.request, chunk, endOfStream: endOfStream) { envoySwiftFilterOnRequestBody($0, $1) } }
     }
 
     /// Runs the request body callback with text sent as UTF-8.
@@ -82,7 +96,7 @@ public final class TestStream: Sendable {
     /// Runs the request trailers callback.
     /// - Parameter trailers: the trailers that arrived.
     public func sendRequestTrailers(_ trailers: [HeaderField]) async throws -> FilterStatus {
-        try serially { try sendTrailers(.request, trailers) { envoySwiftFilterOnRequestTrailers($0) } }
+        try await serially { try await self.sendTrailers(.request, trailers) { envoySwiftFilterOnRequestTrailers($0) } }
     }
 
     /// Runs the response headers callback with a response from the upstream.
@@ -93,9 +107,9 @@ public final class TestStream: Sendable {
     public func sendResponseHeaders(status: Int = 200, headers: [HeaderField] = [], endOfStream: Bool = false)
         async throws -> FilterStatus
     {
-        try serially {
-            try startResponse(status: status, headers: headers)
-            return try sendHeaders(.response, endOfStream: endOfStream) { envoySwiftFilterOnResponseHeaders($0, $1) }
+        try await serially {
+            try self.startResponse(status: status, headers: headers)
+            return try await self.sendHeaders(.response, endOfStream: endOfStream) { envoySwiftFilterOnResponseHeaders($0, $1) }
         }
     }
 
@@ -116,7 +130,8 @@ public final class TestStream: Sendable {
     ///   - chunk: the bytes that arrived.
     ///   - endOfStream: true for the last chunk.
     public func sendResponseBody(_ chunk: some Collection<UInt8>, endOfStream: Bool) async throws -> FilterStatus {
-        try serially { try sendBody(.response, Array(chunk), endOfStream: endOfStream) { envoySwiftFilterOnResponseBody($0, $1) } }
+        let chunk = Array(chunk)
+        return try await serially { try await self.sendBody(.response, chunk, endOfStream: endOfStream) { envoySwiftFilterOnResponseBody($0, $1) } }
     }
 
     /// Runs the response body callback with text sent as UTF-8.
@@ -130,24 +145,26 @@ public final class TestStream: Sendable {
     /// Runs the response trailers callback.
     /// - Parameter trailers: the trailers that arrived.
     public func sendResponseTrailers(_ trailers: [HeaderField]) async throws -> FilterStatus {
-        try serially { try sendTrailers(.response, trailers) { envoySwiftFilterOnResponseTrailers($0) } }
+        try await serially { try await self.sendTrailers(.response, trailers) { envoySwiftFilterOnResponseTrailers($0) } }
     }
 
     /// Ends the stream: calls the filter's ``HTTPFilter/onStreamComplete()`` and destroys the
     /// instance, as the host does exactly once per stream. Later calls do nothing.
+    ///
+    /// During a running callback of an async filter this is the client going away: the callback's
+    /// task is cancelled, the pending `send...` call throws ``TestStreamError/streamEnded``, and the
+    /// filter's `onStreamComplete()` runs once the task has ended.
     public func complete() {
-        serial.withLock { _ in finish() }
-    }
-
-    private func finish() {
-        let instance = driver.withLock { d -> UnsafeMutableRawPointer? in
-            defer { d.instance = nil; d.ended = true }
-            return d.instance
+        host.onWorker(worker) {
+            let instance = driver.withLock { d -> UnsafeMutableRawPointer? in
+                defer { d.instance = nil; d.ended = true }
+                return d.instance
+            }
+            guard let instance else { return }
+            envoySwiftFilterOnStreamComplete(instance)
+            envoySwiftFilterDestroy(instance)
+            host.closeStream(id)
         }
-        guard let instance else { return }
-        envoySwiftFilterOnStreamComplete(instance)
-        envoySwiftFilterDestroy(instance)
-        host.closeStream(id)
     }
 
     // MARK: what the host would pass on
@@ -189,8 +206,13 @@ public final class TestStream: Sendable {
 
     // MARK: the host's part
 
-    private func serially(_ body: () throws -> FilterStatus) throws -> FilterStatus {
-        try serial.withLock { _ in try body() }
+    private func serially(_ body: () async throws -> FilterStatus) async throws -> FilterStatus {
+        try driver.withLock { (d) throws(TestStreamError) in
+            guard !d.busy else { throw .outOfOrder("a callback is still running") }
+            d.busy = true
+        }
+        defer { driver.withLock { $0.busy = false } }
+        return try await body()
     }
 
     private func map(_ kind: HeaderMapKind) -> [HeaderField] {
@@ -209,8 +231,8 @@ public final class TestStream: Sendable {
 
     private func sendHeaders(
         _ dir: BodyKind, endOfStream: Bool,
-        _ hook: (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
-    ) throws -> FilterStatus {
+        _ hook: @escaping @Sendable (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
+    ) async throws -> FilterStatus {
         let d = Int(dir.rawValue)
         let instance = try driver.withLock { (s) throws -> UnsafeMutableRawPointer in
             guard !s.ended, let p = s.instance else { throw TestStreamError.streamEnded }
@@ -222,7 +244,7 @@ public final class TestStream: Sendable {
             s.dirs[d].ended = endOfStream
             return p
         }
-        let raw = call(instance) { hook($0, endOfStream) }
+        let raw = try await call(instance) { hook($0, endOfStream) }
         let status = try result(raw, instance)
         driver.withLock { s in
             if status == .continue || endOfStream {
@@ -237,8 +259,8 @@ public final class TestStream: Sendable {
 
     private func sendBody(
         _ dir: BodyKind, _ chunk: [UInt8], endOfStream: Bool,
-        _ hook: (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
-    ) throws -> FilterStatus {
+        _ hook: @escaping @Sendable (UnsafeMutableRawPointer, Bool) -> envoy_swift_status_t
+    ) async throws -> FilterStatus {
         let d = Int(dir.rawValue)
         // Decide what the filter sees, as the host's filter chain does.
         let step = try driver.withLock { (s) throws -> (UnsafeMutableRawPointer, [UInt8])? in
@@ -262,7 +284,7 @@ public final class TestStream: Sendable {
             st.body[d] = body
             st.bodyValid[d] = true
         }
-        let raw = call(instance) { hook($0, endOfStream) }
+        let raw = try await call(instance) { hook($0, endOfStream) }
         let after = host.update(id) { st -> [UInt8] in
             st.bodyValid[d] = false
             return st.body[d]
@@ -287,8 +309,8 @@ public final class TestStream: Sendable {
     }
 
     private func sendTrailers(
-        _ dir: BodyKind, _ trailers: [HeaderField], _ hook: (UnsafeMutableRawPointer) -> envoy_swift_status_t
-    ) throws -> FilterStatus {
+        _ dir: BodyKind, _ trailers: [HeaderField], _ hook: @escaping @Sendable (UnsafeMutableRawPointer) -> envoy_swift_status_t
+    ) async throws -> FilterStatus {
         let d = Int(dir.rawValue)
         let instance = try driver.withLock { (s) throws -> UnsafeMutableRawPointer in
             guard !s.ended, let p = s.instance else { throw TestStreamError.streamEnded }
@@ -300,7 +322,7 @@ public final class TestStream: Sendable {
         }
         let kind: HeaderMapKind = dir == .request ? .requestTrailers : .responseTrailers
         _ = host.update(id) { $0.maps[Int(kind.rawValue)] = trailers }
-        let raw = call(instance, hook)
+        let raw = try await call(instance, hook)
         let status = try result(raw, instance)
         _ = host.update(id) { $0.trailersSent[d] = true }
         return status
@@ -310,14 +332,48 @@ public final class TestStream: Sendable {
         _ = host.update(id) { $0.headersSent[Int(dir.rawValue)] = true }
     }
 
-    /// Calls a hook with the stream "inside a callback", as the host does.
+    /// Calls a hook on the stream's worker with the stream "inside a callback", as the host does;
+    /// for a RUNNING hook, waits for its resume (or the timeout, or the stream's end).
     private func call(
         _ instance: UnsafeMutableRawPointer, _ hook: (UnsafeMutableRawPointer) -> envoy_swift_status_t
-    ) -> envoy_swift_status_t {
-        _ = host.update(id) { $0.inHook = true; $0.localReply = nil }
-        let status = hook(instance)
-        _ = host.update(id) { $0.inHook = false }
-        return status
+    ) async throws -> envoy_swift_status_t {
+        let mailbox = Mailbox()
+        let raw = host.onWorker(worker) { () -> envoy_swift_status_t in
+            _ = host.update(id) { $0.inHook = true; $0.localReply = nil }
+            let status = hook(instance)
+            _ = host.update(id) { st in
+                if status == ENVOY_SWIFT_STATUS_RUNNING { st.running = mailbox } else { st.inHook = false }
+            }
+            return status
+        }
+        guard raw == ENVOY_SWIFT_STATUS_RUNNING else { return raw }
+        let timer = timeout.map { limit in
+            Task { [weak self] in
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                self?.stopWaiting(mailbox)
+            }
+        }
+        let outcome = await mailbox.wait()
+        timer?.cancel()
+        switch outcome {
+        case .resumed(let status):
+            return envoy_swift_status_t(status.rawValue)
+        case .timedOut:
+            driver.withLock { $0.ended = true }
+            throw TestStreamError.timedOut
+        case .ended:
+            throw TestStreamError.streamEnded
+        }
+    }
+
+    /// The host's timeout: stops waiting for the running hook and cancels the filter's task.
+    private func stopWaiting(_ mailbox: Mailbox) {
+        host.onWorker(worker) {
+            guard host.stopWaiting(id, mailbox), let instance = driver.withLock({ $0.instance }) else { return }
+            envoySwiftFilterCancel(instance)
+            host.cancelCallouts(id)
+        }
+        mailbox.deliver(.timedOut)
     }
 
     /// Maps an ABI status back to a ``FilterStatus``; failures and replies end the stream.

@@ -10,6 +10,9 @@ public enum TestStreamError: Error, Hashable, Sendable, CustomStringConvertible 
     case filterFailed
     /// A status outside the ABI's values.
     case unknownStatus(UInt32)
+    /// An async filter's callback ran past ``TestStream/timeout`` and was cancelled (the proxy
+    /// would answer 504).
+    case timedOut
 
     /// A short explanation.
     public var description: String {
@@ -19,6 +22,7 @@ public enum TestStreamError: Error, Hashable, Sendable, CustomStringConvertible 
         case .localReplyNotSent: "a local reply status without a reply"
         case .filterFailed: "the filter failed"
         case .unknownStatus(let s): "unknown status \(s)"
+        case .timedOut: "the filter's callback timed out"
         }
     }
 }

@@ -14,6 +14,11 @@ struct FakeHost: Sendable {
     var body: [UInt8] = []
     var reply: (status: Int32, headers: [String], body: String)?
     var logs: [String] = []
+    var wakes = 0
+    var resumes: [(stream: UInt64, status: UInt32)] = []
+    var resumeResult: Int32 = 0
+    var callouts: [(stream: UInt64, line: String, token: UInt64)] = []
+    var calloutResult: Int32 = 0
     var arena: [Int] = []
 
     mutating func keep(_ s: String) -> envoy_swift_bytes_t {
@@ -143,6 +148,26 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
             fake.withLock { $0.logs.append(line) }
         }
         t.log_level = { ENVOY_SWIFT_LOG_DEBUG }
+        t.worker_count = 1
+        t.wake = { _ in fake.withLock { $0.wakes += 1 } }
+        t.resume = { stream, status in
+            fake.withLock { f in
+                f.resumes.append((stream, status.rawValue))
+                return f.resumeResult
+            }
+        }
+        t.callout = { stream, request, token in
+            let r = request!.pointee
+            var line = "\(fakeString(r.cluster)) \(fakeString(r.method)) \(fakeString(r.path)) timeout=\(r.timeout_ms)"
+            for i in 0..<r.header_count {
+                line += " \(fakeString(r.header_names![i]))=\(fakeString(r.header_values![i]))"
+            }
+            if r.body.length > 0 { line += " body=\(fakeString(r.body))" }
+            return fake.withLock { f in
+                f.callouts.append((stream, line, token))
+                return f.calloutResult
+            }
+        }
         return t
     }
 
@@ -184,7 +209,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
 
     @Test func programInitRefusesABadTable() {
         #expect(envoySwiftProgramInit(nil) == -1)
-        var other = Self.table(version: 2)
+        var other = Self.table(version: 1)
         #expect(envoySwiftProgramInit(&other) == -1)
         var small = Self.table()
         small.size = 16
@@ -193,6 +218,16 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
         holes.body_drain = nil
         #expect(envoySwiftProgramInit(&holes) == -1)
         #expect(fake.withLock { $0.logs }.contains { $0.contains("NULL callback") })
+        var noResume = Self.table()
+        noResume.resume = nil
+        #expect(envoySwiftProgramInit(&noResume) == -1)
+        var noCallout = Self.table()
+        noCallout.callout = nil
+        #expect(envoySwiftProgramInit(&noCallout) == -1)
+        var noWorkers = Self.table()
+        noWorkers.worker_count = 0
+        #expect(envoySwiftProgramInit(&noWorkers) == -1)
+        #expect(fake.withLock { $0.logs }.contains { $0.contains("worker_count 0") })
     }
 
     // MARK: config
@@ -232,7 +267,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
         let (config, err) = configNew(
             "header_rewrite", #"{"request": {"set": {"x-set": "one"}, "remove": ["x-drop"]}, "response": {"add": {"x-r": "1"}}}"#)
         let c = try #require(config, "\(err)")
-        let f = try #require(envoySwiftFilterNew(c, 7))
+        let f = try #require(envoySwiftFilterNew(c, 7, 0))
         #expect(envoySwiftFilterOnRequestHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
         #expect(fake.withLock { $0.request.map { "\($0.0): \($0.1)" } } == ["Host: t", "x-set: one"])
         #expect(envoySwiftFilterOnResponseHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
@@ -248,7 +283,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
 
     @Test func aLocalReplyCrossesAsStatusAndCallback() throws {
         let c = try #require(configNew("bearer_auth", #"{"token": "s3cret"}"#).0)
-        let f = try #require(envoySwiftFilterNew(c, 8))
+        let f = try #require(envoySwiftFilterNew(c, 8, 0))
         #expect(envoySwiftFilterOnRequestHeaders(f, true) == ENVOY_SWIFT_STATUS_LOCAL_REPLY)
         let reply = try #require(fake.withLock { $0.reply })
         #expect(reply.status == 401)
@@ -261,7 +296,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
 
     @Test func aThrownErrorIsStatusErrorAndALogLine() throws {
         let c = try #require(configNew("throws", "null").0)
-        let f = try #require(envoySwiftFilterNew(c, 9))
+        let f = try #require(envoySwiftFilterNew(c, 9, 0))
         #expect(envoySwiftFilterOnRequestHeaders(f, false) == ENVOY_SWIFT_STATUS_ERROR)
         #expect(fake.withLock { $0.logs }.contains("3 [f1] request headers failed: deliberate failure"))
         envoySwiftFilterOnStreamComplete(f)
@@ -275,7 +310,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
             f.body = Array("an upstream body from upstream".utf8)
         }
         let c = try #require(configNew("body_replace", #"{"find": "upstream", "replace": "UP"}"#).0)
-        let f = try #require(envoySwiftFilterNew(c, 10))
+        let f = try #require(envoySwiftFilterNew(c, 10, 0))
         #expect(envoySwiftFilterOnResponseHeaders(f, false) == ENVOY_SWIFT_STATUS_STOP_AND_BUFFER)
         #expect(envoySwiftFilterOnResponseBody(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
         #expect(fake.withLock { String(decoding: $0.body, as: UTF8.self) } == "an UP body from UP")
@@ -287,7 +322,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
     @Test func queryAndAttributesCross() throws {
         fake.withLock { $0.request = [("x-route", "spoofed")] }
         let c = try #require(configNew("route_by_query", "null").0)
-        let f = try #require(envoySwiftFilterNew(c, 11))
+        let f = try #require(envoySwiftFilterNew(c, 11, 0))
         #expect(envoySwiftFilterOnRequestHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
         #expect(fake.withLock { $0.request.map { "\($0.0): \($0.1)" } } == ["x-route: canary"])
         envoySwiftFilterDestroy(f)
@@ -295,7 +330,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
     }
 
     @Test func nullPointersAreHarmless() {
-        #expect(envoySwiftFilterNew(nil, 1) == nil)
+        #expect(envoySwiftFilterNew(nil, 1, 0) == nil)
         #expect(envoySwiftFilterOnRequestHeaders(nil, true) == ENVOY_SWIFT_STATUS_ERROR)
         #expect(envoySwiftFilterOnResponseBody(nil, true) == ENVOY_SWIFT_STATUS_ERROR)
         #expect(envoySwiftFilterOnRequestTrailers(nil) == ENVOY_SWIFT_STATUS_ERROR)

@@ -1,0 +1,156 @@
+import CEnvoySwiftABI
+
+/// The instance of an ``AsyncHTTPFilter`` on one stream: runs each callback in a task on the
+/// stream's worker executor, and hands its status to the host directly (when it finished without
+/// suspending) or later through ``FilterHost/resume(_:_:)``.
+///
+/// The life of one callback: the hook starts the task with `Task.immediate`, which runs the filter
+/// on the calling (worker) thread up to its first real suspension. A callback that never suspends
+/// has finished by then and its status is the hook's return value. Otherwise the hook returns
+/// RUNNING; the task goes on through the worker's executor (on the same thread) and, when it ends,
+/// maps its result (sending a local reply first) and calls `resume`. The host's cancel (its
+/// timeout) and a stream end during the task cancel it and drop its result; a stream end also
+/// defers the filter's `onStreamComplete()` to the task's end, since until then the task holds
+/// `inout` access to the filter value. `onStreamComplete()` runs exactly once either way.
+///
+/// `@unchecked Sendable` invariant: the task's closure captures this instance, hence the
+/// conformance; but every stored property is read and written on the stream's worker thread only.
+/// The hooks, cancel and stream-complete are called there by the host (never two at once), and the
+/// task's code runs there too: synchronously inside the hook until it suspends, then only in the
+/// jobs that worker's ``WorkerExecutor`` runs from `envoy_swift_worker_run`, which the host calls
+/// on that thread between hooks, never inside one.
+final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchecked Sendable {
+    private var filter: F
+    private let executor: WorkerExecutor
+    /// The task of the callback in flight (it returned RUNNING), until it ends.
+    private var task: Task<Void, Never>?
+    /// True while a hook waits for `Task.immediate` to return.
+    private var starting = false
+    /// The status of a callback that ended before `Task.immediate` returned.
+    private var immediate: envoy_swift_status_t?
+    /// The host no longer waits for the task in flight: its result is dropped.
+    private var dropResult = false
+    /// The host called stream-complete; whether the filter's `onStreamComplete()` ran.
+    private var completeRequested = false
+    private var completeDone = false
+
+    init(filter: F, context: FilterContext, executor: WorkerExecutor) {
+        self.filter = filter
+        self.executor = executor
+        super.init(context: context)
+    }
+
+    override func onRequestHeaders(endOfStream: Bool) -> envoy_swift_status_t {
+        let headers = context.requestHeaders
+        return start("request headers") { try await $0.onRequestHeaders(headers, endOfStream: endOfStream) }
+    }
+
+    override func onRequestBody(endOfStream: Bool) -> envoy_swift_status_t {
+        let body = context.requestBody
+        return start("request body") { try await $0.onRequestBody(body, endOfStream: endOfStream) }
+    }
+
+    override func onRequestTrailers() -> envoy_swift_status_t {
+        let trailers = context.requestTrailers
+        return start("request trailers") { try await $0.onRequestTrailers(trailers) }
+    }
+
+    override func onResponseHeaders(endOfStream: Bool) -> envoy_swift_status_t {
+        let headers = context.responseHeaders
+        return start("response headers") { try await $0.onResponseHeaders(headers, endOfStream: endOfStream) }
+    }
+
+    override func onResponseBody(endOfStream: Bool) -> envoy_swift_status_t {
+        let body = context.responseBody
+        return start("response body") { try await $0.onResponseBody(body, endOfStream: endOfStream) }
+    }
+
+    override func onResponseTrailers() -> envoy_swift_status_t {
+        let trailers = context.responseTrailers
+        return start("response trailers") { try await $0.onResponseTrailers(trailers) }
+    }
+
+    override func cancel() {
+        guard let task, !dropResult else { return }
+        dropResult = true
+        task.cancel()
+    }
+
+    override func onStreamComplete() {
+        guard !completeRequested else { return }
+        completeRequested = true
+        if let task {
+            // The client went away during the callback: the filter is still inside it.
+            dropResult = true
+            task.cancel()
+            return
+        }
+        completeDone = true
+        filter.onStreamComplete()
+    }
+
+    /// Runs one callback in a task on the worker's executor.
+    private func start(
+        _ hook: StaticString, _ call: @escaping @Sendable (inout F) async throws -> FilterStatus
+    ) -> envoy_swift_status_t {
+        guard task == nil else {
+            // The host timed the previous callback out and moved on (for example to the response
+            // of its 504), but the cancelled task has not ended yet: it still holds the filter.
+            context.log.debug("\(hook): skipped, the previous callback is still ending after its cancellation")
+            return ENVOY_SWIFT_STATUS_CONTINUE
+        }
+        guard !completeRequested else { return ENVOY_SWIFT_STATUS_ERROR }
+        lastError = nil
+        starting = true
+        let task = Task.immediate(executorPreference: executor) { [self] in
+            let result: Result<FilterStatus, any Error>
+            do {
+                result = .success(try await call(&filter))
+            } catch {
+                result = .failure(error)
+            }
+            finish(hook, result)
+        }
+        starting = false
+        if let status = immediate {
+            immediate = nil
+            return status
+        }
+        self.task = task
+        return ENVOY_SWIFT_STATUS_RUNNING
+    }
+
+    /// The callback ended (on the worker thread): pass its status on, or drop it.
+    private func finish(_ hook: StaticString, _ result: Result<FilterStatus, any Error>) {
+        task = nil
+        if dropResult {
+            dropResult = false
+            context.log.debug("\(hook): the host stopped waiting; result dropped")
+        } else {
+            let status = map(hook, result)
+            if starting {
+                immediate = status
+            } else {
+                do throws(HostError) {
+                    try context.host.resume(context.stream, HookStatus(rawValue: status.rawValue) ?? .error)
+                } catch {
+                    context.log.debug("\(hook): the host no longer waits (\(error)); result dropped")
+                }
+            }
+        }
+        if completeRequested && !completeDone {
+            completeDone = true
+            filter.onStreamComplete()
+        }
+    }
+
+    private func map(_ hook: StaticString, _ result: Result<FilterStatus, any Error>) -> envoy_swift_status_t {
+        do {
+            return try abiStatus(of: result.get())
+        } catch {
+            lastError = error
+            context.log.error("\(hook) failed: \(error)")
+            return ENVOY_SWIFT_STATUS_ERROR
+        }
+    }
+}
