@@ -726,8 +726,8 @@ static int parse_direct_response(parser_t *p, es_route_config_t *r, const field_
 
 static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "match", "cluster", "direct_response", NULL };
-    enum { MATCH, CLUSTER, DIRECT, NKEYS };
+    static const char *const keys[] = { "match", "cluster", "direct_response", "stats", NULL };
+    enum { MATCH, CLUSTER, DIRECT, STATS, NKEYS };
     field_t f[NKEYS];
     es_route_config_t *r = &p->cfg->listeners[li].routes[ri];
 
@@ -735,10 +735,21 @@ static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *nod
     if (read_fields(p, node, node, keys, f)) return -1;
     if (!f[MATCH].key) return fail(p, node, "missing required key \"match\"");
     if (parse_match(p, r, &f[MATCH])) return -1;
-    if (has(&f[CLUSTER]) == has(&f[DIRECT]))
-        return fail(p, node, "exactly one of \"cluster\" or \"direct_response\" is required");
+    if (has(&f[CLUSTER]) + has(&f[DIRECT]) + (f[STATS].key != NULL) != 1)
+        return fail(p, node, "exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
 
     if (has(&f[DIRECT])) return parse_direct_response(p, r, &f[DIRECT]);
+    if (f[STATS].key) {
+        /* stats: {} answers with the counters, one "name value" line each. */
+        const yaml_node_t *v = f[STATS].value;
+        size_t mark = enter(p, &f[STATS]);
+        if (!is_null(v) && (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top != v->data.mapping.pairs.start))
+            return fail(p, f[STATS].key, "expected {} (it takes no options yet), got %s", describe(p, v));
+        path_restore(p, mark);
+        r->stats = 1;
+        r->direct_status = 200;
+        return 0;
+    }
 
     size_t mark = enter(p, &f[CLUSTER]);
     if (check_string(p, f[CLUSTER].key, f[CLUSTER].value, true)) return -1;

@@ -43,6 +43,7 @@ typedef struct {
     int direct_status;             /* direct_response.status (100-599) when cluster == NULL */
     char *direct_body;             /* direct_response.body, may be "" (never NULL for direct) */
     size_t direct_body_len;
+    int stats;                     /* stats: {}: answer with the counters (es_stats_format) */
     int line;
 } es_route_config_t;
 

@@ -295,6 +295,12 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         local_reply(s, 404, body, sizeof(body) - 1, 0);
         return -1;
     }
+    if (r->stats) {
+        char body[2048];
+        size_t n = es_stats_format(body, sizeof(body));
+        local_reply(s, 200, body, n, 0);
+        return -1;
+    }
     if (r->cluster == NULL) {
         local_reply(s, r->direct_status, r->direct_body, r->direct_body_len, 0);
         return -1;

@@ -491,7 +491,7 @@ static void test_unknown_key_route(void **state)
 {
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
                           "        timeout: 5s\n",
-                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response)");
+                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response, stats)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: /, path: /x }\n        direct_response: { status: 200 }\n",
                  "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host, headers)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, bdy: x }\n",
@@ -638,13 +638,13 @@ static void test_cluster_and_direct_response(void **state)
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        cluster: c\n"
                           "        direct_response: { status: 200 }\n"
                           "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
-                 "6: listeners[0].routes[0]: exactly one of \"cluster\" or \"direct_response\" is required");
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
 }
 
 static void test_neither_cluster_nor_direct_response(void **state)
 {
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n      - match: { prefix: /a }\n",
-                 "6: listeners[0].routes[0]: exactly one of \"cluster\" or \"direct_response\" is required");
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
 }
 
 static void test_prefix_without_slash(void **state)

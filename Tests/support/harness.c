@@ -882,6 +882,16 @@ uint64_t es_pattern_fnv(uint64_t n) {
     return h;
 }
 
+const char *es_swift_filter_lib(void) {
+    static char path[1200];
+    const char *b = getenv("ES_BUILD");
+    b = b && *b ? b : "build";
+    char cwd[600] = "";
+    if (b[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) fail_msg("getcwd failed");
+    snprintf(path, sizeof path, "%s%s%s/libswiftfilter.so", cwd, cwd[0] ? "/" : "", b);
+    return path;
+}
+
 uint16_t es_closed_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);

@@ -175,6 +175,8 @@ char *es_head_request_line(const char *head);
 uint64_t es_now_ms(void);
 /* FNV-1a of the pattern bytes 0 .. n-1. */
 uint64_t es_pattern_fnv(uint64_t n);
+/* The absolute path of $ES_BUILD/libswiftfilter.so (static buffer), for http_filters so_path. */
+const char *es_swift_filter_lib(void);
 /* A TCP port on 127.0.0.1 where nothing listens (bound, then closed). */
 uint16_t es_closed_port(void);
 /* Polls cond-style: calls fn(arg) every 10 ms until it returns non-zero or timeout_ms passes. */

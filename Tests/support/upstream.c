@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,6 +158,21 @@ static void build_head(es_upstream_conn_t *c, sbuf_t *out, int status, int64_t c
 }
 
 /* A whole response with a small body held in memory. */
+/* Whether the request had header `name` (any case) with exactly `value`. */
+static int head_has(const es_upstream_conn_t *c, const char *name, const char *value) {
+    size_t nlen = strlen(name), vlen = strlen(value);
+    const char *p = c->head.base, *end = c->head.base + c->head.len;
+    while (p != NULL && p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+        if (len == nlen + 2 + vlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':' &&
+            memcmp(p + nlen + 2, value, vlen) == 0)
+            return 1;
+        p = eol ? eol + 1 : NULL;
+    }
+    return 0;
+}
+
 static int send_simple(es_upstream_conn_t *c, int status, const char *body, size_t body_len) {
     sbuf_t out = {0};
     int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
@@ -393,6 +409,17 @@ static int respond(es_upstream_conn_t *c) {
         char body[64];
         int n = snprintf(body, sizeof body, "upstream ok %s /drop-next\n", method);
         rc = send_simple(c, 200, body, (size_t)n);
+    } else if (IS("/auth")) {
+        /* An auth service: "authorization: Bearer good" is alice (200, x-auth-user), anything else 401. */
+        int ok = head_has(c, "authorization", "Bearer good");
+        sbuf_t out = {0};
+        const char *body = ok ? "ok\n" : "who are you?\n";
+        build_head(c, &out, ok ? 200 : 401, (int64_t)strlen(body));
+        if (ok) sbuf_printf(&out, "x-auth-user: alice\r\n");
+        sbuf_add(&out, "\r\n", 2);
+        sbuf_add(&out, body, strlen(body));
+        rc = send_all(c, out.base, out.len);
+        sbuf_free(&out);
     } else if (IS("/headers")) {
         sbuf_t body = {0};
         sbuf_printf(&body, "%s %s HTTP/%d.%d\n", method, url, c->http_major, c->http_minor);

@@ -19,6 +19,8 @@
  *                             M bytes are sent, then the connection closes (a response that dies midway)
  *   /text[?chunked=1]         200 "upstream ok METHOD PATH\n" as text/plain; chunked=1: in two chunks
  *   /status?code=C            status C, body "status C\n"; no body for 204 and 304
+ *   /auth                     an auth service: "authorization: Bearer good" gets 200 with
+ *                             "x-auth-user: alice", anything else 401
  *   /close                    answers with "Connection: close" and closes the connection
  *   /delay?ms=M               waits M ms, then answers like the default
  *   /close-silently           answers like the default (keep-alive, as far as the headers say), then
