@@ -29,9 +29,10 @@ package enum CalloutRegistry {
         return true
     }
 
-    /// How many call-outs wait for an answer.
-    package static var pendingCount: Int {
-        waiting.withLock { $0.count }
+    /// Whether the call-out `token` still waits for its answer.
+    /// - Parameter token: the token given to the host.
+    package static func isWaiting(_ token: UInt64) -> Bool {
+        waiting.withLock { $0[token] != nil }
     }
 }
 
