@@ -2,7 +2,7 @@
 /// continuation resumed by another thread.
 ///
 /// The same callbacks as ``HTTPFilter``, with the same names, parameters and meanings, but
-/// `async throws`. Register it the same way (``FilterRegistry/register(_:as:)-(F.Type,_)``).
+/// `async throws`. Register it the same way, with ``FilterRegistry``.
 ///
 /// A callback that finishes without suspending costs one task and returns its status to the host
 /// at once. One that suspends leaves the stream held by the host (nothing goes upstream or

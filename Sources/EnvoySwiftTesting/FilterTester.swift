@@ -29,6 +29,9 @@ import EnvoySwift
 ///
 /// A configuration the filter rejects throws ``ConfigError`` with the message the proxy would
 /// print at startup.
+///
+/// ``AsyncHTTPFilter`` types work the same way: each `send...` call returns once the callback has
+/// finished (see ``TestStream``), and ``TestHost/calloutHandler`` answers their call-outs.
 public struct FilterTester: Sendable {
     /// The in-memory host the streams live in; its ``TestHost/logs`` holds what the filter logged.
     public let host: TestHost
