@@ -58,12 +58,12 @@ $(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR)
 
 # Deliberately broken filter libraries for the host's load checks.
 FIXTURES   := $(BUILD)/fixtures/libwrongabi.so $(BUILD)/fixtures/libmissing.so
-$(BUILD)/fixtures/libwrongabi.so: Tests/fixtures/bad_filter_lib.c
+$(BUILD)/fixtures/libwrongabi.so: Tests/fixtures/bad_filter_lib.c CHost/include/envoy_swift_abi.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -DABI_VERSION=999 -o $@ $<
-$(BUILD)/fixtures/libmissing.so: Tests/fixtures/bad_filter_lib.c
+$(BUILD)/fixtures/libmissing.so: Tests/fixtures/bad_filter_lib.c CHost/include/envoy_swift_abi.h
 	@mkdir -p $(@D)
-	$(CC) -shared -fPIC -DABI_VERSION=1 -o $@ $<
+	$(CC) -shared -fPIC -ICHost/include -DSAME_ABI -o $@ $<
 
 $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 	@mkdir -p $(@D)

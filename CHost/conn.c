@@ -171,7 +171,11 @@ void es_conn__update_reading(es_conn_t *c)
 {
     if (c->closing)
         return;
-    int want = c->draining || (!c->waiting && !c->up_blocked && !c->filter_blocked && !c->close_after);
+    /* While a request waits for its response the parser is paused, but the socket is still read
+     * (into the one read block) so that a client that goes away is seen at once: its stream is
+     * reset and a RUNNING filter cancelled. A full block stops reading until the parser goes on. */
+    int flow = !c->up_blocked && !c->filter_blocked && !c->close_after;
+    int want = c->draining || (flow && (!c->waiting || c->rlen < ES_BLOCK_SIZE));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_block, on_read) == 0)
             c->reading = 1;
