@@ -23,7 +23,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
 
-.PHONY: all build deps run test test-c test-swift clean
+.PHONY: all build deps run test test-c test-swift bench-async clean
 all: build
 
 # Install the Debian packages the build needs, only those missing.
@@ -72,6 +72,11 @@ $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 
 run: build
 	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)
+
+# Async filters, measured (never asserted): resume latency and req/s, sync vs async no-op filters.
+bench-async: build
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	@./bench/async_resume.sh
 
 # Every C test runs against the sanitized host; any failure fails `make test`.
 test: deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES)

@@ -14,6 +14,7 @@ public func registerFilters() {
     FilterRegistry.register(BadHeader.self, as: "bad_header")
     FilterRegistry.register(Throws.self, as: "throws")
     FilterRegistry.register(AsyncSleep.self, as: "async_sleep")
+    FilterRegistry.register(Noop.self, as: "noop")
     FilterRegistry.register(AsyncNoop.self, as: "async_noop")
     FilterRegistry.register(CalloutAuth.self, as: "callout_auth")
     FilterRegistry.register(ResumeProbe.self, as: "resume_probe")
