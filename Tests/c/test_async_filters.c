@@ -418,6 +418,25 @@ static void test_filter_throw_after_await_is_500_and_the_proxy_keeps_serving(voi
     es_proxy_stop(&f->px);
 }
 
+/* Stopping the proxy while a filter sleeps: the task is cancelled, the client's connection
+ * closes, and the process exits clean (no leak report) without waiting for the sleep. */
+static void test_shutdown_while_suspended(void **state)
+{
+    es_fixture_t *f = *state;
+    char *flt = filter("sleep", "async_sleep", "{ ms: 60000 }", NULL);
+    start(f, 2, NULL, flt, NULL);
+    free(flt);
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    usleep(200 * 1000);
+    uint64_t t0 = es_now_ms();
+    es_proxy_stop(&f->px);
+    assert_true(es_now_ms() - t0 < 5000);
+    assert_int_equal(es_client_wait_closed(&c, 1000), 1);
+    es_client_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -436,6 +455,7 @@ int main(void)
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_filter_throw_after_await_is_500_and_the_proxy_keeps_serving,
                                         es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_shutdown_while_suspended, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
