@@ -257,26 +257,8 @@ static void test_request_body_async_per_chunk(void **state)
     char *flt = filter("req_body", "async_sleep", "{ ms: 1, on: request_body }", NULL);
     start(f, 1, NULL, flt, NULL);
     free(flt);
-    const uint64_t n = 8ull * MiB;
-    for (int chunked = 0; chunked < 2; chunked++) {
-        es_client_t c;
-        es_client_connect(&c, f->px.port);
-        if (chunked)
-            es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
-        else
-            es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n);
-        es_client_send_pattern(&c, 0, n, chunked, 100 * 1000);
-        if (chunked)
-            es_client_send(&c, "0\r\n\r\n", 5);
-        es_response_t r;
-        es_client_read(&c, &r, NULL);
-        assert_int_equal(r.status, 200);
-        char want[96];
-        snprintf(want, sizeof want, "len=%llu fnv=%016llx\n", (unsigned long long)n, (unsigned long long)es_pattern_fnv(n));
-        assert_string_equal(r.body, want);
-        es_response_dispose(&r);
-        es_client_close(&c);
-    }
+    es_upload_pattern(f->px.port, 8ull * MiB, 0, 100 * 1000);
+    es_upload_pattern(f->px.port, 8ull * MiB, 1, 100 * 1000);
     es_proxy_stop(&f->px);
 }
 

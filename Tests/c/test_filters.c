@@ -16,25 +16,10 @@
 
 #include "harness.h"
 
-static char lib[1200];
-
 static const char *build_dir(void)
 {
     const char *b = getenv("ES_BUILD");
     return b && *b ? b : "build";
-}
-
-static void set_lib(void)
-{
-    snprintf(lib, sizeof lib, "%s/libswiftfilter.so", build_dir());
-    if (lib[0] != '/') {
-        char cwd[400];
-        if (getcwd(cwd, sizeof cwd) == NULL)
-            fail_msg("getcwd");
-        char rel[1200];
-        snprintf(rel, sizeof rel, "%s", lib);
-        snprintf(lib, sizeof lib, "%s/%s", cwd, rel);
-    }
 }
 
 /* One listener "main" whose route sends everything to the test upstream, with the given filters. */
@@ -59,7 +44,7 @@ static char *filter(const char *name, const char *plugin, const char *config)
 {
     char *s = NULL;
     if (asprintf(&s, "      - name: %s\n        so_path: %s\n        plugin_name: %s\n        plugin_config: %s\n", name,
-                 lib, plugin, config) < 0)
+                 es_swift_filter_lib(), plugin, config) < 0)
         fail_msg("asprintf");
     return s;
 }
@@ -295,14 +280,13 @@ static void test_startup_errors(void **state)
     expect_startup_error(path, "header_rewrite", "{}", "built for ABI version 999, this host speaks version 2");
     snprintf(path, sizeof path, "%s/fixtures/libmissing.so", build_dir());
     expect_startup_error(path, "header_rewrite", "{}", "missing symbol envoy_swift_program_init");
-    expect_startup_error(lib, "no_such_plugin", "{}", "no_such_plugin");
-    expect_startup_error(lib, "bearer_auth", "{ token: \"\" }", "token must not be empty");
-    expect_startup_error(lib, "header_rewrite", "{ request: 5 }", "(\"f1\", plugin \"header_rewrite\")");
+    expect_startup_error(es_swift_filter_lib(), "no_such_plugin", "{}", "no_such_plugin");
+    expect_startup_error(es_swift_filter_lib(), "bearer_auth", "{ token: \"\" }", "token must not be empty");
+    expect_startup_error(es_swift_filter_lib(), "header_rewrite", "{ request: 5 }", "(\"f1\", plugin \"header_rewrite\")");
 }
 
 int main(void)
 {
-    set_lib();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_header_rewrite_both_ways, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_bearer_auth, es_fixture_setup, es_fixture_teardown),

@@ -42,34 +42,12 @@ static void test_post_content_length_and_chunked(void **state)
     es_proxy_stop(&f->px);
 }
 
-static void upload(uint16_t port, uint64_t n, int chunked)
-{
-    es_client_t c;
-    es_client_connect(&c, port);
-    if (chunked)
-        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
-    else
-        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n);
-    es_client_send_pattern(&c, 0, n, chunked, 256 * 1024);
-    if (chunked)
-        es_client_send(&c, "0\r\n\r\n", 5);
-    es_response_t r;
-    es_client_read(&c, &r, NULL);
-    assert_int_equal(r.status, 200);
-    char want[96];
-    snprintf(want, sizeof want, "len=%llu fnv=%016llx", (unsigned long long)n, (unsigned long long)es_pattern_fnv(n));
-    if (strstr(r.body, want) == NULL)
-        fail_msg("upstream saw \"%s\", want \"%s\"", r.body, want);
-    es_response_dispose(&r);
-    es_client_close(&c);
-}
-
 static void test_64mib_each_way(void **state)
 {
     es_fixture_t *f = *state;
     es_proxy_start_backend(&f->px, 1, f->up.port);
-    upload(f->px.port, 64 * MiB, 0);
-    upload(f->px.port, 64 * MiB, 1);
+    es_upload_pattern(f->px.port, 64 * MiB, 0, 256 * 1024);
+    es_upload_pattern(f->px.port, 64 * MiB, 1, 256 * 1024);
     for (int chunked = 0; chunked < 2; chunked++) {
         es_response_t r;
         char path[64];
@@ -91,9 +69,9 @@ static void test_1gib_upload_in_bounded_memory(void **state)
 {
     es_fixture_t *f = *state;
     es_proxy_start_backend(&f->px, 1, f->up.port);
-    upload(f->px.port, 1 * MiB, 0); /* warm up: pools, buffers */
+    es_upload_pattern(f->px.port, 1 * MiB, 0, 256 * 1024); /* warm up: pools, buffers */
     long before = es_proc_status_kb(f->px.pid, "VmRSS");
-    upload(f->px.port, 1024 * MiB, 0);
+    es_upload_pattern(f->px.port, 1024 * MiB, 0, 256 * 1024);
     long peak = es_proc_status_kb(f->px.pid, "VmHWM");
     assert_true(before > 0 && peak > 0);
     /* The proxy holds at most a few write-queue watermarks of body, never the body. */

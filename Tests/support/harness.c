@@ -882,6 +882,27 @@ uint64_t es_pattern_fnv(uint64_t n) {
     return h;
 }
 
+void es_upload_pattern(uint16_t port, uint64_t n, int chunked, size_t chunk) {
+    es_client_t c;
+    es_client_connect(&c, port);
+    if (chunked)
+        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    else
+        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n);
+    es_client_send_pattern(&c, 0, n, chunked, chunk);
+    if (chunked)
+        es_client_send(&c, "0\r\n\r\n", 5);
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    if (r.status != 200) fail_msg("upload of %llu bytes: status %d", (unsigned long long)n, r.status);
+    char want[96];
+    snprintf(want, sizeof want, "len=%llu fnv=%016llx", (unsigned long long)n, (unsigned long long)es_pattern_fnv(n));
+    if (strstr(r.body, want) == NULL)
+        fail_msg("upstream saw \"%s\", want \"%s\"", r.body, want);
+    es_response_dispose(&r);
+    es_client_close(&c);
+}
+
 const char *es_swift_filter_lib(void) {
     static char path[1200];
     const char *b = getenv("ES_BUILD");

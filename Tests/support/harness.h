@@ -157,6 +157,9 @@ size_t es_response_header_count(const es_response_t *r, const char *name);
 
 /* One request on a new connection: send `raw`, read the response, close. */
 void es_roundtrip(uint16_t port, const char *raw, es_response_t *r, const es_read_opts_t *opts);
+/* POSTs `n` bytes of the test pattern to /sink on a new connection (Content-Length, or chunked in
+ * pieces of `chunk` bytes) and asserts the upstream got every byte: "len=N fnv=..." from /sink. */
+void es_upload_pattern(uint16_t port, uint64_t n, int chunked, size_t chunk);
 /* GET path with Host: test, on a new connection. */
 void es_get(uint16_t port, const char *path, es_response_t *r);
 
