@@ -43,12 +43,18 @@ package class FilterConfigBox: @unchecked Sendable {
     package static func make<F: HTTPFilter>(
         _ type: F.Type, pluginName: String, filterName: String, config: F.Config, host: any FilterHost
     ) throws(ConfigError) -> FilterConfigBox {
+        try validate(config, with: F.validate)
+        return TypedFilterConfig<F>(config: config, pluginName: pluginName, filterName: filterName, host: host)
+    }
+
+    /// Runs a filter type's `validate` (sync and async filters alike); its error becomes the one
+    /// line the proxy prints at startup.
+    static func validate<C>(_ config: C, with check: (C) throws -> Void) throws(ConfigError) {
         do {
-            try F.validate(config)
+            try check(config)
         } catch {
             throw ConfigError(PluginConfigDecoder.describe(error))
         }
-        return TypedFilterConfig<F>(config: config, pluginName: pluginName, filterName: filterName, host: host)
     }
 
     /// Creates the filter instance for one stream; rethrows what the filter's init threw.
@@ -100,11 +106,7 @@ extension FilterConfigBox {
     package static func make<F: AsyncHTTPFilter>(
         _ type: F.Type, pluginName: String, filterName: String, config: F.Config, host: any FilterHost
     ) throws(ConfigError) -> FilterConfigBox {
-        do {
-            try F.validate(config)
-        } catch {
-            throw ConfigError(PluginConfigDecoder.describe(error))
-        }
+        try validate(config, with: F.validate)
         guard let workers = (host as? any WorkerPoolHost)?.workers else {
             throw ConfigError("this host has no worker executors, so it cannot run async filters")
         }
