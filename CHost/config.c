@@ -287,15 +287,25 @@ static int take_int(parser_t *p, const yaml_node_t *map, const field_t *f, int r
     return 0;
 }
 
-static int take_duration(parser_t *p, const yaml_node_t *map, const field_t *f, uint64_t *ms)
+enum { NONZERO = 0, ZERO_IS_OFF = 1 };
+
+/* A duration; with ZERO_IS_OFF, "0" (or "0s") turns the timer off and is stored as 0. */
+static int take_timeout(parser_t *p, const yaml_node_t *map, const field_t *f, int zero, uint64_t *ms)
 {
     if (wanted(p, map, f, OPTIONAL) <= 0) return 0;
     size_t mark = enter(p, f);
-    if (f->value->type != YAML_SCALAR_NODE || es_config_parse_duration(text_of(f->value), ms) != 0)
+    uint64_t v;
+    if (f->value->type != YAML_SCALAR_NODE || es_config_parse_duration(text_of(f->value), &v) != 0)
         return fail(p, f->key, "expected a duration like \"1s\" or \"250ms\", got %s", describe(p, f->value));
-    if (*ms == 0) return fail(p, f->key, "must be greater than 0, got %s", describe(p, f->value));
+    if (v == 0 && zero != ZERO_IS_OFF) return fail(p, f->key, "must be greater than 0, got %s", describe(p, f->value));
+    *ms = v;
     path_restore(p, mark);
     return 0;
+}
+
+static int take_duration(parser_t *p, const yaml_node_t *map, const field_t *f, uint64_t *ms)
+{
+    return take_timeout(p, map, f, NONZERO, ms);
 }
 
 static int take_size(parser_t *p, const yaml_node_t *map, const field_t *f, uint64_t min, uint64_t max,
@@ -765,19 +775,20 @@ static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *nod
     return 0;
 }
 
-/* buffer_limits: { high: SIZE, low: SIZE }; low must stay below high. */
+/* buffer_limits: { high: SIZE, low: SIZE, max_body: SIZE }; low must stay below high. */
 static int parse_buffer_limits(parser_t *p, es_listener_config_t *l, const field_t *lf)
 {
-    static const char *const keys[] = { "high", "low", NULL };
-    enum { HIGH, LOW, NKEYS };
+    static const char *const keys[] = { "high", "low", "max_body", NULL };
+    enum { HIGH, LOW, MAX_BODY, NKEYS };
     field_t f[NKEYS];
-    uint64_t high = 256 * 1024, low = 64 * 1024;
+    uint64_t high = 256 * 1024, low = 64 * 1024, max_body = 8u << 20;
     if (has(lf)) {
         size_t mark = enter(p, lf);
         const yaml_node_t *node = lf->value;
         if (node->type != YAML_MAPPING_NODE) return fail(p, lf->key, "expected a mapping, got %s", describe(p, node));
         if (read_fields(p, node, node, keys, f) || take_size(p, node, &f[HIGH], 4096, 1ull << 30, &high) ||
-            take_size(p, node, &f[LOW], 0, 1ull << 30, &low))
+            take_size(p, node, &f[LOW], 0, 1ull << 30, &low) ||
+            take_size(p, node, &f[MAX_BODY], 1024, 1ull << 30, &max_body))
             return -1;
         if (has(&f[HIGH]) && !has(&f[LOW]))
             low = high / 4;
@@ -790,17 +801,21 @@ static int parse_buffer_limits(parser_t *p, es_listener_config_t *l, const field
     }
     l->buffer_high = (size_t)high;
     l->buffer_low = (size_t)low;
+    l->max_body = (size_t)max_body;
     return 0;
 }
 
 static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits", NULL };
-    enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, NKEYS };
+    static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
+                                        "request_headers_timeout", "idle_timeout", "request_timeout",
+                                        "delayed_close_timeout", "max_request_headers_kb", NULL };
+    enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
+           DELAYED_CLOSE, MAX_HEADERS_KB, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
-    long port = 0;
+    long port = 0, headers_kb = 60;
 
     l->line = (int)line_of(node);
     if (read_fields(p, node, node, keys, f) || take_string(p, node, &f[NAME], REQUIRED, &l->name)) return -1;
@@ -817,6 +832,18 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     l->port_line = (int)line_of(f[PORT].key);
     if (resolve(p, &f[ADDRESS], l->address, l->port, true, &l->addr, &l->addrlen)) return -1;
     if (parse_buffer_limits(p, l, &f[LIMITS])) return -1;
+    l->request_headers_timeout_ms = 10000;
+    l->idle_timeout_ms = 60000;
+    l->request_timeout_ms = 0;
+    l->delayed_close_timeout_ms = 1000;
+    /* http-parser stops at 80 KiB of header bytes whatever is configured (HTTP_MAX_HEADER_SIZE). */
+    if (take_timeout(p, node, &f[HEADERS_TIMEOUT], NONZERO, &l->request_headers_timeout_ms) ||
+        take_timeout(p, node, &f[IDLE_TIMEOUT], ZERO_IS_OFF, &l->idle_timeout_ms) ||
+        take_timeout(p, node, &f[REQUEST_TIMEOUT], ZERO_IS_OFF, &l->request_timeout_ms) ||
+        take_timeout(p, node, &f[DELAYED_CLOSE], NONZERO, &l->delayed_close_timeout_ms) ||
+        take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 80, &headers_kb))
+        return -1;
+    l->max_request_headers = (uint32_t)headers_kb * 1024;
 
     if (take_list(p, node, &f[FILTERS], OPTIONAL, false, &filters)) return -1;
     if (list_len(filters)) {
@@ -859,10 +886,28 @@ static int parse_endpoint(parser_t *p, es_endpoint_config_t *e, const yaml_node_
     return resolve(p, &f[ADDRESS], e->address, e->port, false, &e->addr, &e->addrlen);
 }
 
+/* retries: { on_reset: N }: how often a request whose reused connection died before any response
+ * byte is sent again on a new connection (idempotent requests with no body sent only). */
+static int parse_retries(parser_t *p, es_cluster_config_t *c, const field_t *rf)
+{
+    static const char *const keys[] = { "on_reset", NULL };
+    enum { ON_RESET, NKEYS };
+    field_t f[NKEYS];
+    if (!has(rf)) return 0;
+    size_t mark = enter(p, rf);
+    const yaml_node_t *node = rf->value;
+    if (node->type != YAML_MAPPING_NODE) return fail(p, rf->key, "expected a mapping, got %s", describe(p, node));
+    long n = c->retries_on_reset;
+    if (read_fields(p, node, node, keys, f) || take_int(p, node, &f[ON_RESET], OPTIONAL, 0, 10, &n)) return -1;
+    c->retries_on_reset = (unsigned)n;
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "endpoints", "connect_timeout", NULL };
-    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, NKEYS };
+    static const char *const keys[] = { "name", "endpoints", "connect_timeout", "idle_timeout", "retries", NULL };
+    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, IDLE_TIMEOUT, RETRIES, NKEYS };
     field_t f[NKEYS];
     es_cluster_config_t *c = &p->cfg->clusters[ci];
     const yaml_node_t *endpoints;
@@ -870,6 +915,8 @@ static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
     c->index = ci;
     c->line = (int)line_of(node);
     c->connect_timeout_ms = 1000;
+    c->idle_timeout_ms = 4000;
+    c->retries_on_reset = 1;
     if (read_fields(p, node, node, keys, f) || take_string(p, node, &f[NAME], REQUIRED, &c->name)) return -1;
     for (size_t i = 0; i < ci; i++)
         if (!strcmp(p->cfg->clusters[i].name, c->name)) {
@@ -888,7 +935,10 @@ static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
         path_restore(p, m);
     }
     path_restore(p, mark);
-    return take_duration(p, node, &f[CONNECT_TIMEOUT], &c->connect_timeout_ms);
+    if (take_duration(p, node, &f[CONNECT_TIMEOUT], &c->connect_timeout_ms) ||
+        take_duration(p, node, &f[IDLE_TIMEOUT], &c->idle_timeout_ms))
+        return -1;
+    return parse_retries(p, c, &f[RETRIES]);
 }
 
 /* Routes name clusters that may be defined anywhere in the file: link them once all are read. */

@@ -24,6 +24,10 @@ struct es_cluster_config_s {
     es_endpoint_config_t *endpoints;
     size_t nendpoints;
     uint64_t connect_timeout_ms;   /* default 1000 */
+    /* idle_timeout: how long a pooled connection may wait for its next request; default 4s, below the
+     * 5 s that Node.js, Apache and many others close idle keep-alive connections at. */
+    uint64_t idle_timeout_ms;
+    unsigned retries_on_reset;     /* retries.on_reset, default 1 */
     size_t index;                  /* position in es_config_t.clusters */
     int line;
 };
@@ -71,6 +75,13 @@ typedef struct {
      * no longer read (high), and read again (low). Defaults 256 KiB / 64 KiB. */
     size_t buffer_high;
     size_t buffer_low;
+    size_t max_body;               /* buffer_limits.max_body: most of one body a filter may buffer (8 MiB) */
+    /* Connection timeouts (0 = off where allowed). */
+    uint64_t request_headers_timeout_ms; /* a request's head must be complete in this; default 10s */
+    uint64_t idle_timeout_ms;            /* a keep-alive connection between requests; default 60s, 0 = never */
+    uint64_t request_timeout_ms;         /* a whole request, first byte to response end; default 0 = off */
+    uint64_t delayed_close_timeout_ms;   /* draining unread input after the last response; default 1s */
+    uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB */
     int line;
     int port_line;                 /* line of the `port:` key, for "port in use" errors */
 } es_listener_config_t;

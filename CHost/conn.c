@@ -5,6 +5,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "stats.h"
 #include "upstream.h"
 #include "worker.h"
 
@@ -29,6 +30,74 @@ static const http_parser_settings request_settings = {
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void process(es_conn_t *c);
+
+static const es_listener_config_t *listener_of(const es_conn_t *c)
+{
+    return c->listener;
+}
+
+/* ---- the connection's timer: header deadline, keep-alive idle, delayed close ---------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    es_conn_t *c = t->data;
+    const es_listener_config_t *l = listener_of(c);
+    es_conn_timer_t kind = (es_conn_timer_t)c->timer_kind;
+    c->timer_kind = ES_CONN_TIMER_NONE;
+    switch (kind) {
+    case ES_CONN_TIMER_HEADERS:
+        es_stats_inc(ES_STAT_HEADER_TIMEOUTS);
+        if (!c->stream.active && c->rlen == 0) {
+            /* Nothing of a request arrived: there is no one to answer. */
+            es_debug("client %s:%u: no request within %llu ms; closing", c->peer_ip, c->peer_port,
+                     (unsigned long long)l->request_headers_timeout_ms);
+            es_conn_abort(c);
+            return;
+        }
+        es_debug("client %s:%u: request head not complete within %llu ms; 408", c->peer_ip, c->peer_port,
+                 (unsigned long long)l->request_headers_timeout_ms);
+        es_stream__timed_out(&c->stream, 0);
+        break;
+    case ES_CONN_TIMER_IDLE:
+        es_stats_inc(ES_STAT_IDLE_TIMEOUTS);
+        es_debug("client %s:%u: idle for %llu ms; closing", c->peer_ip, c->peer_port,
+                 (unsigned long long)l->idle_timeout_ms);
+        es_conn_abort(c);
+        break;
+    case ES_CONN_TIMER_DRAIN:
+        es_stats_inc(ES_STAT_DELAYED_CLOSE_TIMEOUTS);
+        es_debug("client %s:%u: delayed close timeout", c->peer_ip, c->peer_port);
+        es_conn_abort(c);
+        break;
+    case ES_CONN_TIMER_NONE:
+        break;
+    }
+}
+
+static void arm_timer(es_conn_t *c, es_conn_timer_t kind, uint64_t ms)
+{
+    c->timer_kind = kind;
+    if (kind == ES_CONN_TIMER_NONE || ms == 0) {
+        c->timer_kind = ES_CONN_TIMER_NONE;
+        uv_timer_stop(&c->timer);
+        return;
+    }
+    if (kind == ES_CONN_TIMER_HEADERS)
+        uv_update_time(c->tcp.loop); /* the deadline counts from now, not from when the loop woke */
+    uv_timer_start(&c->timer, on_timer, ms + ES_CLOCK_SLACK_MS, 0);
+}
+
+/* A request begins (its first byte arrived, or the connection was accepted): its head has a deadline. */
+static void request_begins(es_conn_t *c)
+{
+    arm_timer(c, ES_CONN_TIMER_HEADERS, listener_of(c)->request_headers_timeout_ms);
+}
+
+void es_conn__headers_done(es_conn_t *c)
+{
+    if (c->timer_kind == ES_CONN_TIMER_HEADERS)
+        arm_timer(c, ES_CONN_TIMER_NONE, 0);
+}
 
 static void on_out_event(es_writeq_t *q, int status)
 {
@@ -56,9 +125,11 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     c->listener = listener_cfg;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
+    uv_timer_init(&w->loop, &c->request_timer);
     uv_timer_init(&w->loop, &c->filter_timer);
     c->tcp.data = c;
     c->timer.data = c;
+    c->request_timer.data = c;
     c->filter_timer.data = c;
     c->closes_pending = 0;
     es_list_push_back(&w->conns, &c->link);
@@ -88,6 +159,7 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     }
     uv_tcp_nodelay(&c->tcp, 1);
     es_writeq_attach(&c->out, (uv_stream_t *)&c->tcp);
+    request_begins(c);
     es_debug("accepted connection from %s:%u on listener \"%s\"", c->peer_ip, c->peer_port,
              ((const es_listener_config_t *)listener_cfg)->name);
     es_conn__update_reading(c);
@@ -116,17 +188,11 @@ void es_conn_abort(es_conn_t *c)
         es_upconn_abandon(c->stream.up);
         c->stream.up = NULL;
     }
-    c->closes_pending = 3;
+    c->closes_pending = 4;
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
+    uv_close((uv_handle_t *)&c->request_timer, on_closed);
     uv_close((uv_handle_t *)&c->filter_timer, on_closed);
-}
-
-static void on_drain_timeout(uv_timer_t *t)
-{
-    es_conn_t *c = t->data;
-    es_debug("client %s:%u: delayed close timeout", c->peer_ip, c->peer_port);
-    es_conn_abort(c);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -158,7 +224,8 @@ void es_conn_close_after_flush(es_conn_t *c)
         es_conn_abort(c);
         return;
     }
-    uv_timer_start(&c->timer, on_drain_timeout, ES_DELAYED_CLOSE_MS, 0);
+    uv_timer_stop(&c->request_timer);
+    arm_timer(c, ES_CONN_TIMER_DRAIN, listener_of(c)->delayed_close_timeout_ms);
     if (c->rbuf != NULL) {
         es_worker_block_put(c->worker, c->rbuf);
         c->rbuf = NULL;
@@ -190,10 +257,16 @@ void es_conn__stream_finished(es_conn_t *c)
     es_stream_t *s = &c->stream;
     int keepalive = s->keepalive;
     s->active = 0;
+    uv_timer_stop(&c->request_timer);
     if (!keepalive) {
         es_conn_close_after_flush(c);
         return;
     }
+    /* Bytes of the next request are already here (pipelined): its head is due; otherwise idle. */
+    if (c->rlen > 0)
+        request_begins(c);
+    else
+        arm_timer(c, ES_CONN_TIMER_IDLE, listener_of(c)->idle_timeout_ms);
     if (c->waiting) {
         c->waiting = 0;
         http_parser_pause(&c->parser, 0);
@@ -248,6 +321,8 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->rlen += (size_t)nread;
+    if (c->timer_kind == ES_CONN_TIMER_IDLE)
+        request_begins(c); /* the first byte of the next request on a keep-alive connection */
     process(c);
 }
 
@@ -272,7 +347,8 @@ static void process(es_conn_t *c)
         if (e != HPE_OK) {
             es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, http_errno_description(e));
             c->rlen = 0;
-            es_stream__request_error(&c->stream, http_errno_name(e));
+            /* http-parser's own limit on header bytes (HTTP_MAX_HEADER_SIZE) is a head too large. */
+            es_stream__request_error(&c->stream, e == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_name(e));
             break;
         }
     }

@@ -25,7 +25,9 @@ typedef struct es_conn_s es_conn_t;
 /* Body bytes queued towards one peer before the other peer is no longer read. */
 #define ES_WRITE_HIGH (256 * 1024)
 #define ES_WRITE_LOW (64 * 1024)
-#define ES_DELAYED_CLOSE_MS 1000
+/* libuv's loop clock counts whole milliseconds and may be the coarse clock, up to 1 ms behind: a
+ * deadline armed with this much slack never fires before its time. */
+#define ES_CLOCK_SLACK_MS 2
 
 typedef struct es_filters_s es_filters_t;
 
@@ -60,12 +62,23 @@ struct es_stream_s {
     unsigned discard_body : 1;   /* the rest of the request body is read and dropped */
     unsigned expect_continue : 1;/* the client waits for 100 Continue before sending the body */
     unsigned continue_pending : 1;/* 100 Continue waits until a RUNNING filter lets the headers go */
+    uint8_t retries;             /* times the request was sent again after a reused connection died */
+    int64_t head_known_len;      /* known_len the request head went upstream with, for a retry */
 };
 typedef struct es_stream_s es_stream_t;
 
+/* What the connection's timer is counting down. */
+typedef enum {
+    ES_CONN_TIMER_NONE = 0,
+    ES_CONN_TIMER_HEADERS,       /* request_headers_timeout: a request began, its head is not complete */
+    ES_CONN_TIMER_IDLE,          /* idle_timeout: between requests on a keep-alive connection */
+    ES_CONN_TIMER_DRAIN,         /* delayed_close_timeout: half-closed, draining unread input */
+} es_conn_timer_t;
+
 struct es_conn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;            /* delayed close */
+    uv_timer_t timer;            /* what timer_kind says */
+    uv_timer_t request_timer;    /* request_timeout, while a request is active */
     uv_timer_t filter_timer;     /* the timeout of a RUNNING filter hook */
     uv_shutdown_t shutdown_req;
     es_worker_t *worker;
@@ -79,6 +92,7 @@ struct es_conn_s {
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
     int closes_pending;
+    uint8_t timer_kind;          /* es_conn_timer_t */
     unsigned reading : 1;
     unsigned parsing : 1;        /* inside http_parser_execute: do not re-enter */
     unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
@@ -99,6 +113,8 @@ void es_conn_close_after_flush(es_conn_t *c);
 void es_conn__update_reading(es_conn_t *c);
 /* The stream finished: continue with a pipelined request, or close. */
 void es_conn__stream_finished(es_conn_t *c);
+/* The request's head is complete: request_headers_timeout no longer applies. */
+void es_conn__headers_done(es_conn_t *c);
 
 /* stream.c: the exchange, driven by the connection (request) and the upstream (response). */
 void es_stream__init(es_stream_t *s, es_conn_t *c);
@@ -109,8 +125,10 @@ void es_stream__abort(es_stream_t *s);
 int es_stream__request_headers(es_stream_t *s);
 void es_stream__request_body(es_stream_t *s, const char *at, size_t len);
 void es_stream__request_complete(es_stream_t *s);
-/* A request the parser rejected: 400 if nothing was answered yet. */
-void es_stream__request_error(es_stream_t *s, const char *why);
+/* A request the parser rejected: `status` (400, 431) if nothing was answered yet, then the clean close. */
+void es_stream__request_error(es_stream_t *s, int status, const char *why);
+/* request_headers_timeout (headers) or request_timeout (whole) ran out: 408 or 504, or the close. */
+void es_stream__timed_out(es_stream_t *s, int whole);
 void es_stream__upstream_failed(es_stream_t *s, int status, const char *reason);
 /* Returns 1 when the response has no body to read (HEAD), 0 otherwise, -1 to reject it. */
 int es_stream__response_headers(es_stream_t *s);

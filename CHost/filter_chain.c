@@ -20,7 +20,8 @@ enum { AT_HOLDER_BUF, AT_HOLDER_NOBUF, AT_SBUF, AT_PLAIN };
 /* What the body loop does after a filter's body hook. */
 enum { STEP_NEXT, STEP_WAIT, STEP_HALT };
 
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low)
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
+                             size_t max_body)
 {
     es_filters_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
@@ -35,6 +36,7 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
     f->stream = s;
     f->high = high;
     f->low = low;
+    f->max_body = max_body;
     es_msg_init(&f->reply_headers);
     es_list_init(&f->resume_link);
     es_list_init(&f->callouts);
@@ -238,12 +240,16 @@ static es_chain_result_t stalled(es_filters_t *f, int dir, int pos, int hook)
 
 static es_chain_result_t too_large(es_filters_t *f, int dir)
 {
-    es_warn("a filter buffered more than %u bytes of the %s body", ES_FILTER_BUFFER_LIMIT,
-            dir == ES_DIR_REQUEST ? "request" : "response");
-    if (dir == ES_DIR_REQUEST)
+    if (dir == ES_DIR_REQUEST) {
+        /* The client's doing: counted, logged at debug (a warning per request would let clients flood the log). */
+        es_debug("a filter buffered more than %zu bytes of the request body (buffer_limits.max_body); 413",
+                 f->max_body);
+        es_stats_inc(ES_STAT_BODY_TOO_LARGE);
         es_stream__filter_failed(f->stream, 413, "request body too large");
-    else
+    } else {
+        es_warn("a filter buffered more than %zu bytes of the response body (buffer_limits.max_body)", f->max_body);
         es_stream__filter_failed(f->stream, 500, "response body too large for a filter");
+    }
     return ES_CHAIN_HALT;
 }
 
@@ -416,7 +422,7 @@ static es_chain_result_t run_body(es_filters_t *f, int dir, int from, const char
         } else {
             if (kind == AT_HOLDER_BUF || kind == AT_SBUF) {
                 es_buf_t *b = kind == AT_SBUF ? &d->sbuf : &d->held;
-                if (es_buf_append(b, data, len) != 0 || b->len > ES_FILTER_BUFFER_LIMIT)
+                if (es_buf_append(b, data, len) != 0 || b->len > f->max_body)
                     return too_large(f, dir);
                 if (kind == AT_HOLDER_BUF && d->mode == ENVOY_SWIFT_STATUS_STOP_AND_BUFFER && !eos)
                     return ES_CHAIN_OK;

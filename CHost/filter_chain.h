@@ -21,8 +21,6 @@ typedef struct es_stream_s es_stream_t;
 
 #define ES_DIR_REQUEST 0
 #define ES_DIR_RESPONSE 1
-/* Most body bytes a filter may hold buffered before the stream fails (413 / 500). */
-#define ES_FILTER_BUFFER_LIMIT (8u * 1024 * 1024)
 
 typedef struct {
     int holder;               /* position holding the headers, -1 once they left the chain */
@@ -89,6 +87,7 @@ typedef struct es_filters_s {
     es_link_t resume_link;     /* on the worker's list of posted results */
     es_link_t callouts;        /* es_callout_t in flight for this stream */
     size_t high, low;          /* the listener's buffer_limits */
+    size_t max_body;           /* buffer_limits.max_body: more buffered fails the stream (413 / 500) */
     int depth;                 /* calls into the chain on the stack: the memory outlives them */
     bool dead;                 /* es_filters_free ran inside the chain: free on the way out */
 } es_filters_t;
@@ -100,7 +99,8 @@ typedef enum {
 } es_chain_result_t;
 
 /* Creates the instances for a stream. Returns NULL when out of memory or a filter refused. */
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low);
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
+                             size_t max_body);
 /* Runs on_stream_complete and destroy for every instance, exactly once, and frees the state
  * (once the chain calls on the stack have returned, if it is called from inside one). */
 void es_filters_free(es_filters_t *f);

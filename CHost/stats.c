@@ -13,6 +13,15 @@ static const char *const names[ES_STAT_COUNT] = {
     [ES_STAT_FILTER_CANCELLED] = "filter.cancelled",
     [ES_STAT_CALLOUTS] = "callout.started",
     [ES_STAT_CALLOUT_FAILURES] = "callout.failures",
+    [ES_STAT_HEADER_TIMEOUTS] = "downstream.header_timeouts",
+    [ES_STAT_IDLE_TIMEOUTS] = "downstream.idle_timeouts",
+    [ES_STAT_REQUEST_TIMEOUTS] = "downstream.request_timeouts",
+    [ES_STAT_DELAYED_CLOSE_TIMEOUTS] = "downstream.delayed_close_timeouts",
+    [ES_STAT_BAD_REQUESTS] = "downstream.rq_400",
+    [ES_STAT_HEADERS_TOO_LARGE] = "downstream.rq_431",
+    [ES_STAT_BODY_TOO_LARGE] = "downstream.rq_413",
+    [ES_STAT_UPSTREAM_RETRIES] = "upstream.retries",
+    [ES_STAT_UPSTREAM_IDLE_CLOSED] = "upstream.idle_closed",
 };
 
 void es_stats_inc(es_stat_t which)

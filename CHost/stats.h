@@ -16,6 +16,15 @@ typedef enum {
     ES_STAT_FILTER_CANCELLED,     /* RUNNING hooks whose stream ended first (client went away) */
     ES_STAT_CALLOUTS,             /* call-outs started */
     ES_STAT_CALLOUT_FAILURES,     /* call-outs that ended in an error or a timeout */
+    ES_STAT_HEADER_TIMEOUTS,      /* connections closed at request_headers_timeout */
+    ES_STAT_IDLE_TIMEOUTS,        /* keep-alive connections closed at idle_timeout */
+    ES_STAT_REQUEST_TIMEOUTS,     /* requests ended at request_timeout (408 / 504) */
+    ES_STAT_DELAYED_CLOSE_TIMEOUTS, /* drains cut short at delayed_close_timeout */
+    ES_STAT_BAD_REQUESTS,         /* requests refused as malformed or smuggling-shaped (400) */
+    ES_STAT_HEADERS_TOO_LARGE,    /* request heads over max_request_headers_kb (431) */
+    ES_STAT_BODY_TOO_LARGE,       /* request bodies over buffer_limits.max_body (413) */
+    ES_STAT_UPSTREAM_RETRIES,     /* requests sent again after a reused connection died under them */
+    ES_STAT_UPSTREAM_IDLE_CLOSED, /* pooled connections closed at the cluster's idle_timeout */
     ES_STAT_COUNT
 } es_stat_t;
 

@@ -63,21 +63,43 @@ void es_stream__dispose(es_stream_t *s)
     es_msg_dispose(&s->req);
 }
 
+static void on_request_timeout(uv_timer_t *t)
+{
+    es_conn_t *c = t->data;
+    es_stats_inc(ES_STAT_REQUEST_TIMEOUTS);
+    es_debug("client %s:%u: request not answered within request_timeout (%llu ms)", c->peer_ip, c->peer_port,
+             (unsigned long long)((const es_listener_config_t *)c->listener)->request_timeout_ms);
+    es_stream__timed_out(&c->stream, 1);
+}
+
 void es_stream__begin(es_stream_t *s)
 {
+    es_conn_t *c = s->conn;
+    const es_listener_config_t *l = c->listener;
     end_filters(s);
     es_msg_reset(&s->req);
     memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
     s->declared[0] = s->declared[1] = -1;
     s->active = 1;
+    if (l->request_timeout_ms > 0 && !c->closing)
+        uv_timer_start(&c->request_timer, on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
 }
 
-static void maybe_finished(es_stream_t *s)
+/* Bytes of this request are still to come: answering now means closing, after a drain. */
+static int request_unread(const es_stream_t *s)
+{
+    return !s->req_headers_done || (!s->req_done && s->req_has_body);
+}
+
+/* Returns 1 when the stream finished (the connection may already have begun the next request). */
+static int maybe_finished(es_stream_t *s)
 {
     if (s->active && s->req_done && s->resp_done) {
         end_filters(s); /* each filter's stream-complete and destroy run exactly once, here */
         es_conn__stream_finished(s->conn);
+        return 1;
     }
+    return 0;
 }
 
 /* Detaches the upstream when the exchange ends early: it is mid-exchange, so it is not reused. */
@@ -100,14 +122,17 @@ static void finish_reply(es_stream_t *s)
     s->resp_started = 1;
     s->resp_done = 1;
     s->discard_body = 1;
-    maybe_finished(s);
+    /* Answered before the request was read: the connection ends once the reply is out (after a drain). */
+    if (!maybe_finished(s) && !s->keepalive)
+        es_conn_close_after_flush(s->conn);
 }
 
 static void local_reply(es_stream_t *s, int status, const char *body, size_t len, int close)
 {
     es_conn_t *c = s->conn;
-    /* A client still holding its body back for 100 Continue will never send it: end the connection. */
-    if (close || (!s->req_done && s->expect_continue))
+    /* The rest of the request is not waited for (nor is a body held back for 100 Continue): the reply
+     * says Connection: close and the connection drains and closes (DESIGN.md, closing). */
+    if (close || request_unread(s))
         s->keepalive = 0;
     if (es_http1_write_local_reply(&c->out, status, body, len, s->http10, s->keepalive, s->head) != 0) {
         es_conn_abort(c);
@@ -124,7 +149,7 @@ void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers
         es_conn_abort(c); /* part of another response is out: the close is all that can be said */
         return;
     }
-    if (!s->req_done && s->expect_continue)
+    if (request_unread(s))
         s->keepalive = 0;
     es_writeq_t *q = &c->out;
     int err = es_writeq_appendf(q, "HTTP/1.1 %d %s\r\n", status, es_http1_reason(status));
@@ -166,26 +191,57 @@ void es_stream__filter_failed(es_stream_t *s, int status, const char *reason)
     local_reply(s, status, body, (size_t)n, 0);
 }
 
-void es_stream__request_error(es_stream_t *s, const char *why)
+void es_stream__request_error(es_stream_t *s, int status, const char *why)
 {
     es_conn_t *c = s->conn;
+    es_stats_inc(status == 431 ? ES_STAT_HEADERS_TOO_LARGE : ES_STAT_BAD_REQUESTS);
     if (s->active && s->resp_started) {
         es_conn_abort(c);
         return;
     }
     if (!s->active)
         es_stream__begin(s); /* the error came before the parser began a message */
+    halt_filters(s);
     drop_upstream(s);
-    static const char body[] = "bad request\n";
+    char body[160];
+    int n = status == 431 ? snprintf(body, sizeof(body), "request header section too large\n")
+                          : snprintf(body, sizeof(body), "bad request: %s\n", why);
     s->keepalive = 0;
     s->resp_started = 1;
     s->resp_done = 1;
     s->discard_body = 1;
-    if (es_http1_write_local_reply(&c->out, 400, body, sizeof(body) - 1, s->http10, 0, 0) != 0) {
+    if (es_http1_write_local_reply(&c->out, status, body, (size_t)n, s->http10, 0, 0) != 0) {
         es_conn_abort(c);
         return;
     }
     es_conn_close_after_flush(c);
+}
+
+void es_stream__timed_out(es_stream_t *s, int whole)
+{
+    es_conn_t *c = s->conn;
+    if (c->closing)
+        return;
+    if (s->active && s->resp_started) {
+        /* Part of the response is out: the close is all that can be said. */
+        es_debug("client %s:%u: timed out mid-response; closing", c->peer_ip, c->peer_port);
+        es_conn_abort(c);
+        return;
+    }
+    if (!s->active)
+        es_stream__begin(s);
+    halt_filters(s);
+    drop_upstream(s);
+    /* Still reading the request: the client is too slow (408). Read, but no answer: the upstream is (504). */
+    int upstream_slow = whole && !request_unread(s);
+    static const char slow_client[] = "request timeout\n";
+    static const char slow_upstream[] = "upstream request timeout\n";
+    if (upstream_slow)
+        local_reply(s, 504, slow_upstream, sizeof(slow_upstream) - 1, 1);
+    else
+        local_reply(s, 408, slow_client, sizeof(slow_client) - 1, 1);
+    if (!c->closing)
+        es_stream__flush(s);
 }
 
 static int64_t content_length(const es_msg_t *m)
@@ -317,6 +373,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     s->up = up;
     s->declared[ES_DIR_REQUEST] = known_len >= 0 ? (s->req_has_body ? known_len : -1) : content_length(&s->req);
     s->req_chunked = s->req_has_body && !eos && s->declared[ES_DIR_REQUEST] < 0;
+    s->head_known_len = known_len;
     if (write_request_head(s, &up->out, up->ep, known_len) != 0) {
         es_conn_abort(c);
         return -1;
@@ -338,6 +395,10 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
             s->resp_chunked = 1;
     }
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
+    /* The upstream answers before the request body is all in: once this response is out, the rest
+     * of the upload is drained, not waited for, so the connection closes. */
+    if (request_unread(s))
+        s->keepalive = 0;
     size_t rlen;
     const char *reason = es_msg_first(m, &rlen);
     if (rlen == 0) {
@@ -454,7 +515,8 @@ int es_stream__forward_end(es_stream_t *s, int dir)
         c->up_blocked = 0;
         es_conn__update_reading(c);
     }
-    maybe_finished(s);
+    if (!maybe_finished(s) && !s->keepalive)
+        es_conn_close_after_flush(c);
     return 0;
 }
 
@@ -474,6 +536,7 @@ int es_stream__request_headers(es_stream_t *s)
     http_parser *p = &c->parser;
     es_msg_headers_done(&s->req);
     s->req_headers_done = 1;
+    es_conn__headers_done(c);
     s->method = p->method;
     s->http10 = p->http_major == 1 && p->http_minor == 0;
     s->keepalive = http_should_keep_alive(p) ? 1 : 0;
@@ -490,7 +553,7 @@ int es_stream__request_headers(es_stream_t *s)
     const es_listener_config_t *l = c->listener;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - c->worker->cfg->listeners));
     if (chain->n > 0) {
-        s->filters = es_filters_new(chain, s, c->worker->id, l->buffer_high, l->buffer_low);
+        s->filters = es_filters_new(chain, s, c->worker->id, l->buffer_high, l->buffer_low, l->max_body);
         if (s->filters == NULL) {
             static const char body[] = "filter error\n";
             local_reply(s, 500, body, sizeof(body) - 1, 0);
@@ -723,7 +786,54 @@ static void up_detach(es_upuser_t *u)
     s->resp = NULL;
 }
 
+/* RFC 9110 9.2.2: sending these twice means the same as sending them once. */
+static int idempotent(int method)
+{
+    switch (method) {
+    case HTTP_GET: case HTTP_HEAD: case HTTP_OPTIONS: case HTTP_PUT: case HTTP_DELETE: case HTTP_TRACE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * A reused upstream connection died before any response byte: the upstream closed it as idle while
+ * the request was on its way. Send the request again on a new connection, if nothing of its body has
+ * gone (a body is never replayed: it is not kept) and the cluster's retry budget allows.
+ */
+static int up_retry(es_upuser_t *u)
+{
+    es_stream_t *s = STREAM_OF(u);
+    es_conn_t *c = s->conn;
+    const es_route_config_t *r = s->route;
+    s->up = NULL;
+    s->resp = NULL;
+    if (c->closing || r == NULL || r->cluster == NULL || s->retries >= r->cluster->retries_on_reset ||
+        !idempotent(s->method) || s->sent[ES_DIR_REQUEST] > 0 || s->resp_headers_in ||
+        (s->filters != NULL && s->filters->halted))
+        return 0;
+    es_upconn_t *up;
+    if (es_pool_connect(&c->worker->pools[r->cluster->index], &s->user, &up) != 0)
+        return 0;
+    s->retries++;
+    es_stats_inc(ES_STAT_UPSTREAM_RETRIES);
+    es_debug("cluster \"%s\": a reused connection died before the response; %s sent again on a new one",
+             r->cluster->name, http_method_str((enum http_method)s->method));
+    s->up = up;
+    if (write_request_head(s, &up->out, up->ep, s->head_known_len) != 0) {
+        es_conn_abort(c);
+        return 1;
+    }
+    if (s->req_done && s->req_chunked && es_http1_write_last_chunk(&up->out, &s->req) != 0) {
+        es_conn_abort(c);
+        return 1;
+    }
+    return 1;
+}
+
 static const es_upuser_ops_t upstream_ops = {
+    .retry = up_retry,
     .failed = up_failed,
     .writable = up_writable,
     .headers = up_headers,

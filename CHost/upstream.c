@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "stats.h"
 #include "worker.h"
 
 static int on_message_begin(http_parser *p);
@@ -83,6 +84,23 @@ static void upconn_fail(es_upconn_t *u, int status, const char *reason)
         user->ops->failed(user, status, reason);
 }
 
+/*
+ * The connection died under a request (reset, closed, a write failed). On a reused connection with
+ * no response byte yet, that is the race with the upstream's idle close: the user may send again.
+ */
+static void upconn_died(es_upconn_t *u, int status, const char *reason)
+{
+    es_upuser_t *user = u->user;
+    int may_retry = user != NULL && u->reused && !u->got_bytes && user->ops->retry != NULL;
+    u->user = NULL;
+    upconn_close(u);
+    if (user == NULL)
+        return;
+    if (may_retry && user->ops->retry(user))
+        return;
+    user->ops->failed(user, status, reason);
+}
+
 static void on_out_event(es_writeq_t *q, int status)
 {
     es_upconn_t *u = q->data;
@@ -92,7 +110,7 @@ static void on_out_event(es_writeq_t *q, int status)
         char reason[128];
         snprintf(reason, sizeof(reason), "upstream write error: %s", uv_strerror(status));
         es_debug("cluster \"%s\": %s", u->pool->cfg->name, reason);
-        upconn_fail(u, 503, reason);
+        upconn_died(u, 503, reason);
     } else if (status == ES_WRITEQ_LOW && u->user != NULL) {
         u->user->ops->writable(u->user);
     }
@@ -153,6 +171,15 @@ static void on_connect(uv_connect_t *req, int status)
     es_writeq_flush(&u->out);
 }
 
+static void on_idle_timeout(uv_timer_t *t)
+{
+    es_upconn_t *u = t->data;
+    es_stats_inc(ES_STAT_UPSTREAM_IDLE_CLOSED);
+    es_debug("cluster \"%s\": pooled connection idle for %llu ms; closing", u->pool->cfg->name,
+             (unsigned long long)u->pool->cfg->idle_timeout_ms);
+    upconn_close(u);
+}
+
 static void assign(es_upconn_t *u, es_upuser_t *user)
 {
     u->user = user;
@@ -175,11 +202,18 @@ int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
         if (u->released_at == now)
             continue;
         es_list_remove(&u->link_idle);
+        uv_timer_stop(&u->timer);
         u->state = ES_UP_ACTIVE;
         assign(u, s);
+        u->reused = 1;
         *out = u;
         return 0;
     }
+    return es_pool_connect(p, s, out);
+}
+
+int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
+{
     const es_cluster_config_t *cfg = p->cfg;
     es_upconn_t *u = calloc(1, sizeof(*u));
     if (u == NULL)
@@ -219,6 +253,8 @@ void es_upconn_release(es_upconn_t *u, int reusable)
     u->released_at = u->pool->worker->iteration;
     es_list_push_front(&u->pool->idle, &u->link_idle);
     start_reading(u); /* an idle connection watches for the upstream closing it */
+    /* ... and leaves before the upstream's own idle timeout would close it under a request. */
+    uv_timer_start(&u->timer, on_idle_timeout, u->pool->cfg->idle_timeout_ms, 0);
 }
 
 void es_upconn_abandon(es_upconn_t *u)
@@ -248,7 +284,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         } else if (u->state == ES_UP_ACTIVE && u->user != NULL) {
             es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name,
                      uv_err_name((int)nread));
-            upconn_fail(u, 503, u->got_bytes ? "upstream closed the connection mid-response"
+            upconn_died(u, 503, u->got_bytes ? "upstream closed the connection mid-response"
                                               : "upstream reset before response");
         } else if (u->state == ES_UP_ACTIVE) {
             upconn_close(u);

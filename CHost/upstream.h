@@ -33,6 +33,10 @@ typedef struct {
     void (*after_read)(es_upuser_t *user);
     /* The pool is closing the connection under the user (the worker stops). */
     void (*detach)(es_upuser_t *user);
+    /* Optional. A reused connection was reset or closed before any response byte (the upstream's idle
+     * close raced the request): return 1 after sending the request again (on es_pool_connect), 0 to
+     * have `failed` called instead. */
+    int (*retry)(es_upuser_t *user);
 } es_upuser_ops_t;
 
 struct es_upuser_s {
@@ -56,7 +60,7 @@ typedef enum {
 
 struct es_upconn_s {
     uv_tcp_t tcp;
-    uv_timer_t timer;            /* connect timeout */
+    uv_timer_t timer;            /* connect timeout, then the idle timeout while pooled */
     uv_connect_t connect_req;
     es_pool_t *pool;
     const es_endpoint_config_t *ep;
@@ -70,6 +74,7 @@ struct es_upconn_s {
     es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
     uint64_t released_at;        /* loop iteration when it went idle */
     unsigned reading : 1;
+    unsigned reused : 1;         /* served a response before this stream: it may have gone stale */
     unsigned got_bytes : 1;      /* a response byte arrived for the current stream */
     unsigned headers_done : 1;
     unsigned interim : 1;        /* parsing a 1xx response, which is not forwarded */
@@ -86,6 +91,8 @@ void es_pool_close(es_pool_t *p);
  * libuv error. Later failures reach the user through ops->failed.
  */
 int es_pool_acquire(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
+/* Like es_pool_acquire, but always a new connection (a retry must not meet another stale one). */
+int es_pool_connect(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
 /* The stream is done with `u`: back to the pool when reusable, otherwise closed. */
 void es_upconn_release(es_upconn_t *u, int reusable);
 /* The stream is going away before its exchange finished: the connection cannot be reused. */

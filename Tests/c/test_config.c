@@ -288,6 +288,64 @@ static void test_async_limits(void **state)
                  "12: listeners[0].http_filters[0].timeout_status: expected an integer 400-599, got \"200\"");
 }
 
+/* Connection timeouts and limits per listener, idle timeout and retries per cluster: defaults and errors. */
+static void test_connection_limits(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
+                          err, sizeof err), 0);
+    const es_listener_config_t *l = &cfg.listeners[0];
+    assert_int_equal(l->request_headers_timeout_ms, 10000);
+    assert_int_equal(l->idle_timeout_ms, 60000);
+    assert_int_equal(l->request_timeout_ms, 0);
+    assert_int_equal(l->delayed_close_timeout_ms, 1000);
+    assert_int_equal(l->max_request_headers, 60 * 1024);
+    assert_int_equal(l->max_body, 8 * 1024 * 1024);
+    assert_int_equal(cfg.clusters[0].idle_timeout_ms, 4000);
+    assert_int_equal(cfg.clusters[0].retries_on_reset, 1);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, MINIMAL "    request_headers_timeout: 1s\n    idle_timeout: 0\n"
+                                        "    request_timeout: 2.5s\n    delayed_close_timeout: 300ms\n"
+                                        "    max_request_headers_kb: 8\n    buffer_limits: { max_body: 1MiB }\n"
+                                        "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                                        "    idle_timeout: 750ms\n    retries: { on_reset: 3 }\n",
+                          err, sizeof err), 0);
+    l = &cfg.listeners[0];
+    assert_int_equal(l->request_headers_timeout_ms, 1000);
+    assert_int_equal(l->idle_timeout_ms, 0);
+    assert_int_equal(l->request_timeout_ms, 2500);
+    assert_int_equal(l->delayed_close_timeout_ms, 300);
+    assert_int_equal(l->max_request_headers, 8192);
+    assert_int_equal(l->max_body, 1024 * 1024);
+    assert_int_equal(cfg.clusters[0].idle_timeout_ms, 750);
+    assert_int_equal(cfg.clusters[0].retries_on_reset, 3);
+    es_config_dispose(&cfg);
+
+    /* the slow-loris defence and the drain cannot be turned off; max_request_headers_kb stops at
+     * http-parser's own 80 KiB */
+    expect_error(MINIMAL "    request_headers_timeout: 0\n",
+                 "8: listeners[0].request_headers_timeout: must be greater than 0, got \"0\"");
+    expect_error(MINIMAL "    delayed_close_timeout: 0s\n",
+                 "8: listeners[0].delayed_close_timeout: must be greater than 0, got \"0s\"");
+    expect_error(MINIMAL "    idle_timeout: soon\n",
+                 "8: listeners[0].idle_timeout: expected a duration like \"1s\" or \"250ms\", got \"soon\"");
+    expect_error(MINIMAL "    max_request_headers_kb: 81\n",
+                 "8: listeners[0].max_request_headers_kb: expected an integer 1-80, got \"81\"");
+    expect_error(MINIMAL "    buffer_limits: { max_body: 10 }\n",
+                 "8: listeners[0].buffer_limits.max_body: must be between 1024 and 1073741824 bytes, got \"10\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    retries: { on_reset: 11 }\n",
+                 "11: clusters[0].retries.on_reset: expected an integer 0-10, got \"11\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    retries: { on_timeout: 1 }\n",
+                 "11: clusters[0].retries.on_timeout: unknown key (expected one of: on_reset)");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    retries: 2\n",
+                 "11: clusters[0].retries: expected a mapping, got \"2\"");
+}
+
 static void test_parse_size(void **state)
 {
     static const struct {
@@ -484,7 +542,8 @@ static void test_unknown_key_top(void **state)
 static void test_unknown_key_listener(void **state)
 {
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
-                 "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits)");
+                 "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
+                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb)");
 }
 
 static void test_unknown_key_route(void **state)
@@ -501,7 +560,7 @@ static void test_unknown_key_route(void **state)
 static void test_unknown_key_cluster(void **state)
 {
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n    lb: rr\n",
-                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout)");
+                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout, idle_timeout, retries)");
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints:\n      - address: 127.0.0.1\n        port: 1\n"
                          "        weight: 2\n",
                  "13: clusters[0].endpoints[0].weight: unknown key (expected one of: address, port)");
@@ -774,6 +833,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_header_matches),
         cmocka_unit_test(test_async_limits),
+        cmocka_unit_test(test_connection_limits),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_clusters_before_listeners_and_aliases),
         cmocka_unit_test(test_plugin_config_json),
