@@ -18,4 +18,5 @@ public func registerFilters() {
     FilterRegistry.register(AsyncNoop.self, as: "async_noop")
     FilterRegistry.register(CalloutAuth.self, as: "callout_auth")
     FilterRegistry.register(ResumeProbe.self, as: "resume_probe")
+    FilterRegistry.register(RequestBuffer.self, as: "request_buffer")
 }
