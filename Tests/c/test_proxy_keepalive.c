@@ -104,7 +104,67 @@ static void test_upstream_connection_close_is_not_reused(void **state) {
     es_proxy_stop(&f->px);
 }
 
+static void test_upstream_closing_idle_connection(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
 
+    /*
+     * The upstream answers as if keep-alive, then closes (its idle timeout). Whether the proxy sees the
+     * FIN before reusing the connection or only after writing the next request on it (a GET, so it may
+     * retry), the next request succeeds on a new connection.
+     */
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    enum { ROUNDS = 10 };
+    for (int i = 0; i < ROUNDS; i++) {
+        es_client_sendf(&c, "GET /close-silently HTTP/1.1\r\nHost: t\r\n\r\n");
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(r.body, "upstream ok GET /close-silently\n");
+        es_response_dispose(&r);
+        es_client_sendf(&c, "GET /after%d HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        es_client_read(&c, &r, NULL);
+        if (r.status != 200) fail_msg("round %d: the request after an upstream close got %d: %s", i, r.status, r.body);
+        expect_body(&r, "upstream ok GET /after%d\n", i);
+        es_response_dispose(&r);
+    }
+    es_client_close(&c);
+    assert_int_equal(es_upstream_requests(&f->up), 2 * ROUNDS);
+
+    es_proxy_stop(&f->px);
+}
+
+static void test_reused_connection_reset_retries_get(void **state) {
+    es_fixture_t *f = *state;
+    es_proxy_start_backend(&f->px, 1, f->up.port);
+
+    /*
+     * The pooled connection is reset under the next request before any response byte: an idempotent
+     * request is retried once on a new connection (DESIGN.md, upstream keep-alive), so the client never
+     * sees the pool's race with the upstream's idle timeout.
+     */
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /drop-next HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "1");
+    es_response_dispose(&r);
+
+    es_client_sendf(&c, "GET /retry-me HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_client_read(&c, &r, NULL);
+    if (r.status != 200) fail_msg("a GET on a reused connection that was reset got %d \"%s\", not a retry", r.status, r.body);
+    assert_string_equal(r.body, "upstream ok GET /retry-me\n");
+    assert_string_equal(es_response_header(&r, "x-upstream-conn"), "2");
+    es_response_dispose(&r);
+    es_client_close(&c);
+    assert_int_equal(es_upstream_connections(&f->up), 2);
+    assert_int_equal(es_upstream_requests(&f->up), 3);
+
+    es_proxy_stop(&f->px);
+}
 
 static void test_reused_connection_reset_post_is_503(void **state) {
     es_fixture_t *f = *state;
@@ -273,6 +333,8 @@ int main(void) {
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_connection_close_is_not_reused, es_fixture_setup,
                                         es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_closing_idle_connection, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reused_connection_reset_retries_get, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reused_connection_reset_post_is_503, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_client_connection_close, es_fixture_setup, es_fixture_teardown),
