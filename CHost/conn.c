@@ -137,6 +137,7 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     es_stream__init(&c->stream, c);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    es_h1_guard_init(&c->guard, ((const es_listener_config_t *)listener_cfg)->max_request_headers);
 
     int err = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (err) {
@@ -230,6 +231,7 @@ void es_conn_close_after_flush(es_conn_t *c)
         es_worker_block_put(c->worker, c->rbuf);
         c->rbuf = NULL;
         c->rlen = 0;
+        c->approved = 0;
     }
     es_conn__update_reading(c);
 }
@@ -326,18 +328,39 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     process(c);
 }
 
-/* Feeds unparsed bytes to the parser until they run out or a request must wait for its response. */
+/* Feeds unparsed bytes to the parser until they run out or a request must wait for its response.
+ * Each byte is checked by the guard first, once, and the parser gets only what it passed. */
 static void process(es_conn_t *c)
 {
     c->parsing = 1;
     while (c->rlen > 0 && !c->closing && !c->close_after && !c->draining) {
-        size_t n = http_parser_execute(&c->parser, &request_settings, c->rbuf, c->rlen);
+        if (c->approved < c->rlen) {
+            ssize_t ok = es_h1_guard_scan(&c->guard, c->rbuf + c->approved, c->rlen - c->approved);
+            if (ok < 0) {
+                es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, c->guard.why);
+                c->rlen = 0;
+                es_stream__request_error(&c->stream, c->guard.status, c->guard.why);
+                break;
+            }
+            c->approved += (size_t)ok;
+        }
+        if (c->approved == 0) {
+            /* The guard waits for the parser to reach a message boundary it already saw: they disagree. */
+            es_warn("client %s:%u: request framing check out of step with the parser", c->peer_ip, c->peer_port);
+            c->rlen = 0;
+            es_stream__request_error(&c->stream, 400, "framing");
+            break;
+        }
+        c->message_ended = 0;
+        size_t n = http_parser_execute(&c->parser, &request_settings, c->rbuf, c->approved);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (c->closing)
             break;
         if (n < c->rlen)
             memmove(c->rbuf, c->rbuf + n, c->rlen - n);
         c->rlen -= n;
+        /* After a message, what the guard passed beyond it (a body it did not frame) is checked again. */
+        c->approved = c->message_ended ? 0 : c->approved - n;
         if (e == HPE_PAUSED) {
             if (c->waiting)
                 break; /* resumed by es_conn__stream_finished */
@@ -356,6 +379,7 @@ static void process(es_conn_t *c)
     if (c->closing)
         return;
     if (c->rlen == 0 && c->rbuf != NULL) {
+        c->approved = 0;
         es_worker_block_put(c->worker, c->rbuf);
         c->rbuf = NULL;
     }
@@ -392,6 +416,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     es_conn_t *c = p->data;
+    es_h1_guard_body(&c->guard, (p->flags & F_CHUNKED) != 0);
     return es_stream__request_headers(&c->stream) < 0 ? -1 : 0;
 }
 
@@ -408,6 +433,8 @@ static int on_message_complete(http_parser *p)
     /* Stop after each request: the next one (pipelined) waits until this one is answered. */
     http_parser_pause(p, 1);
     c->waiting = 1;
+    c->message_ended = 1;
+    es_h1_guard_next(&c->guard);
     es_stream__request_complete(&c->stream);
     return 0;
 }

@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "h1_guard.h"
 #include "list.h"
 #include "msg.h"
 #include "upstream.h"
@@ -85,8 +86,10 @@ struct es_conn_s {
     const void *listener;        /* const es_listener_config_t * */
     es_link_t link;
     http_parser parser;
+    es_h1_guard_t guard;         /* RFC 9112's grammar, checked before the lenient parser sees bytes */
     char *rbuf;                  /* a worker block while there are unparsed bytes */
     size_t rlen;
+    size_t approved;             /* leading bytes of rbuf the guard passed and the parser has not */
     es_writeq_t out;
     es_stream_t stream;
     char peer_ip[INET6_ADDRSTRLEN];
@@ -101,6 +104,7 @@ struct es_conn_s {
     unsigned close_after : 1;    /* close once the response is flushed */
     unsigned draining : 1;       /* half-closed, reading and dropping until EOF or the timer */
     unsigned closing : 1;
+    unsigned message_ended : 1;  /* on_message_complete ran in the current parser call */
 };
 
 /* Accepts a connection from `server`. */
