@@ -370,8 +370,10 @@ static void process(es_conn_t *c)
         if (e != HPE_OK) {
             es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, http_errno_description(e));
             c->rlen = 0;
-            /* http-parser's own limit on header bytes (HTTP_MAX_HEADER_SIZE) is a head too large. */
-            es_stream__request_error(&c->stream, e == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_name(e));
+            /* A callback that refused the request has answered it already. http-parser's own limit on
+             * header bytes (HTTP_MAX_HEADER_SIZE) is a head too large. */
+            if (!c->close_after && !c->draining)
+                es_stream__request_error(&c->stream, e == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_name(e));
             break;
         }
     }

@@ -204,8 +204,9 @@ void es_stream__request_error(es_stream_t *s, int status, const char *why)
     halt_filters(s);
     drop_upstream(s);
     char body[160];
-    int n = status == 431 ? snprintf(body, sizeof(body), "request header section too large\n")
-                          : snprintf(body, sizeof(body), "bad request: %s\n", why);
+    int n = status == 431   ? snprintf(body, sizeof(body), "request header section too large\n")
+            : status == 501 ? snprintf(body, sizeof(body), "not implemented: %s\n", why)
+                            : snprintf(body, sizeof(body), "bad request: %s\n", why);
     s->keepalive = 0;
     s->resp_started = 1;
     s->resp_done = 1;
@@ -242,6 +243,33 @@ void es_stream__timed_out(es_stream_t *s, int whole)
         local_reply(s, 408, slow_client, sizeof(slow_client) - 1, 1);
     if (!c->closing)
         es_stream__flush(s);
+}
+
+/*
+ * Every Transfer-Encoding of `m` taken as one list: 0 when it is exactly "chunked"; 400 when chunked is
+ * not the final coding (the body's end cannot be known: RFC 9112 6.3); 501 when other codings come
+ * before it (the proxy re-frames the body, so they would reach the upstream undone).
+ */
+static int transfer_coding_verdict(const es_msg_t *m)
+{
+    int tokens = 0, last_chunked = 0;
+    for (int i = es_msg_find(m, LIT("transfer-encoding"), 0); i >= 0;
+         i = es_msg_find(m, LIT("transfer-encoding"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        for (size_t k = 0; k < vlen;) {
+            while (k < vlen && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+                k++;
+            size_t start = k;
+            while (k < vlen && v[k] != ',' && v[k] != ' ' && v[k] != '\t')
+                k++;
+            if (k == start)
+                continue;
+            tokens++;
+            last_chunked = es_name_eq(v + start, k - start, LIT("chunked"));
+        }
+    }
+    return !last_chunked ? 400 : tokens > 1 ? 501 : 0;
 }
 
 static int64_t content_length(const es_msg_t *m)
@@ -542,6 +570,20 @@ int es_stream__request_headers(es_stream_t *s)
     s->keepalive = http_should_keep_alive(p) ? 1 : 0;
     s->head = p->method == HTTP_HEAD;
     s->req_has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    if (es_msg_find(&s->req, LIT("transfer-encoding"), 0) >= 0) {
+        /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Codings other than chunked
+         * would reach the upstream undone once the proxy re-frames the body: refuse them (501). */
+        if (s->http10) {
+            es_stream__request_error(s, 400, "Transfer-Encoding in an HTTP/1.0 request");
+            return -1;
+        }
+        int verdict = transfer_coding_verdict(&s->req);
+        if (verdict != 0) {
+            es_stream__request_error(s, verdict, verdict == 400 ? "Transfer-Encoding does not end with chunked"
+                                                                : "a transfer coding other than chunked");
+            return -1;
+        }
+    }
     if (!s->http10 && s->req_has_body) {
         int e = es_msg_find(&s->req, LIT("expect"), 0);
         if (e >= 0) {
