@@ -81,6 +81,7 @@ struct es_upstream_conn_s {
     atomic_int done;
     unsigned long ordinal;
     unsigned long nreq;
+    uint64_t rng;                /* xorshift state for the racy idle close */
 
     http_parser parser;
     sbuf_t url;
@@ -393,6 +394,7 @@ static int respond(es_upstream_conn_t *c) {
     if (u->verbose) {
         fprintf(stderr, "es-upstream: conn %lu req %lu: %s %s\n", c->ordinal, c->nreq, method, url);
     }
+    if (u->on_request) u->on_request(u->on_request_ctx, method, url, c->url.len);
 
 #define IS(lit) (plen == sizeof(lit) - 1 && memcmp(path, lit, sizeof(lit) - 1) == 0)
     int rc;
@@ -489,14 +491,46 @@ static int respond(es_upstream_conn_t *c) {
     return c->keep_alive ? KEEP_GOING : CLOSE;
 }
 
+static unsigned next_rand(es_upstream_conn_t *c) {
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return (unsigned)(c->rng >> 32);
+}
+
+/*
+ * Racy idle close, after a keep-alive answer with nothing of the next request read: waits 1..max ms for
+ * one. None: closes, but only after the lag, without reading, so that a request sent in the meantime
+ * meets a close (RST, for its unread bytes) instead of an answer. Returns 1 when it closed.
+ */
+static int idle_close(es_upstream_conn_t *c) {
+    es_upstream_t *u = c->u;
+    int wait = (int)(1 + next_rand(c) % u->idle_close_max_ms);
+    struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+    int r;
+    do {
+        r = poll(&pfd, 1, wait);
+    } while (r < 0 && errno == EINTR);
+    if (r != 0) return 0;        /* bytes, EOF or es_upstream_stop(): the read loop sees which */
+    atomic_fetch_add(&u->idle_closes, 1);
+    sleep_ms(u, u->close_lag_ms ? u->close_lag_ms : 2);
+    close_fd(c);
+    return 1;
+}
+
 static void serve(es_upstream_conn_t *c) {
     es_upstream_t *u = c->u;
     char *buf = malloc(READ_SIZE);
     if (buf == NULL) abort();
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
+    c->rng = (c->ordinal * UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)c;
+    if (c->rng == 0) c->rng = 1;
 
+    int idle = 0;                /* the last answer ended the bytes read, and the connection stays open */
     for (;;) {
+        if (idle && u->idle_close_max_ms > 0 && idle_close(c)) goto out;
+        idle = 0;
         ssize_t n = recv(c->fd, buf, READ_SIZE, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0 || atomic_load(&u->stopping)) break;
@@ -511,9 +545,15 @@ static void serve(es_upstream_conn_t *c) {
                 int r = respond(c);
                 if (r == GONE) goto out;
                 if (r == CLOSE) goto close;
+                idle = off == (size_t)n;
                 continue;
             }
             if (err != HPE_OK) {
+                atomic_fetch_add(&u->bad_requests, 1);
+                if (u->on_bad_request) {
+                    u->on_bad_request(u->on_request_ctx, c->url.base ? c->url.base : "", c->url.len,
+                                      http_errno_name(err));
+                }
                 if (u->verbose) fprintf(stderr, "es-upstream: conn %lu: bad request: %s\n", c->ordinal,
                                         http_errno_description(err));
                 const char *bad = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
@@ -604,6 +644,8 @@ int es_upstream_start(es_upstream_t *u) {
     atomic_store(&u->requests, 0);
     atomic_store(&u->bytes_out, 0);
     atomic_store(&u->holding, 0);
+    atomic_store(&u->idle_closes, 0);
+    atomic_store(&u->bad_requests, 0);
     atomic_store(&u->released, 0);
     atomic_store(&u->stopping, 0);
     u->conns = NULL;

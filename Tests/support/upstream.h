@@ -33,7 +33,22 @@
  *
  * Every response carries "x-upstream-conn: K" (the connection's ordinal, 1-based, in accept order) and
  * "x-upstream-req: R" (the request's ordinal on that connection, 1-based). HEAD gets the same headers
- * (and Content-Length) as GET and no body.
+ * (and Content-Length) as GET and no body. A request it cannot parse gets a 400 and the connection's end
+ * (counted in bad_requests).
+ *
+ * Hooks and modes, set before es_upstream_start():
+ *
+ *   silent                    accepts and reads, never answers
+ *   on_request                called for every request whose message is complete, before it is answered
+ *   on_bad_request            called for every request it cannot parse, before its 400
+ *   idle_close_max_ms = M     racy idle close, the keep-alive race of a real network: after answering a
+ *                             request on a keep-alive connection (and nothing of a next one read yet), it
+ *                             waits a random 1..M ms for the next request. If none has begun by then it
+ *                             decides to close (counted in idle_closes), but first lets close_lag_ms pass
+ *                             without reading, as a FIN still travelling on a WAN path (on loopback it
+ *                             would arrive at once), then closes. A request that arrived during the lag is
+ *                             never read nor answered (and the close with unread data sends RST). The
+ *                             first request on a connection is always answered.
  *
  * es_upstream_stop() closes every socket, joins every thread and frees everything (the tests run under
  * LeakSanitizer).
@@ -53,6 +68,16 @@ typedef struct {
     uint16_t want_port;                /* 0 = ephemeral */
     int silent;                        /* accept and read, never answer */
     int verbose;                       /* one line per request on stderr (the standalone binary) */
+    /* Called on the connection threads (several at once: it must be thread-safe) with each request whose
+     * message is complete, before it is answered; method and url need not outlive the call. */
+    void (*on_request)(void *ctx, const char *method, const char *url, size_t url_len);
+    /* Likewise, for each request it cannot parse (then answered 400), with the parser's error name and the
+     * target read last on the connection: this request's as far as it got, else the previous request's
+     * (empty when there was none). */
+    void (*on_bad_request)(void *ctx, const char *url, size_t url_len, const char *error);
+    void *on_request_ctx;              /* ctx for both */
+    unsigned idle_close_max_ms;        /* racy idle close (see above); 0 = off */
+    unsigned close_lag_ms;             /* its lag between the decision and the close; 0 = 2 ms */
 
     /* Set by es_upstream_start(). */
     uint16_t port;
@@ -62,6 +87,8 @@ typedef struct {
     atomic_ulong requests;             /* requests whose message was complete */
     atomic_ullong bytes_out;           /* bytes sent on all connections */
     atomic_ulong holding;              /* /sink?hold=1 requests waiting for es_upstream_release() */
+    atomic_ulong idle_closes;          /* racy idle close: connections it decided to close */
+    atomic_ulong bad_requests;         /* requests it could not parse (answered 400) */
     atomic_int released;
 
     /* Private. */
