@@ -279,6 +279,13 @@ static int64_t content_length(const es_msg_t *m)
         return -1;
     size_t vlen;
     const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+    /* The value may carry whitespace around it (RFC 9110 5.5), which http-parser accepts too. */
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    while (vlen > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        vlen--;
+    }
     int64_t n = 0;
     for (size_t k = 0; k < vlen; k++) {
         if (v[k] < '0' || v[k] > '9' || n > (INT64_MAX - 9) / 10)
@@ -288,7 +295,8 @@ static int64_t content_length(const es_msg_t *m)
     return vlen > 0 ? n : -1;
 }
 
-/* Copies the headers of `m` that are forwarded: hop-by-hop ones dropped, framing re-decided. */
+/* Copies the headers of `m` that are forwarded: hop-by-hop ones dropped. With drop_length the
+ * proxy states the framing itself, so no Content-Length of the sender's goes along beside it. */
 static int write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int (*skip)(es_stream_t *, const char *, size_t),
                          es_stream_t *s)
 {
@@ -327,7 +335,7 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
     const char *url = es_msg_first(m, &urllen);
     int err = es_writeq_appendf(q, "%s %.*s HTTP/1.1\r\n", http_method_str((enum http_method)s->method), (int)urllen, url);
     if (!err)
-        err = write_headers(q, m, known_len >= 0, skip_request_header, s);
+        err = write_headers(q, m, 1, skip_request_header, s);
     if (!err && es_msg_find(m, LIT("host"), 0) < 0)
         err = es_writeq_appendf(q, "host: %s:%u\r\n", ep->address, ep->port);
     /* x-forwarded-for: every incoming value in order, then the client's address. */
@@ -341,8 +349,8 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
     }
     if (!err)
         err = es_writeq_appendf(q, "%s\r\nx-forwarded-proto: http\r\n", c->peer_ip);
-    if (!err && known_len >= 0 && s->req_has_body)
-        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)known_len);
+    if (!err && s->declared[ES_DIR_REQUEST] >= 0)
+        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)s->declared[ES_DIR_REQUEST]);
     if (!err && s->req_chunked)
         err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
     if (!err)
@@ -399,7 +407,9 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         return -1;
     }
     s->up = up;
-    s->declared[ES_DIR_REQUEST] = known_len >= 0 ? (s->req_has_body ? known_len : -1) : content_length(&s->req);
+    int had_length = es_msg_find(&s->req, LIT("content-length"), 0) >= 0;
+    s->declared[ES_DIR_REQUEST] =
+        known_len >= 0 ? (s->req_has_body || had_length ? known_len : -1) : content_length(&s->req);
     s->req_chunked = s->req_has_body && !eos && s->declared[ES_DIR_REQUEST] < 0;
     s->head_known_len = known_len;
     if (write_request_head(s, &up->out, up->ep, known_len) != 0) {
@@ -436,9 +446,9 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
     es_writeq_t *q = &c->out;
     int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
     if (!err)
-        err = write_headers(q, m, known_len >= 0 && !nobody, NULL, s);
-    if (!err && known_len >= 0 && !nobody)
-        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)known_len);
+        err = write_headers(q, m, !nobody, NULL, s);
+    if (!err && !nobody && declared >= 0)
+        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)declared);
     else if (!err && !nobody && declared < 0 && eos && !s->resp_chunked)
         err = es_writeq_append(q, LIT("content-length: 0\r\n"));
     if (!err && s->resp_chunked)
