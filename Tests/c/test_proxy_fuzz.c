@@ -40,7 +40,7 @@
  * OPEN_DEADLINE_MS; with them, the proxy must close every input itself before HANG_DEADLINE_MS.
  */
 #ifndef LISTENER_TIMEOUTS
-#define LISTENER_TIMEOUTS 0
+#define LISTENER_TIMEOUTS 1
 #endif
 
 /* About 15 s under ASan on a loaded 2-core machine; without the listener timeouts the deadlines, not the

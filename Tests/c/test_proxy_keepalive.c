@@ -2,7 +2,8 @@
  * Connections on both sides: the upstream pool reuses one keep-alive connection for sequential
  * requests from one or several clients, does not reuse a connection the upstream closes (with or
  * without saying so), retries a GET (not a POST) whose reused connection is reset before any response
- * byte, a client's Connection: close ends its connection, and pipelined requests are
+ * byte (also under load against an upstream that closes idle connections at random: no 5xx reaches a
+ * client), a client's Connection: close ends its connection, and pipelined requests are
  * answered in order (many at once, and none after a Connection: close).
  */
 #include <stdarg.h>
@@ -11,10 +12,14 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -162,6 +167,111 @@ static void test_reused_connection_reset_retries_get(void **state) {
     es_client_close(&c);
     assert_int_equal(es_upstream_connections(&f->up), 2);
     assert_int_equal(es_upstream_requests(&f->up), 3);
+
+    es_proxy_stop(&f->px);
+}
+
+/* ---- an upstream that closes idle keep-alive connections at random, under load -------------- */
+
+enum { RACE_CLIENTS = 8, RACE_SECONDS = 10 };
+
+typedef struct {
+    uint16_t port;
+    unsigned seed;
+    uint64_t until;
+    unsigned long ok, status5xx, other;
+    char first_bad[160];
+} race_client_t;
+
+static void *run_race_client(void *arg) {
+    race_client_t *rc = arg;
+    es_client_t c;
+    if (es_try_client_connect(&c, rc->port) != 0) {
+        rc->other++;
+        return NULL;
+    }
+    for (unsigned i = 0; es_now_ms() < rc->until; i++) {
+        char req[96];
+        int n = snprintf(req, sizeof req, "GET /race/%u HTTP/1.1\r\nHost: t\r\n\r\n", i);
+        es_response_t r;
+        if (es_try_client_send(&c, req, (size_t)n) != 0 || es_try_client_read(&c, &r, NULL) != 0) {
+            snprintf(rc->first_bad, sizeof rc->first_bad, "request %u: %.120s", i, c.error);
+            rc->other++;
+            break;
+        }
+        char want[64];
+        snprintf(want, sizeof want, "upstream ok GET /race/%u\n", i);
+        if (r.status == 200 && strcmp(r.body, want) == 0) {
+            rc->ok++;
+        } else {
+            if (r.status >= 500) rc->status5xx++; else rc->other++;
+            if (!rc->first_bad[0]) snprintf(rc->first_bad, sizeof rc->first_bad, "request %u: %d %.100s", i, r.status, r.body);
+        }
+        es_response_dispose(&r);
+        /* Think time: the pooled connections sit idle for varying spells, as under real traffic. */
+        usleep((useconds_t)(rand_r(&rc->seed) % 15000));
+    }
+    es_client_close(&c);
+    return NULL;
+}
+
+static void test_upstream_idle_close_races_are_retried(void **state) {
+    es_fixture_t *f = *state;
+    /* The upstream closes each keep-alive connection after a random 1-20 ms idle, and its close takes
+     * 2 ms to land (as a FIN crossing a network would): requests sent into that window are reset. */
+    memset(&f->up2, 0, sizeof f->up2);
+    f->up2.idle_close_max_ms = 20;
+    f->up2.close_lag_ms = 2;
+    assert_int_equal(es_upstream_start(&f->up2), 0);
+    es_proxy_start(&f->px, 1,
+                   "workers: 2\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /stats }\n"
+                   "        stats: {}\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: backend\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n"
+                   "    retries: { on_reset: 1 }\n",
+                   f->up2.port);
+
+    race_client_t rc[RACE_CLIENTS];
+    pthread_t th[RACE_CLIENTS];
+    uint64_t until = es_now_ms() + RACE_SECONDS * 1000;
+    for (int i = 0; i < RACE_CLIENTS; i++) {
+        rc[i] = (race_client_t){ .port = f->px.port, .seed = 7919u * (unsigned)(i + 1), .until = until };
+        assert_int_equal(pthread_create(&th[i], NULL, run_race_client, &rc[i]), 0);
+    }
+    unsigned long ok = 0, bad5xx = 0, other = 0;
+    for (int i = 0; i < RACE_CLIENTS; i++) {
+        pthread_join(th[i], NULL);
+        ok += rc[i].ok;
+        bad5xx += rc[i].status5xx;
+        other += rc[i].other;
+    }
+
+    es_response_t r;
+    es_get(f->px.port, "/stats", &r);
+    const char *at = strstr(r.body, "upstream.retries ");
+    assert_non_null(at);
+    unsigned long retries = strtoul(at + strlen("upstream.retries "), NULL, 10);
+    es_response_dispose(&r);
+    print_message("%lu requests in %d s: %lu ok, %lu 5xx, %lu other; upstream closed %lu idle connections "
+                  "(%lu accepted), the proxy retried %lu requests\n",
+                  ok + bad5xx + other, RACE_SECONDS, ok, bad5xx, other, atomic_load(&f->up2.idle_closes),
+                  es_upstream_connections(&f->up2), retries);
+    for (int i = 0; i < RACE_CLIENTS; i++)
+        if (rc[i].first_bad[0]) fail_msg("client %d: %s", i, rc[i].first_bad);
+    assert_int_equal(bad5xx, 0);
+    assert_int_equal(other, 0);
+    assert_true(ok > 1000);
+    /* The races happened, and each one was caught by a retry rather than reaching a client. */
+    assert_true(retries > 0);
 
     es_proxy_stop(&f->px);
 }
@@ -335,6 +445,8 @@ int main(void) {
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_closing_idle_connection, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reused_connection_reset_retries_get, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_upstream_idle_close_races_are_retried, es_fixture_setup,
+                                        es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reused_connection_reset_post_is_503, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_client_connection_close, es_fixture_setup, es_fixture_teardown),
