@@ -347,6 +347,34 @@ static void test_bare_cr_in_headers_is_400(void **state) {
     expect_400(f->px.port, "GET /x HTTP/1.1\rX\r\nHost: t\r\n\r\n", "bare CR", "a bare CR in the request line");
     REFUSED_CHECK;
 }
+static void test_malformed_upstream_response_is_502_not_reused(void **state) {
+    es_fixture_t *f = *state;
+    start_with_cluster(&f->px, f->up.port, "1s");
+    static const char *const kinds[] = { "status", "framing" };
+    for (int i = 0; i < 2; i++) {
+        es_client_t c;
+        es_client_connect(&c, f->px.port);
+        es_client_sendf(&c, "GET /malformed?kind=%s HTTP/1.1\r\nHost: t\r\n\r\n", kinds[i]);
+        es_response_t r;
+        es_client_read(&c, &r, NULL);
+        if (r.status != 502 || strcmp(r.body, "upstream sent a malformed response\n") != 0)
+            fail_msg("kind=%s: got %d \"%s\", want 502", kinds[i], r.status, r.body);
+        es_response_dispose(&r);
+        /* The client's connection goes on; the upstream's does not: the next request gets a new one. */
+        es_client_sendf(&c, "GET /after HTTP/1.1\r\nHost: t\r\n\r\n");
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, 200);
+        char want[16];
+        snprintf(want, sizeof want, "%d", i + 2); /* round 2 reuses round 1's good one */
+        if (strcmp(es_response_header(&r, "x-upstream-conn"), want) != 0)
+            fail_msg("kind=%s: the request after went on upstream connection %s, want a new one (%s)", kinds[i],
+                     es_response_header(&r, "x-upstream-conn"), want);
+        es_response_dispose(&r);
+        es_client_close(&c);
+    }
+    expect_still_serving(&f->px);
+    es_proxy_stop(&f->px);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -357,6 +385,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_upstream_hangup_before_headers_is_503, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_dies_mid_body, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_upstream_response_is_502_not_reused, es_fixture_setup,
+                                        es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_garbage_request_line_is_400, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_content_length_with_transfer_encoding_is_400, es_fixture_setup,
                                         es_fixture_teardown),

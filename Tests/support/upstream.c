@@ -472,6 +472,15 @@ static int respond(es_upstream_conn_t *c) {
         int n = snprintf(body, sizeof body, "upstream ok %s %.*s\n", method, (int)plen, path);
         send_simple(c, 200, body, (size_t)n);
         return CLOSE;
+    } else if (IS("/malformed")) {
+        /* A response no parser should accept, on a connection that stays open: the proxy must answer
+         * 502 and not reuse the connection. kind=status: a bad status code; kind=framing: both
+         * Content-Length and Transfer-Encoding (response smuggling). */
+        static const char bad_status[] = "HTTP/1.1 2x0 OK\r\ncontent-length: 2\r\n\r\nok";
+        static const char bad_framing[] = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n"
+                                          "2\r\nok\r\n0\r\n\r\n";
+        int framing = qlen >= 12 && memmem(query, qlen, "kind=framing", 12) != NULL;
+        rc = framing ? send_all(c, bad_framing, sizeof bad_framing - 1) : send_all(c, bad_status, sizeof bad_status - 1);
     } else if (IS("/hangup")) {
         return CLOSE;             /* a FIN instead of a response */
     } else if (IS("/reset")) {

@@ -28,6 +28,8 @@
  *   /drop-next                answers like the default (keep-alive), then resets the connection when the
  *                             next request on it is complete, without answering it: a reused keep-alive
  *                             connection that dies under a request
+ *   /malformed?kind=K         a response no parser accepts, on a connection left open: kind=status a bad
+ *                             status code, kind=framing Content-Length with Transfer-Encoding
  *   /hangup                   closes the connection (FIN) without answering
  *   /reset                    resets the connection (RST) without answering
  *
