@@ -24,6 +24,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "tls.h"
+
 #define MAX_FILE_SIZE  (16u << 20)
 #define MAX_VISITS     1000000u      /* node visits, aliases counted each time they are used */
 #define MAX_JSON_DEPTH 64
@@ -775,6 +777,54 @@ static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *nod
     return 0;
 }
 
+/* A file path, resolved against the config file's folder when relative. */
+static int take_path(parser_t *p, const yaml_node_t *map, const field_t *f, int required, char **out)
+{
+    char *raw = NULL;
+    int r = take_string(p, map, f, required, &raw);
+    if (r != 0 || raw == NULL) return r;
+    if (raw[0] == '/') {
+        *out = raw;
+        return 0;
+    }
+    int n = asprintf(out, "%s/%s", p->cfg->dir, raw);
+    free(raw);
+    if (n < 0) {
+        *out = NULL;
+        return oom(p);
+    }
+    return 0;
+}
+
+/* listeners[].tls: { cert: PATH, key: PATH, handshake_timeout: DURATION } */
+static int parse_listener_tls(parser_t *p, es_listener_config_t *l, const field_t *tf)
+{
+    static const char *const keys[] = { "cert", "key", "handshake_timeout", NULL };
+    enum { CERT, KEY, HANDSHAKE_TIMEOUT, NKEYS };
+    field_t f[NKEYS];
+    l->tls_handshake_timeout_ms = 10000;
+    if (!has(tf)) return 0;
+    size_t mark = enter(p, tf);
+    const yaml_node_t *node = tf->value;
+    if (node->type != YAML_MAPPING_NODE) return fail(p, tf->key, "expected a mapping, got %s", describe(p, node));
+    if (read_fields(p, node, node, keys, f) || take_path(p, node, &f[CERT], REQUIRED, &l->tls_cert) ||
+        take_path(p, node, &f[KEY], REQUIRED, &l->tls_key) ||
+        take_duration(p, node, &f[HANDSHAKE_TIMEOUT], &l->tls_handshake_timeout_ms))
+        return -1;
+    char err[512];
+    SSL_CTX *ctx;
+    if (es_tls_server_ctx(&ctx, l->tls_cert, l->tls_key, err, sizeof err) != 0) {
+        int about_key = !strncmp(err, "cannot read key", 15) || !strncmp(err, "cannot load the key", 19) ||
+                        !strncmp(err, "the key", 7);
+        const field_t *at = about_key ? &f[KEY] : &f[CERT];
+        enter(p, at);
+        return fail(p, at->key, "%s", err);
+    }
+    l->tls_ctx = ctx;
+    path_restore(p, mark);
+    return 0;
+}
+
 /* buffer_limits: { high: SIZE, low: SIZE, max_body: SIZE }; low must stay below high. */
 static int parse_buffer_limits(parser_t *p, es_listener_config_t *l, const field_t *lf)
 {
@@ -809,9 +859,9 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
     static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
                                         "request_headers_timeout", "idle_timeout", "request_timeout",
-                                        "delayed_close_timeout", "max_request_headers_kb", NULL };
+                                        "delayed_close_timeout", "max_request_headers_kb", "tls", NULL };
     enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
-           DELAYED_CLOSE, MAX_HEADERS_KB, NKEYS };
+           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -844,6 +894,7 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
         take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 80, &headers_kb))
         return -1;
     l->max_request_headers = (uint32_t)headers_kb * 1024;
+    if (parse_listener_tls(p, l, &f[TLS])) return -1;
 
     if (take_list(p, node, &f[FILTERS], OPTIONAL, false, &filters)) return -1;
     if (list_len(filters)) {
@@ -904,10 +955,50 @@ static int parse_retries(parser_t *p, es_cluster_config_t *c, const field_t *rf)
     return 0;
 }
 
+/* clusters[].tls: { sni: NAME, ca: PATH, verify: BOOL } */
+static int parse_cluster_tls(parser_t *p, es_cluster_config_t *c, const field_t *tf)
+{
+    static const char *const keys[] = { "sni", "ca", "verify", NULL };
+    enum { SNI, CA, VERIFY, NKEYS };
+    field_t f[NKEYS];
+    c->tls_verify = 1;
+    if (!has(tf)) return 0;
+    size_t mark = enter(p, tf);
+    const yaml_node_t *node = tf->value;
+    if (node->type != YAML_MAPPING_NODE) return fail(p, tf->key, "expected a mapping, got %s", describe(p, node));
+    if (read_fields(p, node, node, keys, f) || take_string(p, node, &f[SNI], OPTIONAL, &c->tls_sni) ||
+        take_path(p, node, &f[CA], OPTIONAL, &c->tls_ca))
+        return -1;
+    if (has(&f[VERIFY])) {
+        size_t m = enter(p, &f[VERIFY]);
+        const char *v = f[VERIFY].value->type == YAML_SCALAR_NODE ? text_of(f[VERIFY].value) : "";
+        if (!strcmp(v, "true"))
+            c->tls_verify = 1;
+        else if (!strcmp(v, "false"))
+            c->tls_verify = 0;
+        else
+            return fail(p, f[VERIFY].key, "expected true or false, got %s", describe(p, f[VERIFY].value));
+        path_restore(p, m);
+    }
+    if (!c->tls_verify && c->tls_ca != NULL) {
+        enter(p, &f[CA]);
+        return fail(p, f[CA].key, "a CA file with verify: false would be ignored; remove one of them");
+    }
+    char err[512];
+    SSL_CTX *ctx;
+    if (es_tls_client_ctx(&ctx, c->tls_ca, c->tls_verify, err, sizeof err) != 0) {
+        enter(p, has(&f[CA]) ? &f[CA] : tf);
+        return fail(p, has(&f[CA]) ? f[CA].key : tf->key, "%s", err);
+    }
+    c->tls_ctx = ctx;
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "endpoints", "connect_timeout", "idle_timeout", "retries", NULL };
-    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, IDLE_TIMEOUT, RETRIES, NKEYS };
+    static const char *const keys[] = { "name", "endpoints", "connect_timeout", "idle_timeout", "retries", "tls", NULL };
+    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, IDLE_TIMEOUT, RETRIES, TLS, NKEYS };
     field_t f[NKEYS];
     es_cluster_config_t *c = &p->cfg->clusters[ci];
     const yaml_node_t *endpoints;
@@ -938,7 +1029,8 @@ static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
     if (take_duration(p, node, &f[CONNECT_TIMEOUT], &c->connect_timeout_ms) ||
         take_duration(p, node, &f[IDLE_TIMEOUT], &c->idle_timeout_ms))
         return -1;
-    return parse_retries(p, c, &f[RETRIES]);
+    if (parse_retries(p, c, &f[RETRIES])) return -1;
+    return parse_cluster_tls(p, c, &f[TLS]);
 }
 
 /* Routes name clusters that may be defined anywhere in the file: link them once all are read. */
@@ -1171,12 +1263,18 @@ void es_config_dispose(es_config_t *cfg)
         free(l->filters);
         free(l->name);
         free(l->address);
+        free(l->tls_cert);
+        free(l->tls_key);
+        es_tls_ctx_free(l->tls_ctx);
     }
     for (size_t i = 0; i < cfg->nclusters; i++) {
         es_cluster_config_t *c = &cfg->clusters[i];
         for (size_t e = 0; e < c->nendpoints; e++) free(c->endpoints[e].address);
         free(c->endpoints);
         free(c->name);
+        free(c->tls_sni);
+        free(c->tls_ca);
+        es_tls_ctx_free(c->tls_ctx);
     }
     free(cfg->listeners);
     free(cfg->clusters);

@@ -28,6 +28,11 @@ struct es_cluster_config_s {
      * 5 s that Node.js, Apache and many others close idle keep-alive connections at. */
     uint64_t idle_timeout_ms;
     unsigned retries_on_reset;     /* retries.on_reset, default 1 */
+    /* tls: { sni, ca, verify }: connect over TLS. tls_ctx is an SSL_CTX made at load (NULL: plain). */
+    void *tls_ctx;
+    char *tls_sni;                 /* sent as SNI and checked against the certificate; default: the endpoint's address */
+    char *tls_ca;                  /* PEM CA file; NULL: the system's trust store */
+    int tls_verify;                /* default 1; verify: false logs a warning at startup */
     size_t index;                  /* position in es_config_t.clusters */
     int line;
 };
@@ -82,6 +87,11 @@ typedef struct {
     uint64_t request_timeout_ms;         /* a whole request, first byte to response end; default 0 = off */
     uint64_t delayed_close_timeout_ms;   /* draining unread input after the last response; default 1s */
     uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB */
+    /* tls: { cert, key, handshake_timeout }: serve HTTPS. tls_ctx is an SSL_CTX made at load. */
+    void *tls_ctx;                       /* NULL: plain HTTP */
+    char *tls_cert;                      /* PEM, the chain served whole */
+    char *tls_key;
+    uint64_t tls_handshake_timeout_ms;   /* default 10s */
     int line;
     int port_line;                 /* line of the `port:` key, for "port in use" errors */
 } es_listener_config_t;

@@ -64,6 +64,12 @@ static void on_timer(uv_timer_t *t)
                  (unsigned long long)l->idle_timeout_ms);
         es_conn_abort(c);
         break;
+    case ES_CONN_TIMER_HANDSHAKE:
+        es_stats_inc(ES_STAT_TLS_HANDSHAKE_TIMEOUTS);
+        es_debug("client %s:%u: TLS handshake not done within %llu ms; closing", c->peer_ip, c->peer_port,
+                 (unsigned long long)l->tls_handshake_timeout_ms);
+        es_conn_abort(c);
+        break;
     case ES_CONN_TIMER_DRAIN:
         es_stats_inc(ES_STAT_DELAYED_CLOSE_TIMEOUTS);
         es_debug("client %s:%u: delayed close timeout", c->peer_ip, c->peer_port);
@@ -160,7 +166,19 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     }
     uv_tcp_nodelay(&c->tcp, 1);
     es_writeq_attach(&c->out, (uv_stream_t *)&c->tcp);
-    request_begins(c);
+    const es_listener_config_t *l = listener_cfg;
+    if (l->tls_ctx != NULL) {
+        c->tls = calloc(1, sizeof(*c->tls));
+        if (c->tls == NULL || es_tls_init(c->tls, l->tls_ctx, NULL, NULL) != 0) {
+            es_error("out of memory starting TLS on a connection");
+            es_conn_abort(c);
+            return;
+        }
+        es_writeq_set_tls(&c->out, c->tls);
+        arm_timer(c, ES_CONN_TIMER_HANDSHAKE, l->tls_handshake_timeout_ms);
+    } else {
+        request_begins(c);
+    }
     es_debug("accepted connection from %s:%u on listener \"%s\"", c->peer_ip, c->peer_port,
              ((const es_listener_config_t *)listener_cfg)->name);
     es_conn__update_reading(c);
@@ -173,6 +191,10 @@ static void on_closed(uv_handle_t *h)
         return;
     es_stream__dispose(&c->stream);
     es_writeq_dispose(&c->out);
+    if (c->tls != NULL) {
+        es_tls_dispose(c->tls);
+        free(c->tls);
+    }
     if (c->rbuf != NULL)
         es_worker_block_put(c->worker, c->rbuf);
     free(c);
@@ -208,13 +230,21 @@ void es_conn_close_after_flush(es_conn_t *c)
     if (c->closing || c->draining)
         return;
     c->close_after = 1;
+    if (c->tls != NULL && c->tls->handshake_done && !c->tls_notified) {
+        /* Say the end in TLS too, so the client knows the response was not cut off. */
+        c->tls_notified = 1;
+        es_tls_close_notify(c->tls);
+        es_writeq_flush(&c->out);
+        if (c->closing)
+            return;
+    }
     if (!es_writeq_idle(&c->out))
         return; /* on_out_event calls back when drained */
     /*
      * Closing with unread input makes the kernel send RST, which can destroy the response before
      * the client reads it. If the request was not read completely, half-close and drain first.
      */
-    int unread = c->rlen > 0 || (c->stream.active && !c->stream.req_done);
+    int unread = c->rlen > 0 || (c->stream.active && !c->stream.req_done) || c->force_drain;
     if (!unread) {
         es_conn_abort(c);
         return;
@@ -244,7 +274,9 @@ void es_conn__update_reading(es_conn_t *c)
      * (into the one read block) so that a client that goes away is seen at once: its stream is
      * reset and a RUNNING filter cancelled. A full block stops reading until the parser goes on. */
     int flow = !c->up_blocked && !c->filter_blocked && !c->close_after;
-    int want = c->draining || (flow && (!c->waiting || c->rlen < ES_BLOCK_SIZE));
+    /* With TLS, ciphertext not yet decrypted counts as unparsed input too. */
+    size_t backlog = c->tls != NULL ? es_tls_pending_input(c->tls) : 0;
+    int want = c->draining || (flow && backlog < ES_BLOCK_SIZE && (!c->waiting || c->rlen < ES_BLOCK_SIZE));
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, alloc_block, on_read) == 0)
             c->reading = 1;
@@ -281,6 +313,12 @@ void es_conn__stream_finished(es_conn_t *c)
 static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     es_conn_t *c = h->data;
+    if (c->tls != NULL && !c->draining) {
+        /* Ciphertext goes to OpenSSL at once; plaintext reaches rbuf as the parser makes room. */
+        buf->base = es_worker_block_get(c->worker);
+        buf->len = buf->base ? ES_BLOCK_SIZE : 0;
+        return;
+    }
     if (c->rbuf == NULL) {
         c->rbuf = es_worker_block_get(c->worker);
         c->rlen = 0;
@@ -295,20 +333,108 @@ static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = ES_BLOCK_SIZE - c->rlen;
 }
 
+/* Plain HTTP on a TLS port: say so in plain HTTP (as nginx does), then close after a drain. */
+static void plain_http_on_tls(es_conn_t *c)
+{
+    static const char reply[] = "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: 48\r\n"
+                                "connection: close\r\n\r\nthis port speaks HTTPS (TLS): use https:// here\n";
+    es_stats_inc(ES_STAT_TLS_PLAIN_HTTP);
+    es_debug("client %s:%u: plain HTTP on a TLS listener", c->peer_ip, c->peer_port);
+    arm_timer(c, ES_CONN_TIMER_NONE, 0);
+    if (es_writeq_append_raw(&c->out, reply, sizeof(reply) - 1) != 0) {
+        es_conn_abort(c);
+        return;
+    }
+    c->force_drain = 1;
+    es_conn_close_after_flush(c);
+    es_writeq_flush(&c->out);
+}
+
+/* Ciphertext from the client. Returns 0 to go on parsing, -1 when the connection is done with. */
+static int tls_input(es_conn_t *c, const char *data, size_t len)
+{
+    es_tls_t *t = c->tls;
+    if (!c->tls_seen) {
+        c->tls_seen = 1;
+        /* A TLS connection starts with a handshake record (22); a letter is an HTTP method. */
+        if (data[0] >= 'A' && data[0] <= 'Z') {
+            plain_http_on_tls(c);
+            return -1;
+        }
+    }
+    if (es_tls_feed(t, data, len) != 0) {
+        es_conn_abort(c);
+        return -1;
+    }
+    if (t->handshake_done)
+        return 0;
+    int r = es_tls_handshake(t);
+    es_writeq_flush(&c->out); /* the handshake's own messages, or its alert */
+    if (c->closing)
+        return -1;
+    if (r == ES_TLS_ERROR) {
+        char why[200];
+        es_stats_inc(ES_STAT_TLS_HANDSHAKE_FAILURES);
+        es_debug("client %s:%u: TLS handshake failed: %s", c->peer_ip, c->peer_port, es_tls_error(t, why, sizeof why));
+        arm_timer(c, ES_CONN_TIMER_NONE, 0);
+        es_conn_close_after_flush(c);
+        return -1;
+    }
+    if (r != 1)
+        return -1; /* more of the handshake to come */
+    es_stats_inc(ES_STAT_TLS_HANDSHAKES);
+    es_debug("client %s:%u: %s", c->peer_ip, c->peer_port, es_tls_version(t));
+    request_begins(c);
+    return 0;
+}
+
+/* Decrypts into rbuf as far as it has room. Returns 0, or ES_TLS_CLOSED / ES_TLS_ERROR. */
+static int tls_fill(es_conn_t *c)
+{
+    if (c->tls == NULL || !c->tls->handshake_done || c->tls_eof)
+        return 0;
+    if (c->rbuf == NULL) {
+        c->rbuf = es_worker_block_get(c->worker);
+        c->rlen = 0;
+        if (c->rbuf == NULL)
+            return 0;
+    }
+    while (c->rlen < ES_BLOCK_SIZE) {
+        ssize_t n = es_tls_read(c->tls, c->rbuf + c->rlen, ES_BLOCK_SIZE - c->rlen);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            continue;
+        }
+        if (n == ES_TLS_AGAIN)
+            break;
+        return (int)n;
+    }
+    return 0;
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
     es_conn_t *c = h->data;
-    if (c->closing)
+    /* With TLS the block holds ciphertext (unless draining reused rbuf): it goes back after use. */
+    char *cipher = c->tls != NULL && buf->base != NULL && buf->base != c->rbuf ? buf->base : NULL;
+    if (c->closing) {
+        if (cipher != NULL)
+            es_worker_block_put(c->worker, cipher);
         return;
+    }
     if (nread < 0) {
         if (c->draining || !c->stream.active)
             es_debug("client %s:%u: closed (%s)", c->peer_ip, c->peer_port, uv_err_name((int)nread));
         else
             es_debug("client %s:%u: closed mid-request (%s)", c->peer_ip, c->peer_port, uv_err_name((int)nread));
+        if (cipher != NULL)
+            es_worker_block_put(c->worker, cipher);
         es_conn_abort(c);
         return;
     }
     if (c->draining) {
+        if (cipher != NULL)
+            es_worker_block_put(c->worker, cipher);
         if (c->rbuf != NULL) {
             es_worker_block_put(c->worker, c->rbuf);
             c->rbuf = NULL;
@@ -316,13 +442,22 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread == 0) {
+        if (cipher != NULL)
+            es_worker_block_put(c->worker, cipher);
         if (c->rlen == 0 && c->rbuf != NULL) {
             es_worker_block_put(c->worker, c->rbuf);
             c->rbuf = NULL;
         }
         return;
     }
-    c->rlen += (size_t)nread;
+    if (cipher != NULL) {
+        int r = tls_input(c, cipher, (size_t)nread);
+        es_worker_block_put(c->worker, cipher);
+        if (r < 0 || c->closing)
+            return;
+    } else {
+        c->rlen += (size_t)nread;
+    }
     if (c->timer_kind == ES_CONN_TIMER_IDLE)
         request_begins(c); /* the first byte of the next request on a keep-alive connection */
     process(c);
@@ -333,7 +468,8 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 static void process(es_conn_t *c)
 {
     c->parsing = 1;
-    while (c->rlen > 0 && !c->closing && !c->close_after && !c->draining) {
+    int tls = 0;
+    while ((tls = tls_fill(c)) == 0 && c->rlen > 0 && !c->closing && !c->close_after && !c->draining) {
         if (c->approved < c->rlen) {
             ssize_t ok = es_h1_guard_scan(&c->guard, c->rbuf + c->approved, c->rlen - c->approved);
             if (ok < 0) {
@@ -380,6 +516,15 @@ static void process(es_conn_t *c)
     c->parsing = 0;
     if (c->closing)
         return;
+    if (tls != 0) {
+        /* close_notify or a TLS error: like the end of a plain connection, after what came before it. */
+        c->tls_eof = 1;
+        es_debug("client %s:%u: %s", c->peer_ip, c->peer_port, tls == ES_TLS_CLOSED ? "TLS close_notify" : "TLS error");
+        es_stream__flush(&c->stream);
+        if (!c->closing && !c->close_after && !c->draining)
+            es_conn_abort(c);
+        return;
+    }
     if (c->rlen == 0 && c->rbuf != NULL) {
         c->approved = 0;
         es_worker_block_put(c->worker, c->rbuf);

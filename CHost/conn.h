@@ -74,6 +74,7 @@ typedef enum {
     ES_CONN_TIMER_HEADERS,       /* request_headers_timeout: a request began, its head is not complete */
     ES_CONN_TIMER_IDLE,          /* idle_timeout: between requests on a keep-alive connection */
     ES_CONN_TIMER_DRAIN,         /* delayed_close_timeout: half-closed, draining unread input */
+    ES_CONN_TIMER_HANDSHAKE,     /* tls.handshake_timeout: the TLS handshake is not done */
 } es_conn_timer_t;
 
 struct es_conn_s {
@@ -91,6 +92,7 @@ struct es_conn_s {
     size_t rlen;
     size_t approved;             /* leading bytes of rbuf the guard passed and the parser has not */
     es_writeq_t out;
+    es_tls_t *tls;               /* a TLS listener's session; NULL for plain HTTP */
     es_stream_t stream;
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
@@ -105,6 +107,10 @@ struct es_conn_s {
     unsigned draining : 1;       /* half-closed, reading and dropping until EOF or the timer */
     unsigned closing : 1;
     unsigned message_ended : 1;  /* on_message_complete ran in the current parser call */
+    unsigned tls_seen : 1;       /* the first byte of a TLS connection was looked at */
+    unsigned tls_notified : 1;   /* close_notify queued */
+    unsigned tls_eof : 1;        /* the client sent close_notify */
+    unsigned force_drain : 1;    /* drain before closing even though no request is unread */
 };
 
 /* Accepts a connection from `server`. */

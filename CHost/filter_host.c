@@ -419,7 +419,7 @@ static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, e
         return ENVOY_SWIFT_OK;
     }
     case ENVOY_SWIFT_ATTR_SCHEME:
-        *out = (envoy_swift_bytes_t){"http", 4};
+        *out = c->tls != NULL ? (envoy_swift_bytes_t){"https", 5} : (envoy_swift_bytes_t){"http", 4};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_PROTOCOL:
         *out = s->http10 ? (envoy_swift_bytes_t){"HTTP/1.0", 8} : (envoy_swift_bytes_t){"HTTP/1.1", 8};

@@ -109,6 +109,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "envoy-swift: %s\n", err);
         return 1;
     }
+    for (size_t i = 0; i < cfg.nclusters; i++)
+        if (cfg.clusters[i].tls_ctx != NULL && !cfg.clusters[i].tls_verify)
+            es_warn("cluster \"%s\": tls.verify is false: upstream certificates and host names are not checked",
+                    cfg.clusters[i].name);
     if (es_filters_setup(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "envoy-swift: %s\n", err);
         es_filters_teardown();

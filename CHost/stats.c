@@ -22,6 +22,11 @@ static const char *const names[ES_STAT_COUNT] = {
     [ES_STAT_BODY_TOO_LARGE] = "downstream.rq_413",
     [ES_STAT_UPSTREAM_RETRIES] = "upstream.retries",
     [ES_STAT_UPSTREAM_IDLE_CLOSED] = "upstream.idle_closed",
+    [ES_STAT_TLS_HANDSHAKES] = "tls.handshakes",
+    [ES_STAT_TLS_HANDSHAKE_FAILURES] = "tls.handshake_failures",
+    [ES_STAT_TLS_HANDSHAKE_TIMEOUTS] = "tls.handshake_timeouts",
+    [ES_STAT_TLS_PLAIN_HTTP] = "tls.plain_http",
+    [ES_STAT_UPSTREAM_TLS_FAILURES] = "upstream.tls_failures",
 };
 
 void es_stats_inc(es_stat_t which)

@@ -25,6 +25,11 @@ typedef enum {
     ES_STAT_BODY_TOO_LARGE,       /* request bodies over buffer_limits.max_body (413) */
     ES_STAT_UPSTREAM_RETRIES,     /* requests sent again after a reused connection died under them */
     ES_STAT_UPSTREAM_IDLE_CLOSED, /* pooled connections closed at the cluster's idle_timeout */
+    ES_STAT_TLS_HANDSHAKES,       /* client TLS handshakes completed */
+    ES_STAT_TLS_HANDSHAKE_FAILURES, /* client TLS handshakes that failed (bad hello, no shared cipher, ...) */
+    ES_STAT_TLS_HANDSHAKE_TIMEOUTS, /* client TLS handshakes not done within handshake_timeout */
+    ES_STAT_TLS_PLAIN_HTTP,       /* plain HTTP sent to a TLS listener */
+    ES_STAT_UPSTREAM_TLS_FAILURES, /* upstream TLS handshakes that failed (certificate, host name, ...) */
     ES_STAT_COUNT
 } es_stat_t;
 

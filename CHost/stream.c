@@ -348,7 +348,7 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
         err = es_writeq_appendf(q, "%.*s, ", (int)vlen, v);
     }
     if (!err)
-        err = es_writeq_appendf(q, "%s\r\nx-forwarded-proto: http\r\n", c->peer_ip);
+        err = es_writeq_appendf(q, "%s\r\nx-forwarded-proto: %s\r\n", c->peer_ip, c->tls != NULL ? "https" : "http");
     if (!err && s->declared[ES_DIR_REQUEST] >= 0)
         err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)s->declared[ES_DIR_REQUEST]);
     if (!err && s->req_chunked)

@@ -57,6 +57,10 @@ static void on_closed(uv_handle_t *h)
     es_upconn_t *u = h->data;
     if (--u->closes_pending > 0)
         return;
+    if (u->tls != NULL) {
+        es_tls_dispose(u->tls);
+        free(u->tls);
+    }
     es_writeq_dispose(&u->out);
     es_msg_dispose(&u->resp);
     free(u);
@@ -144,6 +148,13 @@ void es_upconn_read_pause(es_upconn_t *u, int pause)
 static void on_connect_timeout(uv_timer_t *t)
 {
     es_upconn_t *u = t->data;
+    if (u->state == ES_UP_ACTIVE && u->tls != NULL) {
+        es_stats_inc(ES_STAT_UPSTREAM_TLS_FAILURES);
+        es_warn("cluster \"%s\": TLS handshake with %s:%u not done within %llu ms", u->pool->cfg->name,
+                u->ep->address, u->ep->port, (unsigned long long)u->pool->cfg->connect_timeout_ms);
+        upconn_fail(u, 503, "upstream TLS handshake timeout");
+        return;
+    }
     es_warn("cluster \"%s\": connect to %s:%u timed out after %llu ms", u->pool->cfg->name, u->ep->address,
             u->ep->port, (unsigned long long)u->pool->cfg->connect_timeout_ms);
     upconn_fail(u, 503, "upstream connect timeout");
@@ -154,8 +165,10 @@ static void on_connect(uv_connect_t *req, int status)
     es_upconn_t *u = req->data;
     if (u->state == ES_UP_CLOSING)
         return; /* closed while connecting (timeout or abandoned): status is UV_ECANCELED */
-    uv_timer_stop(&u->timer);
+    if (u->tls == NULL)
+        uv_timer_stop(&u->timer); /* with TLS it runs on until the handshake is done */
     if (status < 0) {
+        uv_timer_stop(&u->timer);
         char reason[160];
         snprintf(reason, sizeof(reason), "upstream connect error: %s", uv_strerror(status));
         es_warn("cluster \"%s\": connect to %s:%u failed: %s", u->pool->cfg->name, u->ep->address, u->ep->port,
@@ -230,6 +243,16 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
     u->connect_req.data = u;
     es_list_init(&u->link_idle);
     es_list_push_back(&p->all, &u->link_all);
+    if (cfg->tls_ctx != NULL) {
+        /* SNI and the name checked: tls.sni, else the endpoint's address as written. */
+        const char *name = cfg->tls_sni != NULL ? cfg->tls_sni : u->ep->address;
+        u->tls = calloc(1, sizeof(*u->tls));
+        if (u->tls == NULL || es_tls_init(u->tls, cfg->tls_ctx, name, name) != 0) {
+            upconn_close(u);
+            return UV_ENOMEM;
+        }
+        es_writeq_set_tls(&u->out, u->tls);
+    }
     assign(u, s);
     int err = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&u->ep->addr, on_connect);
     if (err) {
@@ -263,43 +286,107 @@ void es_upconn_abandon(es_upconn_t *u)
     upconn_close(u);
 }
 
+/* The connection ended (EOF, reset, close_notify) while serving a stream. */
+static void got_end(es_upconn_t *u, ssize_t err)
+{
+    if (err == UV_EOF && u->headers_done && !u->complete) {
+        /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
+        http_parser_execute(&u->parser, &response_settings, NULL, 0);
+    }
+    if (u->state == ES_UP_ACTIVE && u->user != NULL && u->complete) {
+        /* The response is complete and waits for a filter: release closes instead of pooling. */
+        u->peer_closed = 1;
+        es_upconn_read_pause(u, 1);
+    } else if (u->state == ES_UP_ACTIVE && u->user != NULL) {
+        es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name, uv_err_name((int)err));
+        upconn_died(u, 503, u->got_bytes ? "upstream closed the connection mid-response" : "upstream reset before response");
+    } else if (u->state == ES_UP_ACTIVE) {
+        upconn_close(u);
+    }
+}
+
+/* Response bytes (plaintext) for the stream being served. */
+static void got_data(es_upconn_t *u, const char *data, size_t len)
+{
+    u->got_bytes = 1;
+    size_t n = http_parser_execute(&u->parser, &response_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
+    if (u->state == ES_UP_IDLE && n < len) {
+        es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
+        upconn_close(u);
+    } else if (u->state == ES_UP_ACTIVE && e != HPE_OK && e != HPE_PAUSED) {
+        es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, http_errno_description(e));
+        upconn_fail(u, 502, "upstream sent a malformed response");
+    }
+}
+
+/* Ciphertext from a TLS upstream: the handshake first, then the plaintext goes where plain bytes go. */
+static void got_tls(es_upconn_t *u, const char *data, size_t len)
+{
+    es_tls_t *t = u->tls;
+    if (es_tls_feed(t, data, len) != 0) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    if (!t->handshake_done) {
+        int r = es_tls_handshake(t);
+        if (r == ES_TLS_ERROR) {
+            char why[200], reason[280];
+            es_stats_inc(ES_STAT_UPSTREAM_TLS_FAILURES);
+            snprintf(reason, sizeof reason, "upstream TLS handshake failed: %s", es_tls_error(t, why, sizeof why));
+            es_debug("cluster \"%s\": %s:%u: %s", u->pool->cfg->name, u->ep->address, u->ep->port, reason);
+            upconn_fail(u, 503, reason);
+            return;
+        }
+        if (r != 1) {
+            es_writeq_flush(&u->out); /* the handshake's next messages */
+            return;
+        }
+        uv_timer_stop(&u->timer); /* connect_timeout covered the connect and the handshake */
+        es_debug("cluster \"%s\": %s with %s:%u", u->pool->cfg->name, es_tls_version(t), u->ep->address, u->ep->port);
+        es_writeq_flush(&u->out); /* the request that waited for the handshake */
+        if (u->state == ES_UP_CLOSING)
+            return;
+    }
+    char *plain = es_worker_block_get(u->pool->worker);
+    if (plain == NULL) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    while (u->state == ES_UP_ACTIVE || u->state == ES_UP_IDLE) {
+        ssize_t n = es_tls_read(t, plain, ES_BLOCK_SIZE);
+        if (n == ES_TLS_AGAIN)
+            break; /* also what a session ticket on an idle connection looks like */
+        if (u->state == ES_UP_IDLE) {
+            es_debug("cluster \"%s\": idle TLS connection %s", u->pool->cfg->name, n > 0 ? "sent data" : "closed");
+            upconn_close(u);
+            break;
+        }
+        if (n > 0) {
+            got_data(u, plain, (size_t)n);
+            continue;
+        }
+        got_end(u, n == ES_TLS_CLOSED ? UV_EOF : UV_ECONNRESET);
+        break;
+    }
+    es_worker_block_put(u->pool->worker, plain);
+}
+
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
     es_upconn_t *u = h->data;
     es_worker_t *w = u->pool->worker;
     es_upuser_t *user = u->user;
-    if (u->state == ES_UP_IDLE) {
+    if (u->tls != NULL && nread > 0 && (u->state == ES_UP_ACTIVE || u->state == ES_UP_IDLE)) {
+        got_tls(u, buf->base, (size_t)nread);
+    } else if (u->state == ES_UP_IDLE) {
         /* The upstream closed an idle connection, or sent bytes nobody asked for. */
         es_debug("cluster \"%s\": idle connection %s", u->pool->cfg->name, nread < 0 ? "closed" : "sent data");
         upconn_close(u);
     } else if (u->state == ES_UP_ACTIVE && nread < 0) {
-        if (nread == UV_EOF && u->headers_done && !u->complete) {
-            /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
-            http_parser_execute(&u->parser, &response_settings, NULL, 0);
-        }
-        if (u->state == ES_UP_ACTIVE && u->user != NULL && u->complete) {
-            /* The response is complete and waits for a filter: release closes instead of pooling. */
-            u->peer_closed = 1;
-            es_upconn_read_pause(u, 1);
-        } else if (u->state == ES_UP_ACTIVE && u->user != NULL) {
-            es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name,
-                     uv_err_name((int)nread));
-            upconn_died(u, 503, u->got_bytes ? "upstream closed the connection mid-response"
-                                              : "upstream reset before response");
-        } else if (u->state == ES_UP_ACTIVE) {
-            upconn_close(u);
-        }
+        got_end(u, nread);
     } else if (u->state == ES_UP_ACTIVE && nread > 0) {
-        u->got_bytes = 1;
-        size_t n = http_parser_execute(&u->parser, &response_settings, buf->base, (size_t)nread);
-        enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
-        if (u->state == ES_UP_IDLE && n < (size_t)nread) {
-            es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
-            upconn_close(u);
-        } else if (u->state == ES_UP_ACTIVE && e != HPE_OK && e != HPE_PAUSED) {
-            es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, http_errno_description(e));
-            upconn_fail(u, 502, "upstream sent a malformed response");
-        }
+        got_data(u, buf->base, (size_t)nread);
     }
     if (buf->base != NULL)
         es_worker_block_put(w, buf->base);

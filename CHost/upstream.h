@@ -71,6 +71,7 @@ struct es_upconn_s {
     http_parser parser;
     es_msg_t resp;               /* the response head and trailers being received */
     es_writeq_t out;             /* request bytes to the upstream */
+    es_tls_t *tls;               /* a TLS cluster's session; NULL for plain HTTP */
     es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
     uint64_t released_at;        /* loop iteration when it went idle */
     unsigned reading : 1;

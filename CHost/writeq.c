@@ -8,7 +8,9 @@ static void on_write(uv_write_t *req, int status);
 void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, void *data)
 {
     q->stream = NULL;
+    q->tls = NULL;
     es_buf_init(&q->pending);
+    es_buf_init(&q->wire);
     es_buf_init(&q->inflight);
     q->high = high;
     q->low = low;
@@ -22,6 +24,7 @@ void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, vo
 void es_writeq_dispose(es_writeq_t *q)
 {
     es_buf_dispose(&q->pending);
+    es_buf_dispose(&q->wire);
     es_buf_dispose(&q->inflight);
     q->stream = NULL;
 }
@@ -29,6 +32,37 @@ void es_writeq_dispose(es_writeq_t *q)
 void es_writeq_attach(es_writeq_t *q, uv_stream_t *stream)
 {
     q->stream = stream;
+}
+
+void es_writeq_set_tls(es_writeq_t *q, es_tls_t *tls)
+{
+    q->tls = tls;
+}
+
+int es_writeq_append_raw(es_writeq_t *q, const void *p, size_t n)
+{
+    return es_buf_append(&q->wire, p, n) != 0 ? UV_ENOMEM : 0;
+}
+
+/* With TLS: encrypts what is pending (once the handshake allows) and collects the ciphertext. */
+static int encode(es_writeq_t *q)
+{
+    if (q->pending.len > 0) {
+        ssize_t n = es_tls_write(q->tls, q->pending.base, q->pending.len);
+        if (n == ES_TLS_ERROR) {
+            q->failed = 1;
+            q->cb(q, UV_EPROTO);
+            return -1;
+        }
+        if (n > 0)
+            es_buf_consume(&q->pending, (size_t)n);
+    }
+    if (es_tls_take_output(q->tls, &q->wire) != 0) {
+        q->failed = 1;
+        q->cb(q, UV_ENOMEM);
+        return -1;
+    }
+    return 0;
 }
 
 static void check_high(es_writeq_t *q)
@@ -71,27 +105,32 @@ void es_writeq_clear(es_writeq_t *q)
 
 void es_writeq_flush(es_writeq_t *q)
 {
-    if (q->stream == NULL || q->writing || q->failed || q->pending.len == 0)
+    if (q->stream == NULL || q->writing || q->failed)
         return;
-    int n = uv_try_write(q->stream, &(uv_buf_t){.base = q->pending.base, .len = q->pending.len}, 1);
+    if (q->tls != NULL && encode(q) != 0)
+        return;
+    es_buf_t *src = q->tls != NULL ? &q->wire : &q->pending;
+    if (src->len == 0)
+        return;
+    int n = uv_try_write(q->stream, &(uv_buf_t){.base = src->base, .len = src->len}, 1);
     if (n > 0)
-        es_buf_consume(&q->pending, (size_t)n);
+        es_buf_consume(src, (size_t)n);
     else if (n != UV_EAGAIN && n != UV_ENOSYS)
         n = 0; /* a real error: let uv_write report it through the callback */
-    if (q->pending.len == 0) {
+    if (src->len == 0) {
         if (q->above_high) {
             q->above_high = 0;
             q->cb(q, ES_WRITEQ_LOW);
         }
         /* The callback may have queued more; report drained only if it did not. */
-        if (q->pending.len == 0 && !q->writing)
+        if (es_writeq_idle(q))
             q->cb(q, ES_WRITEQ_DRAINED);
         return;
     }
     es_buf_t t = q->inflight;
-    q->inflight = q->pending;
-    q->pending = t;
-    q->pending.len = 0;
+    q->inflight = *src;
+    *src = t;
+    src->len = 0;
     q->writing = 1;
     q->req.data = q;
     uv_buf_t b = {.base = q->inflight.base, .len = q->inflight.len};
@@ -119,7 +158,7 @@ static void on_write(uv_write_t *req, int status)
         if (q->writing || q->failed)
             return;
     }
-    if (q->pending.len > 0)
+    if (q->pending.len > 0 || q->wire.len > 0)
         es_writeq_flush(q);
     else
         q->cb(q, ES_WRITEQ_DRAINED);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "tls.h"
 
 typedef struct es_writeq_s es_writeq_t;
 
@@ -23,8 +24,10 @@ typedef void (*es_writeq_cb)(es_writeq_t *q, int status);
 
 struct es_writeq_s {
     uv_stream_t *stream; /* NULL while corked: bytes accumulate until es_writeq_attach */
-    es_buf_t pending;
+    es_buf_t pending;    /* plaintext appended */
+    es_buf_t wire;       /* with TLS: ciphertext (or raw bytes) waiting for the socket */
     es_buf_t inflight;
+    es_tls_t *tls;       /* NULL: pending goes to the socket as it is */
     uv_write_t req;
     size_t high;
     size_t low;
@@ -40,6 +43,11 @@ void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, vo
 void es_writeq_dispose(es_writeq_t *q);
 /* Uncorks the queue onto a connected stream. */
 void es_writeq_attach(es_writeq_t *q, uv_stream_t *stream);
+/* From now on pending bytes are encrypted by `tls` on their way out (its handshake output too). */
+void es_writeq_set_tls(es_writeq_t *q, es_tls_t *tls);
+/* Bytes that go to the socket as they are, ahead of anything not yet encrypted (a plaintext
+ * answer to plain HTTP on a TLS port). */
+int es_writeq_append_raw(es_writeq_t *q, const void *p, size_t n);
 /* Appends bytes; they go out at the next es_writeq_flush. Returns 0 or UV_ENOMEM. */
 int es_writeq_append(es_writeq_t *q, const void *p, size_t n);
 int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -50,12 +58,12 @@ void es_writeq_clear(es_writeq_t *q);
 
 static inline size_t es_writeq_size(const es_writeq_t *q)
 {
-    return q->pending.len + q->inflight.len;
+    return q->pending.len + q->wire.len + q->inflight.len;
 }
 
 static inline int es_writeq_idle(const es_writeq_t *q)
 {
-    return !q->writing && q->pending.len == 0;
+    return !q->writing && q->pending.len == 0 && q->wire.len == 0;
 }
 
 #endif
