@@ -74,8 +74,12 @@ int es_tls_server_ctx(SSL_CTX **out, const char *cert, const char *key, char *er
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        int mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
         last_error(why, sizeof why);
-        snprintf(err, errlen, "cannot load the key \"%s\": %s", key, why);
+        if (mismatch)
+            snprintf(err, errlen, "the key \"%s\" does not match the certificate \"%s\"", key, cert);
+        else
+            snprintf(err, errlen, "cannot load the key \"%s\": %s", key, why);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

@@ -1,7 +1,8 @@
 import EnvoySwift
 
 /// `chain_probe` (a test filter): adds its tag as one more `x-chain` value on the request headers
-/// and on the response headers, so the order a chain runs in is visible both ways.
+/// and on the response headers, so the order a chain runs in is visible both ways; and the
+/// request's scheme as seen by filters as `x-chain-scheme` on the response.
 ///
 /// ```yaml
 /// plugin_config: { tag: a }
@@ -25,10 +26,12 @@ public struct ChainProbe: HTTPFilter {
     }
 
     private let tag: String
+    private let context: FilterContext
 
     /// Creates the filter for one stream.
     public init(config: Config, context: FilterContext) {
         tag = config.tag
+        self.context = context
     }
 
     /// Adds the tag to the request's `x-chain`.
@@ -37,9 +40,10 @@ public struct ChainProbe: HTTPFilter {
         return .continue
     }
 
-    /// Adds the tag to the response's `x-chain`.
+    /// Adds the tag to the response's `x-chain`, and the request's scheme as `x-chain-scheme`.
     public func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
         try headers.add("x-chain", tag)
+        try headers.set("x-chain-scheme", context.request.scheme)
         return .continue
     }
 }
