@@ -18,8 +18,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <regex.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 extern char **environ;
 
@@ -453,6 +459,65 @@ void es_run_dispose(es_run_t *r) {
 
 /* ---- the client ---- */
 
+/*
+ * The two I/O choke points of a TLS client: like recv / send on a socket with SO_RCVTIMEO / SO_SNDTIMEO:
+ * bytes, 0 at EOF (the server's close_notify, or a bare TCP close), or -1 with errno: EINTR, EAGAIN (the
+ * 10 s timeout, or nothing yet on a non-blocking socket), ECONNRESET, EPIPE, or EPROTO (a TLS error:
+ * io_error() says which). After a fatal error no close_notify is sent (OpenSSL forbids it).
+ */
+static ssize_t tls_recv(es_client_t *c, void *buf, size_t len) {
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0) return n;
+    int err = SSL_get_error(c->ssl, n);
+    switch (err) {
+    case SSL_ERROR_ZERO_RETURN:
+        c->tls_close_notify = 1;
+        return 0;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        if (errno != EINTR) errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_SYSCALL:
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        if (errno == 0) return 0;
+        return -1;
+    default:
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        if (ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return 0;
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+static ssize_t tls_send(es_client_t *c, const void *data, size_t len) {
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_write(c->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0) return n;
+    int err = SSL_get_error(c->ssl, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        if (errno != EINTR) errno = EAGAIN;
+        return -1;
+    }
+    SSL_set_quiet_shutdown(c->ssl, 1);
+    if (err != SSL_ERROR_SYSCALL || errno == 0) errno = err == SSL_ERROR_SYSCALL ? EPIPE : EPROTO;
+    return -1;
+}
+
+/* strerror(errno), or for EPROTO on a TLS client the reason OpenSSL gave. */
+static const char *io_error(const es_client_t *c, char *buf, size_t len) {
+    int e = errno;
+    if (c->ssl && e == EPROTO && ERR_peek_last_error() != 0) {
+        char why[200];
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+        snprintf(buf, len, "TLS: %s", why);
+        return buf;
+    }
+    return strerror(e);
+}
+
 int es_try_client_connect(es_client_t *c, uint16_t port) {
     memset(c, 0, sizeof *c);
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -484,6 +549,18 @@ void es_client_connect(es_client_t *c, uint16_t port) {
 }
 
 void es_client_close(es_client_t *c) {
+    if (c->ssl) {
+        /* close_notify, best effort: never wait for a server that reads nothing, nor for its reply. */
+        if (c->fd >= 0) {
+            int fl = fcntl(c->fd, F_GETFL);
+            if (fl >= 0) fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+            ERR_clear_error();
+            SSL_shutdown(c->ssl);
+        }
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        ERR_clear_error();
+    }
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
     free(c->buf);
@@ -495,11 +572,12 @@ int es_try_client_send(es_client_t *c, const void *data, size_t len) {
     const char *p = data;
     size_t sent = 0;
     while (sent < len) {
-        ssize_t n = send(c->fd, p + sent, len - sent, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? tls_send(c, p + sent, len - sent) : send(c->fd, p + sent, len - sent, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
+            char why[224];
             snprintf(c->error, sizeof c->error, "send (after %zu of %zu bytes): %s", sent, len,
-                     errno == EAGAIN ? "timed out" : strerror(errno));
+                     errno == EAGAIN ? "timed out" : io_error(c, why, sizeof why));
             return -1;
         }
         sent += (size_t)n;
@@ -724,7 +802,8 @@ int es_try_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *o
             c->len -= c->off;
             c->off = 0;
         }
-        ssize_t n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        ssize_t n = c->ssl ? tls_recv(c, c->buf + c->len, c->cap - c->len)
+                           : recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
         if (n > 0) {
             c->len += (size_t)n;
         } else if (n == 0 || errno == ECONNRESET) {
@@ -736,7 +815,8 @@ int es_try_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *o
                      " body bytes so far)", IO_TIMEOUT_S, r->status, r->body_total);
             break;
         } else {
-            snprintf(c->error, sizeof c->error, "recv: %s", strerror(errno));
+            char why[224];
+            snprintf(c->error, sizeof c->error, "recv: %s", io_error(c, why, sizeof why));
             break;
         }
     }
@@ -756,12 +836,30 @@ int es_client_wait_closed(es_client_t *c, int timeout_ms) {
     for (;;) {
         uint64_t now = es_now_ms();
         if (now >= deadline) return 0;
-        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-        int n = poll(&pfd, 1, (int)(deadline - now));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;
+        if (c->ssl == NULL || SSL_pending(c->ssl) == 0) {
+            struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+            int n = poll(&pfd, 1, (int)(deadline - now));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) return 0;
+        }
         char b[4096];
-        ssize_t k = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
+        ssize_t k;
+        if (c->ssl) {
+            /* Non-blocking: a record without data (a session ticket) or half a record is not "more bytes". */
+            int fl = fcntl(c->fd, F_GETFL);
+            fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+            k = tls_recv(c, b, sizeof b);
+            int e = errno;
+            fcntl(c->fd, F_SETFL, fl);
+            errno = e;
+            if (k < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+            if (k < 0 && errno == EPROTO) {          /* an alert, a broken record: the end too */
+                c->eof = 1;
+                return 1;
+            }
+        } else {
+            k = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
+        }
         if (k == 0 || (k < 0 && errno == ECONNRESET)) {
             c->eof = 1;
             return 1;
@@ -812,21 +910,384 @@ size_t es_response_header_count(const es_response_t *r, const char *name) {
     return n;
 }
 
+/* es_roundtrip on a connected client, which it closes. */
+static void roundtrip_on(es_client_t *c, const char *raw, es_response_t *r, const es_read_opts_t *opts) {
+    es_client_send(c, raw, strlen(raw));
+    int rc = es_try_client_read(c, r, opts);
+    char err[256];
+    memcpy(err, c->error, sizeof err);
+    es_client_close(c);
+    if (rc != 0) fail_msg("reading the response to %.*s: %s", (int)strcspn(raw, "\r\n"), raw, err);
+}
+
+void es_roundtrip_tls(uint16_t port, const char *ca_file, const char *sni, const char *raw, es_response_t *r,
+                      const es_read_opts_t *opts) {
+    es_client_t c;
+    es_client_connect_tls(&c, port, ca_file, sni);
+    roundtrip_on(&c, raw, r, opts);
+}
+
+void es_get_tls(uint16_t port, const char *ca_file, const char *sni, const char *path, es_response_t *r) {
+    char raw[2048];
+    snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
+    es_roundtrip_tls(port, ca_file, sni, raw, r, NULL);
+}
+
 void es_roundtrip(uint16_t port, const char *raw, es_response_t *r, const es_read_opts_t *opts) {
     es_client_t c;
     es_client_connect(&c, port);
-    es_client_send(&c, raw, strlen(raw));
-    int rc = es_try_client_read(&c, r, opts);
-    char err[256];
-    memcpy(err, c.error, sizeof err);
-    es_client_close(&c);
-    if (rc != 0) fail_msg("reading the response to %.*s: %s", (int)strcspn(raw, "\r\n"), raw, err);
+    roundtrip_on(&c, raw, r, opts);
 }
 
 void es_get(uint16_t port, const char *path, es_response_t *r) {
     char raw[2048];
     snprintf(raw, sizeof raw, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path);
     es_roundtrip(port, raw, r, NULL);
+}
+
+/* ---- TLS: the client ---- */
+
+/* Client SSL_CTXs, one per CA file (NULL: no verification), kept for the process: loading a CA costs
+ * more than a handshake under ASan. A CA file made anew at the same path gets a new context. */
+typedef struct {
+    char ca[600];
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+    SSL_CTX *ctx;
+} client_ctx_t;
+
+static pthread_mutex_t client_ctx_mu = PTHREAD_MUTEX_INITIALIZER;
+static client_ctx_t client_ctxs[8];
+static size_t client_nctx;
+
+static void free_client_ctxs(void) {
+    pthread_mutex_lock(&client_ctx_mu);
+    for (size_t i = 0; i < client_nctx; i++) SSL_CTX_free(client_ctxs[i].ctx);
+    client_nctx = 0;
+    pthread_mutex_unlock(&client_ctx_mu);
+}
+
+/* A reference to the context for ca_file (SSL_CTX_free it), or NULL with why in err. */
+static SSL_CTX *client_ctx(const char *ca_file, char *err, size_t errlen) {
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    if (ca_file && stat(ca_file, &st) != 0) {
+        snprintf(err, errlen, "CA file %s: %s", ca_file, strerror(errno));
+        return NULL;
+    }
+    const char *key = ca_file ? ca_file : "";
+    pthread_mutex_lock(&client_ctx_mu);
+    SSL_CTX *ctx = NULL;
+    size_t i;
+    for (i = 0; i < client_nctx; i++) {
+        if (strcmp(client_ctxs[i].ca, key) == 0) break;
+    }
+    client_ctx_t *e = i < client_nctx ? &client_ctxs[i] : NULL;
+    if (e && e->dev == st.st_dev && e->ino == st.st_ino && e->mtime.tv_sec == st.st_mtim.tv_sec &&
+        e->mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        ctx = e->ctx;
+        SSL_CTX_up_ref(ctx);
+        pthread_mutex_unlock(&client_ctx_mu);
+        return ctx;
+    }
+    ERR_clear_error();
+    ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)) {
+        char why[200] = "SSL_CTX_new failed";
+        if (ERR_peek_last_error()) ERR_error_string_n(ERR_peek_last_error(), why, sizeof why);
+        snprintf(err, errlen, "loading CA file %s: %s", ca_file ? ca_file : "(none)", why);
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        pthread_mutex_unlock(&client_ctx_mu);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, ca_file ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (e == NULL && client_nctx < sizeof client_ctxs / sizeof client_ctxs[0]) {
+        if (client_nctx == 0) atexit(free_client_ctxs);
+        e = &client_ctxs[client_nctx++];
+    }
+    if (e) {
+        if (e->ctx) SSL_CTX_free(e->ctx);      /* clients still using it hold their own reference */
+        snprintf(e->ca, sizeof e->ca, "%s", key);
+        e->dev = st.st_dev;
+        e->ino = st.st_ino;
+        e->mtime = st.st_mtim;
+        e->ctx = ctx;
+        SSL_CTX_up_ref(ctx);
+    }
+    pthread_mutex_unlock(&client_ctx_mu);
+    return ctx;
+}
+
+/* Why the handshake failed, in words a test failure can show. */
+static void describe_handshake_error(SSL *ssl, int ret, char *buf, size_t len) {
+    int err = SSL_get_error(ssl, ret);
+    long verify = SSL_get_verify_result(ssl);
+    unsigned long e = ERR_peek_last_error();
+    char why[200] = "";
+    if (e) ERR_error_string_n(e, why, sizeof why);
+    if (verify != X509_V_OK) {
+        snprintf(buf, len, "certificate verify failed: %.80s (%.100s)", X509_verify_cert_error_string(verify), why);
+    } else if (e) {
+        snprintf(buf, len, "%s", why);
+    } else if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+        snprintf(buf, len, "no handshake within %d s", IO_TIMEOUT_S);
+    } else if (err == SSL_ERROR_SYSCALL) {
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "the server closed the connection (EOF)");
+    } else {
+        snprintf(buf, len, "SSL_get_error %d", err);
+    }
+}
+
+int es_try_client_connect_tls(es_client_t *c, uint16_t port, const char *ca_file, const char *sni) {
+    if (es_try_client_connect(c, port) != 0) return -1;
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+
+    char err[224];
+    SSL_CTX *ctx = client_ctx(ca_file, err, sizeof err);
+    if (ctx == NULL) {
+        es_client_close(c);
+        snprintf(c->error, sizeof c->error, "%s", err);
+        return -1;
+    }
+    c->ssl = SSL_new(ctx);
+    SSL_CTX_free(ctx);                          /* the SSL holds its own reference */
+    assert_non_null(c->ssl);
+    SSL_set_fd(c->ssl, c->fd);
+    static const unsigned char h11[] = "\x08http/1.1";
+    SSL_set_alpn_protos(c->ssl, h11, sizeof h11 - 1);
+    if (sni && *sni) {
+        unsigned char addr[16];
+        if (inet_pton(AF_INET, sni, addr) == 1 || inet_pton(AF_INET6, sni, addr) == 1) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), sni);
+        } else {
+            SSL_set_tlsext_host_name(c->ssl, sni);
+            SSL_set1_host(c->ssl, sni);
+        }
+    }
+    int r;
+    for (;;) {
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_connect(c->ssl);
+        if (r == 1) break;
+        int e = SSL_get_error(c->ssl, r);
+        if (errno == EINTR && (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)) continue;
+        describe_handshake_error(c->ssl, r, err, sizeof err);
+        SSL_set_quiet_shutdown(c->ssl, 1);
+        es_client_close(c);
+        snprintf(c->error, sizeof c->error, "TLS handshake with 127.0.0.1:%u (SNI %.40s): %.170s", port,
+                 sni ? sni : "none", err);
+        return -1;
+    }
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    if (alpn_len >= sizeof c->alpn) alpn_len = sizeof c->alpn - 1;
+    if (alpn) memcpy(c->alpn, alpn, alpn_len);
+    c->alpn[alpn_len] = '\0';
+    c->tls_version = SSL_version(c->ssl);
+    return 0;
+}
+
+void es_client_connect_tls(es_client_t *c, uint16_t port, const char *ca_file, const char *sni) {
+    if (es_try_client_connect_tls(c, port, ca_file, sni) != 0) fail_msg("%s", c->error);
+}
+
+/* ---- TLS: certificates ---- */
+
+/* Runs `openssl ARGS...` quietly; fails the test with its output when it fails. */
+static void run_openssl(const char *dir, const char *const *args) {
+    const char *argv[24] = { "openssl" };
+    size_t n = 1;
+    while (args[n - 1] && n < sizeof argv / sizeof argv[0] - 1) {
+        argv[n] = args[n - 1];
+        n++;
+    }
+    argv[n] = NULL;
+    char log_path[600];
+    snprintf(log_path, sizeof log_path, "%s/openssl.log", dir);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid;
+    int err = posix_spawnp(&pid, "openssl", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err != 0) fail_msg("cannot run openssl: %s (is the openssl command installed?)", strerror(err));
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+    char why[128];
+    describe_status(status, why, sizeof why);
+    char *out = read_file(log_path);
+    fprintf(stderr, "harness: openssl %s failed (%s):\n%s\n", args[0], why, out);
+    char line[512];
+    snprintf(line, sizeof line, "%s", out);
+    free(out);
+    fail_msg("openssl %s failed (%s): %s", args[0], why, line);
+}
+
+static void genkey(const char *dir, const char *path) {
+    const char *args[] = { "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path, NULL };
+    run_openssl(dir, args);
+}
+
+/* A leaf for CN `cn` with the extensions of config section `ext`, signed by the CA. */
+static void sign_leaf(const char *dir, const es_tls_certs_t *t, const char *cnf, const char *key, const char *cn,
+                      const char *ext, const char *out) {
+    char csr[640], subj[128], serial[40];
+    snprintf(csr, sizeof csr, "%s/%s.csr", dir, ext);
+    snprintf(subj, sizeof subj, "/CN=%s", cn);
+    uint64_t rnd = 0;
+    if (RAND_bytes((unsigned char *)&rnd, sizeof rnd) != 1) rnd = es_now_ms();
+    snprintf(serial, sizeof serial, "0x%016" PRIx64, rnd >> 1 | UINT64_C(1) << 62);
+    const char *req[] = { "req", "-new", "-config", cnf, "-key", key, "-subj", subj, "-out", csr, NULL };
+    run_openssl(dir, req);
+    const char *x509[] = { "x509", "-req", "-in", csr, "-CA", t->ca_cert, "-CAkey", t->ca_key, "-set_serial", serial,
+                           "-days", "3650", "-sha256", "-extfile", cnf, "-extensions", ext, "-out", out, NULL };
+    run_openssl(dir, x509);
+    unlink(csr);
+}
+
+/* Writes the concatenation of files a and b to out. */
+static void cat_files(const char *a, const char *b, const char *out) {
+    char *x = read_file(a), *y = read_file(b);
+    size_t xl = strlen(x);
+    FILE *f = fopen(out, "wb");
+    if (f == NULL) fail_msg("cannot write %s: %s", out, strerror(errno));
+    fputs(x, f);
+    if (xl && x[xl - 1] != '\n') fputc('\n', f);
+    fputs(y, f);
+    fclose(f);
+    free(x);
+    free(y);
+}
+
+static const char certs_cnf[] =
+    "[req]\n"
+    "distinguished_name = dn\n"
+    "prompt = no\n"
+    "[dn]\n"
+    "CN = envoy-swift test\n"
+    "[ca_ext]\n"
+    "basicConstraints = critical, CA:TRUE\n"
+    "keyUsage = critical, keyCertSign, cRLSign\n"
+    "subjectKeyIdentifier = hash\n"
+    "[server_ext]\n"
+    "basicConstraints = critical, CA:FALSE\n"
+    "keyUsage = critical, digitalSignature\n"
+    "extendedKeyUsage = serverAuth, clientAuth\n"
+    "subjectAltName = DNS:localhost, DNS:upstream.test, IP:127.0.0.1\n"
+    "subjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid\n"
+    "[wrong_ext]\n"
+    "basicConstraints = critical, CA:FALSE\n"
+    "keyUsage = critical, digitalSignature\n"
+    "extendedKeyUsage = serverAuth, clientAuth\n"
+    "subjectAltName = DNS:wrong.example\n"
+    "subjectKeyIdentifier = hash\n"
+    "authorityKeyIdentifier = keyid\n"
+    "[untrusted_ext]\n"
+    "basicConstraints = critical, CA:FALSE\n"
+    "keyUsage = critical, digitalSignature\n"
+    "extendedKeyUsage = serverAuth, clientAuth\n"
+    "subjectAltName = DNS:localhost, DNS:upstream.test, IP:127.0.0.1\n"
+    "subjectKeyIdentifier = hash\n";
+
+static void make_certs_in(const char *dir, es_tls_certs_t *t) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->dir, sizeof t->dir, "%s", dir);
+#define FILE_IN(field, name) snprintf(t->field, sizeof t->field, "%s/" name, dir)
+    FILE_IN(ca_cert, "ca.pem");
+    FILE_IN(ca_key, "ca.key");
+    FILE_IN(server_cert, "server.pem");
+    FILE_IN(server_key, "server.key");
+    FILE_IN(server_leaf, "server-leaf.pem");
+    FILE_IN(wrong_cert, "wrong.pem");
+    FILE_IN(wrong_key, "wrong.key");
+    FILE_IN(other_key, "other.key");
+    FILE_IN(untrusted_cert, "untrusted.pem");
+    FILE_IN(untrusted_key, "untrusted.key");
+#undef FILE_IN
+    char cnf[600], wrong_leaf[600];
+    snprintf(cnf, sizeof cnf, "%s/openssl.cnf", dir);
+    snprintf(wrong_leaf, sizeof wrong_leaf, "%s/wrong-leaf.pem", dir);
+    write_file(cnf, certs_cnf);
+
+    genkey(dir, t->ca_key);
+    const char *ca[] = { "req", "-new", "-x509", "-config", cnf, "-key", t->ca_key, "-subj", "/CN=envoy-swift test CA",
+                         "-extensions", "ca_ext", "-days", "3650", "-sha256", "-out", t->ca_cert, NULL };
+    run_openssl(dir, ca);
+
+    genkey(dir, t->server_key);
+    sign_leaf(dir, t, cnf, t->server_key, "localhost", "server_ext", t->server_leaf);
+    cat_files(t->server_leaf, t->ca_cert, t->server_cert);
+
+    genkey(dir, t->wrong_key);
+    sign_leaf(dir, t, cnf, t->wrong_key, "wrong.example", "wrong_ext", wrong_leaf);
+    cat_files(wrong_leaf, t->ca_cert, t->wrong_cert);
+    unlink(wrong_leaf);
+
+    genkey(dir, t->other_key);
+
+    genkey(dir, t->untrusted_key);
+    const char *self[] = { "req", "-new", "-x509", "-config", cnf, "-key", t->untrusted_key, "-subj", "/CN=localhost",
+                           "-extensions", "untrusted_ext", "-days", "3650", "-sha256", "-out", t->untrusted_cert, NULL };
+    run_openssl(dir, self);
+
+    char log_path[600];
+    snprintf(log_path, sizeof log_path, "%s/openssl.log", dir);
+    unlink(log_path);
+    unlink(cnf);
+}
+
+static pthread_mutex_t certs_mu = PTHREAD_MUTEX_INITIALIZER;
+static es_tls_certs_t certs_cache;
+static int certs_made;
+
+static void remove_certs_cache(void) {
+    if (certs_made) remove_tmpdir(certs_cache.dir);
+}
+
+int es_tls_make_certs(const char *dir, es_tls_certs_t *out) {
+    char abs[PATH_MAX];
+    if (dir != NULL) {
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) fail_msg("cannot create %s: %s", dir, strerror(errno));
+        if (realpath(dir, abs) == NULL) fail_msg("realpath %s: %s", dir, strerror(errno));
+        if (strlen(abs) >= sizeof out->dir) fail_msg("%s: path too long", abs);
+        make_certs_in(abs, out);
+        return 0;
+    }
+    pthread_mutex_lock(&certs_mu);
+    if (!certs_made) {
+        char tmp[512];
+        const char *build = env_or("ES_BUILD", "build");
+        snprintf(tmp, sizeof tmp, "%s/test-tmp", build);
+        mkdir(build, 0755);
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            pthread_mutex_unlock(&certs_mu);
+            fail_msg("cannot create %s: %s", tmp, strerror(errno));
+        }
+        snprintf(tmp, sizeof tmp, "%s/test-tmp/certs-XXXXXX", build);
+        if (mkdtemp(tmp) == NULL || realpath(tmp, abs) == NULL || strlen(abs) >= sizeof out->dir) {
+            pthread_mutex_unlock(&certs_mu);
+            fail_msg("cannot create a certs folder %s: %s", tmp, strerror(errno));
+        }
+        es_tls_certs_t t;
+        make_certs_in(abs, &t);              /* a failure leaves the cache empty (and the folder) */
+        certs_cache = t;
+        certs_made = 1;
+        atexit(remove_certs_cache);
+    }
+    *out = certs_cache;
+    pthread_mutex_unlock(&certs_mu);
+    return 0;
 }
 
 /* ---- /headers bodies ---- */
@@ -882,25 +1343,37 @@ uint64_t es_pattern_fnv(uint64_t n) {
     return h;
 }
 
-void es_upload_pattern(uint16_t port, uint64_t n, int chunked, size_t chunk) {
-    es_client_t c;
-    es_client_connect(&c, port);
+/* es_upload_pattern on a connected client, which it closes. */
+static void upload_on(es_client_t *c, uint64_t n, int chunked, size_t chunk) {
     if (chunked)
-        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+        es_client_sendf(c, "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
     else
-        es_client_sendf(&c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n);
-    es_client_send_pattern(&c, 0, n, chunked, chunk);
+        es_client_sendf(c, "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n);
+    es_client_send_pattern(c, 0, n, chunked, chunk);
     if (chunked)
-        es_client_send(&c, "0\r\n\r\n", 5);
+        es_client_send(c, "0\r\n\r\n", 5);
     es_response_t r;
-    es_client_read(&c, &r, NULL);
+    es_client_read(c, &r, NULL);
     if (r.status != 200) fail_msg("upload of %llu bytes: status %d", (unsigned long long)n, r.status);
     char want[96];
     snprintf(want, sizeof want, "len=%llu fnv=%016llx", (unsigned long long)n, (unsigned long long)es_pattern_fnv(n));
     if (strstr(r.body, want) == NULL)
         fail_msg("upstream saw \"%s\", want \"%s\"", r.body, want);
     es_response_dispose(&r);
-    es_client_close(&c);
+    es_client_close(c);
+}
+
+void es_upload_pattern(uint16_t port, uint64_t n, int chunked, size_t chunk) {
+    es_client_t c;
+    es_client_connect(&c, port);
+    upload_on(&c, n, chunked, chunk);
+}
+
+void es_upload_pattern_tls(uint16_t port, const char *ca_file, const char *sni, uint64_t n, int chunked,
+                           size_t chunk) {
+    es_client_t c;
+    es_client_connect_tls(&c, port, ca_file, sni);
+    upload_on(&c, n, chunked, chunk);
 }
 
 const char *es_swift_filter_lib(void) {

@@ -7,6 +7,10 @@
  * Functions whose name does not start with es_try_ fail the current cmocka test (with the proxy's log
  * when it helps) instead of returning an error. Include <cmocka.h> prerequisites before this header.
  *
+ * TLS (see "TLS" below): es_tls_make_certs() makes a CA and certificates with the `openssl` command at
+ * test time (never committed), the test upstream serves TLS with them (tls_cert / tls_key in upstream.h),
+ * and es_client_connect_tls() makes a client whose every function below works over TLS unchanged.
+ *
  * A test usually runs with the fixture (es_fixture_setup / es_fixture_teardown): an upstream already
  * started in f->up, and a teardown that kills a proxy the test left running (after a failed assertion)
  * and stops the upstreams.
@@ -125,11 +129,17 @@ typedef struct {
 } es_read_opts_t;
 
 typedef struct {
-    int fd;
+    int fd;                              /* a TLS client's too: raw recv/send on it bypass TLS */
     char *buf;                           /* bytes received and not yet parsed: buf[off .. len) */
     size_t off, len, cap;
     int eof;                             /* the server closed (or reset) the connection */
     char error[256];                     /* why the last es_try_ call failed */
+    /* TLS clients (es_client_connect_tls) only; zero for plain ones. */
+    struct ssl_st *ssl;                  /* the OpenSSL connection, freed by es_client_close */
+    char alpn[16];                       /* the ALPN protocol the server chose ("" = none) */
+    int tls_version;                     /* 0x0303 = TLS 1.2 (TLS1_2_VERSION), 0x0304 = TLS 1.3 */
+    int tls_close_notify;                /* the server's close_notify arrived (eof without it: a bare
+                                          * TCP close or reset) */
 } es_client_t;
 
 /* Connects to 127.0.0.1:port, with 10 s send and receive timeouts. */
@@ -162,6 +172,63 @@ void es_roundtrip(uint16_t port, const char *raw, es_response_t *r, const es_rea
 void es_upload_pattern(uint16_t port, uint64_t n, int chunked, size_t chunk);
 /* GET path with Host: test, on a new connection. */
 void es_get(uint16_t port, const char *path, es_response_t *r);
+
+/* ---- TLS ---- */
+
+/*
+ * Connects to 127.0.0.1:port (as es_client_connect), then does a blocking TLS handshake (TLS 1.2 or
+ * 1.3, ALPN offering http/1.1) within the same 10 s timeouts. The server's chain must verify against
+ * `ca_file` (a PEM; NULL = no verification at all) and its certificate must match `sni`, which is also
+ * sent as SNI; an IP literal ("127.0.0.1") is matched against the IP SANs and sends no SNI (RFC 6066);
+ * NULL = no SNI and no name check. Sets c->alpn and c->tls_version. On failure c->error says why
+ * ("certificate verify failed: ...", OpenSSL's alert, a timeout, EOF) and the client is closed.
+ *
+ * Afterwards es_client_send / _sendf / _send_pattern / es_client_read / es_try_client_read /
+ * es_client_wait_closed / es_client_close work as on a plain client, over SSL_write / SSL_read: EOF is
+ * the server's close_notify (c->tls_close_notify = 1) or a bare TCP close or reset; a TLS alert or a
+ * corrupt record fails a read ("TLS: ..."); es_client_wait_closed() ignores records that carry no data
+ * (TLS 1.3 session tickets). es_client_close() sends close_notify (without blocking or waiting for the
+ * server's) and frees the SSL. Raw recv/send/poll on c->fd bypass TLS: don't mix them with a TLS client.
+ *
+ * SSL_write writes without MSG_NOSIGNAL: the first TLS connect sets SIGPIPE to SIG_IGN when it is
+ * SIG_DFL (as es_fixture_setup does anyway).
+ */
+void es_client_connect_tls(es_client_t *c, uint16_t port, const char *ca_file, const char *sni);
+int es_try_client_connect_tls(es_client_t *c, uint16_t port, const char *ca_file, const char *sni);
+/* es_roundtrip, es_upload_pattern and es_get over a new TLS connection (ca_file and sni as above). */
+void es_roundtrip_tls(uint16_t port, const char *ca_file, const char *sni, const char *raw, es_response_t *r,
+                      const es_read_opts_t *opts);
+void es_upload_pattern_tls(uint16_t port, const char *ca_file, const char *sni, uint64_t n, int chunked,
+                           size_t chunk);
+void es_get_tls(uint16_t port, const char *ca_file, const char *sni, const char *path, es_response_t *r);
+
+/* Absolute paths of the files es_tls_make_certs() makes. Every key is EC P-256, every certificate is
+ * valid from its making for 10 years. */
+typedef struct {
+    char dir[512];
+    char ca_cert[600];                   /* ca.pem: the test CA's certificate (what clients trust) */
+    char ca_key[600];                    /* ca.key */
+    char server_cert[600];               /* server.pem: a leaf for DNS:localhost, DNS:upstream.test and
+                                          * IP:127.0.0.1 signed by the CA, then the CA: a chain file */
+    char server_key[600];                /* server.key */
+    char server_leaf[600];               /* server-leaf.pem: the same leaf alone */
+    char wrong_cert[600];                /* wrong.pem: a leaf for DNS:wrong.example only, signed by the
+                                          * same CA, then the CA: verifies, but for no name a test uses */
+    char wrong_key[600];                 /* wrong.key */
+    char other_key[600];                 /* other.key: a key that matches no certificate here ("the key
+                                          * does not match the certificate") */
+    char untrusted_cert[600];            /* untrusted.pem: self-signed, with server.pem's names, from no
+                                          * CA a test trusts */
+    char untrusted_key[600];             /* untrusted.key */
+} es_tls_certs_t;
+
+/*
+ * Makes the files above with the `openssl` command (quietly; a failure fails the test with its
+ * stderr). dir NULL: once per process, in $ES_BUILD/test-tmp/certs-XXXXXX, removed at exit; later
+ * calls return the same paths at once. dir given: makes them there (created if missing) every call,
+ * and leaves them. Returns 0.
+ */
+int es_tls_make_certs(const char *dir, es_tls_certs_t *out);
 
 /*
  * The body of an upstream /headers response: the first line is the request line, then "name: value"

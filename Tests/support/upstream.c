@@ -1,15 +1,22 @@
 /*
  * The test upstream (see upstream.h for what it answers). Blocking sockets and one thread per
  * connection: simple, and robust enough for tests and `make run`.
+ *
+ * With TLS (tls_cert set) each connection thread does a blocking SSL_accept first, then every read and
+ * write of that connection goes through conn_recv / send_all, the two I/O choke points, over SSL_read /
+ * SSL_write. The plain path is the recv / send it always was.
  */
 #include "upstream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +26,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #define READ_SIZE   65536
 #define STREAM_SIZE 65536        /* a multiple of 256, so one pattern buffer serves every offset */
@@ -78,6 +87,9 @@ struct es_upstream_conn_s {
     es_upstream_conn_t *next;
     pthread_t thread;
     int fd;                      /* closed (and set to -1) under u->mu */
+    SSL *ssl;                    /* TLS: created, used and freed on the connection's thread; else NULL */
+    int tls_broken;              /* a fatal TLS error happened: no close_notify (OpenSSL forbids it) */
+    int tls_no_notify;           /* /hangup?notify=0: close without close_notify */
     atomic_int done;
     unsigned long ordinal;
     unsigned long nreq;
@@ -106,12 +118,26 @@ static void pattern_init(void) {
     es_pattern_fill(pattern, 0, sizeof pattern);
 }
 
-/* ---- sending ---- */
+/* ---- I/O: send_all and conn_recv, plain or TLS ---- */
+
+/* One SSL_write: bytes written (all of len, OpenSSL writes whole buffers), or -1 with errno. */
+static ssize_t tls_send(es_upstream_conn_t *c, const void *data, size_t len) {
+    int want = len > (1u << 30) ? (1 << 30) : (int)len;
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_write(c->ssl, data, want);
+    if (n > 0) return n;
+    int err = SSL_get_error(c->ssl, n);
+    if ((err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) && errno == EINTR) return -1;
+    c->tls_broken = 1;
+    if (errno == 0 || errno == EINTR) errno = EPIPE;
+    return -1;
+}
 
 static int send_all(es_upstream_conn_t *c, const void *data, size_t len) {
     const char *p = data;
     while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+        ssize_t n = c->ssl ? tls_send(c, p, len) : send(c->fd, p, len, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -1;
@@ -121,6 +147,39 @@ static int send_all(es_upstream_conn_t *c, const void *data, size_t len) {
         len -= (size_t)n;
     }
     return 0;
+}
+
+/* One read: bytes read, 0 at the end of the stream (EOF, close_notify, or any TLS error), -1 with errno. */
+static ssize_t conn_recv(es_upstream_conn_t *c, void *buf, size_t len) {
+    if (c->ssl == NULL) return recv(c->fd, buf, len, 0);
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0) return n;
+    int err = SSL_get_error(c->ssl, n);
+    if ((err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) && errno == EINTR) return -1;
+    if (err != SSL_ERROR_ZERO_RETURN) c->tls_broken = 1;
+    return 0;
+}
+
+/*
+ * TLS: sends close_notify before the connection closes (a graceful close), unless the connection is
+ * broken or /hangup?notify=0 asked for a bare FIN. Never blocks: a peer that reads nothing gets none.
+ */
+static void tls_notify(es_upstream_conn_t *c) {
+    if (c->ssl == NULL || c->tls_broken || c->tls_no_notify || c->fd < 0) return;
+    int fl = fcntl(c->fd, F_GETFL);
+    if (fl >= 0) fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    c->tls_no_notify = 1;        /* once */
+}
+
+static void copy_str(char *dst, size_t cap, const char *src, size_t len) {
+    if (len >= cap) len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
 }
 
 static const char *reason_phrase(int status) {
@@ -482,7 +541,9 @@ static int respond(es_upstream_conn_t *c) {
         int framing = qlen >= 12 && memmem(query, qlen, "kind=framing", 12) != NULL;
         rc = framing ? send_all(c, bad_framing, sizeof bad_framing - 1) : send_all(c, bad_status, sizeof bad_status - 1);
     } else if (IS("/hangup")) {
-        return CLOSE;             /* a FIN instead of a response */
+        /* A FIN instead of a response; over TLS after a close_notify, unless notify=0 (a truncation). */
+        if (query_u64(query, qlen, "notify", 1) == 0) c->tls_no_notify = 1;
+        return CLOSE;
     } else if (IS("/reset")) {
         struct linger lg = { .l_onoff = 1, .l_linger = 0 };
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -515,6 +576,7 @@ static unsigned next_rand(es_upstream_conn_t *c) {
 static int idle_close(es_upstream_conn_t *c) {
     es_upstream_t *u = c->u;
     int wait = (int)(1 + next_rand(c) % u->idle_close_max_ms);
+    if (c->ssl && SSL_has_pending(c->ssl)) return 0;     /* bytes already read from the socket */
     struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
     int r;
     do {
@@ -523,14 +585,64 @@ static int idle_close(es_upstream_conn_t *c) {
     if (r != 0) return 0;        /* bytes, EOF or es_upstream_stop(): the read loop sees which */
     atomic_fetch_add(&u->idle_closes, 1);
     sleep_ms(u, u->close_lag_ms ? u->close_lag_ms : 2);
+    tls_notify(c);
     close_fd(c);
     return 1;
+}
+
+/* Why the last TLS call failed, for last_tls_error: OpenSSL's queue, else the socket's story. */
+static void tls_describe(SSL *ssl, int ret, char *buf, size_t len) {
+    unsigned long e = ERR_peek_last_error();
+    if (e != 0) {
+        ERR_error_string_n(e, buf, len);
+    } else if (SSL_get_error(ssl, ret) == SSL_ERROR_SYSCALL) {
+        snprintf(buf, len, "%s", errno ? strerror(errno) : "the peer closed the connection (EOF)");
+    } else {
+        snprintf(buf, len, "SSL_get_error %d", SSL_get_error(ssl, ret));
+    }
+}
+
+/* TLS: the blocking server handshake. 0, or -1 (counted; the caller closes without close_notify). */
+static int tls_accept(es_upstream_conn_t *c) {
+    es_upstream_t *u = c->u;
+    c->ssl = SSL_new(u->tls_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) abort();
+    SSL_set_app_data(c->ssl, c);
+    int r;
+    do {
+        ERR_clear_error();
+        errno = 0;
+        r = SSL_accept(c->ssl);
+    } while (r <= 0 && errno == EINTR && (SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_READ ||
+                                           SSL_get_error(c->ssl, r) == SSL_ERROR_WANT_WRITE));
+    if (r != 1) {
+        char why[256];
+        tls_describe(c->ssl, r, why, sizeof why);
+        ERR_clear_error();
+        c->tls_broken = 1;
+        atomic_fetch_add(&u->tls_handshake_failures, 1);
+        pthread_mutex_lock(&u->mu);
+        copy_str(u->last_tls_error, sizeof u->last_tls_error, why, strlen(why));
+        pthread_mutex_unlock(&u->mu);
+        if (u->verbose) fprintf(stderr, "es-upstream: conn %lu: TLS handshake failed: %s\n", c->ordinal, why);
+        return -1;
+    }
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+    pthread_mutex_lock(&u->mu);
+    copy_str(u->last_alpn, sizeof u->last_alpn, alpn ? (const char *)alpn : "", alpn ? alpn_len : 0);
+    pthread_mutex_unlock(&u->mu);
+    atomic_fetch_add(&u->tls_handshakes, 1);
+    if (SSL_session_reused(c->ssl)) atomic_fetch_add(&u->tls_resumed, 1);
+    return 0;
 }
 
 static void serve(es_upstream_conn_t *c) {
     es_upstream_t *u = c->u;
     char *buf = malloc(READ_SIZE);
     if (buf == NULL) abort();
+    if (u->tls_ctx && tls_accept(c) != 0) goto out;
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->rng = (c->ordinal * UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)c;
@@ -540,7 +652,7 @@ static void serve(es_upstream_conn_t *c) {
     for (;;) {
         if (idle && u->idle_close_max_ms > 0 && idle_close(c)) goto out;
         idle = 0;
-        ssize_t n = recv(c->fd, buf, READ_SIZE, 0);
+        ssize_t n = conn_recv(c, buf, READ_SIZE);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0 || atomic_load(&u->stopping)) break;
         if (u->silent) continue;
@@ -573,6 +685,7 @@ static void serve(es_upstream_conn_t *c) {
         }
     }
 close:
+    tls_notify(c);
     pthread_mutex_lock(&u->mu);
     if (c->fd >= 0) shutdown(c->fd, SHUT_WR);
     pthread_mutex_unlock(&u->mu);
@@ -583,7 +696,19 @@ out:
 
 static void *conn_main(void *arg) {
     es_upstream_conn_t *c = arg;
+    if (c->u->tls_ctx) {
+        /* SSL_write and SSL_shutdown write() without MSG_NOSIGNAL: a peer that is gone must give EPIPE, not
+         * kill the test. SIGPIPE is thread-directed, so blocking it here is enough. */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
     serve(c);
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     sbuf_free(&c->url);
     sbuf_free(&c->head);
     sbuf_free(&c->trailers);
@@ -648,6 +773,45 @@ static void *accept_main(void *arg) {
     return NULL;
 }
 
+/* Records the SNI of every ClientHello (none: ""), before the certificate is even chosen. */
+static int on_servername(SSL *ssl, int *alert, void *arg) {
+    es_upstream_t *u = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    pthread_mutex_lock(&u->mu);
+    copy_str(u->last_sni, sizeof u->last_sni, name ? name : "", name ? strlen(name) : 0);
+    pthread_mutex_unlock(&u->mu);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ALPN: http/1.1 when the client offers it; otherwise no ALPN at all (not an error). */
+static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+                          unsigned int inlen, void *arg) {
+    static const unsigned char h11[] = "\x08http/1.1";
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, h11, sizeof h11 - 1, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* The server SSL_CTX for tls_cert / tls_key. NULL (OpenSSL's reasons on stderr) when they do not load. */
+static SSL_CTX *tls_ctx_new(es_upstream_t *u) {
+    const char *key = u->tls_key ? u->tls_key : u->tls_cert;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, u->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "es-upstream: cannot use TLS certificate %s with key %s:\n", u->tls_cert, key);
+        ERR_print_errors_fp(stderr);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(ctx, u);
+    SSL_CTX_set_alpn_select_cb(ctx, on_alpn_select, u);
+    return ctx;
+}
+
 int es_upstream_start(es_upstream_t *u) {
     atomic_store(&u->connections, 0);
     atomic_store(&u->requests, 0);
@@ -657,9 +821,23 @@ int es_upstream_start(es_upstream_t *u) {
     atomic_store(&u->bad_requests, 0);
     atomic_store(&u->released, 0);
     atomic_store(&u->stopping, 0);
+    atomic_store(&u->tls_handshakes, 0);
+    atomic_store(&u->tls_handshake_failures, 0);
+    atomic_store(&u->tls_resumed, 0);
+    u->last_sni[0] = u->last_alpn[0] = u->last_tls_error[0] = '\0';
     u->conns = NULL;
+    u->tls_ctx = NULL;
+    if (u->tls_cert) {
+        u->tls_ctx = tls_ctx_new(u);
+        if (u->tls_ctx == NULL) return -EINVAL;
+    }
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -errno;
+    if (fd < 0) {
+        int err = -errno;
+        SSL_CTX_free(u->tls_ctx);
+        u->tls_ctx = NULL;
+        return err;
+    }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(u->want_port) };
@@ -669,6 +847,8 @@ int es_upstream_start(es_upstream_t *u) {
         getsockname(fd, (struct sockaddr *)&sa, &slen) != 0) {
         int err = -errno;
         close(fd);
+        SSL_CTX_free(u->tls_ctx);
+        u->tls_ctx = NULL;
         return err;
     }
     u->port = ntohs(sa.sin_port);
@@ -678,6 +858,8 @@ int es_upstream_start(es_upstream_t *u) {
     if (err != 0) {
         pthread_mutex_destroy(&u->mu);
         close(fd);
+        SSL_CTX_free(u->tls_ctx);
+        u->tls_ctx = NULL;
         return -err;
     }
     u->started = 1;
@@ -708,6 +890,8 @@ void es_upstream_stop(es_upstream_t *u) {
         list = next;
     }
     pthread_mutex_destroy(&u->mu);
+    SSL_CTX_free(u->tls_ctx);      /* after every SSL of it was freed on its thread */
+    u->tls_ctx = NULL;
 }
 
 void es_upstream_release(es_upstream_t *u) {
@@ -720,6 +904,26 @@ unsigned long es_upstream_connections(es_upstream_t *u) {
 
 unsigned long es_upstream_requests(es_upstream_t *u) {
     return atomic_load(&u->requests);
+}
+
+/* Copies one of the strings kept under u->mu. */
+static void copy_locked(es_upstream_t *u, const char *src, char *buf, size_t len) {
+    if (len == 0) return;
+    if (u->started) pthread_mutex_lock(&u->mu);
+    copy_str(buf, len, src, strlen(src));
+    if (u->started) pthread_mutex_unlock(&u->mu);
+}
+
+void es_upstream_last_sni(es_upstream_t *u, char *buf, size_t len) {
+    copy_locked(u, u->last_sni, buf, len);
+}
+
+void es_upstream_last_alpn(es_upstream_t *u, char *buf, size_t len) {
+    copy_locked(u, u->last_alpn, buf, len);
+}
+
+void es_upstream_last_tls_error(es_upstream_t *u, char *buf, size_t len) {
+    copy_locked(u, u->last_tls_error, buf, len);
 }
 
 /* ---- the black hole ---- */

@@ -30,7 +30,8 @@
  *                             connection that dies under a request
  *   /malformed?kind=K         a response no parser accepts, on a connection left open: kind=status a bad
  *                             status code, kind=framing Content-Length with Transfer-Encoding
- *   /hangup                   closes the connection (FIN) without answering
+ *   /hangup[?notify=0]        closes the connection (FIN) without answering; over TLS a close_notify goes
+ *                             first, unless notify=0 (a bare FIN: a truncated TLS stream)
  *   /reset                    resets the connection (RST) without answering
  *
  * Every response carries "x-upstream-conn: K" (the connection's ordinal, 1-based, in accept order) and
@@ -51,6 +52,26 @@
  *                             would arrive at once), then closes. A request that arrived during the lag is
  *                             never read nor answered (and the close with unread data sends RST). The
  *                             first request on a connection is always answered.
+ *
+ * TLS, set before es_upstream_start():
+ *
+ *   tls_cert, tls_key         PEM files (es_tls_make_certs() in the harness makes them): the certificate
+ *                             chain (leaf first) and its key; tls_key NULL = the key is in tls_cert. NULL
+ *                             tls_cert = plain TCP. es_upstream_start() returns -EINVAL (OpenSSL's reasons on
+ *                             stderr) when they do not load or do not match. Each accepted connection then
+ *                             does a blocking SSL_accept on its thread (TLS 1.2 or 1.3; ALPN: http/1.1 when
+ *                             the client offers it, else none; no client certificate asked), and everything
+ *                             above works the same over SSL_read / SSL_write. A handshake that fails (a
+ *                             client that refuses the certificate, plain HTTP, a reset) closes that
+ *                             connection and counts in tls_handshake_failures (why: last_tls_error); it
+ *                             still counts in `connections`, and has an ordinal. Every graceful close
+ *                             (Connection: close, /close, /hangup, the racy idle close, the end of the
+ *                             stream) sends close_notify before the FIN, never waiting to send it; /reset
+ *                             and /drop-next stay a bare RST; a failed connection gets no close_notify.
+ *                             bytes_out counts plaintext bytes.
+ *   last_sni                  the SNI of the last ClientHello received ("" = none sent), recorded even when
+ *                             that handshake then fails; last_alpn the protocol ALPN chose on the last
+ *                             successful handshake ("" = none). Both under mu: read them with the accessors.
  *
  * es_upstream_stop() closes every socket, joins every thread and frees everything (the tests run under
  * LeakSanitizer).
@@ -80,6 +101,8 @@ typedef struct {
     void *on_request_ctx;              /* ctx for both */
     unsigned idle_close_max_ms;        /* racy idle close (see above); 0 = off */
     unsigned close_lag_ms;             /* its lag between the decision and the close; 0 = 2 ms */
+    const char *tls_cert;              /* TLS (see above): chain PEM; NULL = plain */
+    const char *tls_key;               /* its key PEM; NULL = in tls_cert */
 
     /* Set by es_upstream_start(). */
     uint16_t port;
@@ -91,6 +114,9 @@ typedef struct {
     atomic_ulong holding;              /* /sink?hold=1 requests waiting for es_upstream_release() */
     atomic_ulong idle_closes;          /* racy idle close: connections it decided to close */
     atomic_ulong bad_requests;         /* requests it could not parse (answered 400) */
+    atomic_ulong tls_handshakes;       /* TLS handshakes that succeeded */
+    atomic_ulong tls_handshake_failures;  /* TLS handshakes that failed (the connection was closed) */
+    atomic_ulong tls_resumed;          /* successful handshakes that resumed a session */
     atomic_int released;
 
     /* Private. */
@@ -100,6 +126,10 @@ typedef struct {
     pthread_t accept_thread;
     pthread_mutex_t mu;
     es_upstream_conn_t *conns;
+    struct ssl_ctx_st *tls_ctx;        /* the SSL_CTX when tls_cert is set */
+    char last_sni[256];                /* under mu: use es_upstream_last_sni() */
+    char last_alpn[32];                /* under mu: use es_upstream_last_alpn() */
+    char last_tls_error[256];          /* under mu: use es_upstream_last_tls_error() */
 } es_upstream_t;
 
 /* Binds 127.0.0.1:want_port, listens and starts accepting. Returns 0 or a negative errno. */
@@ -112,6 +142,13 @@ void es_upstream_release(es_upstream_t *u);
 
 unsigned long es_upstream_connections(es_upstream_t *u);
 unsigned long es_upstream_requests(es_upstream_t *u);
+
+/* TLS: copy (NUL-terminated, truncated to len) the SNI of the last ClientHello ("" = none), the ALPN
+ * protocol of the last successful handshake ("" = none), and why the last failed handshake failed
+ * (OpenSSL's error string, "" = none failed). */
+void es_upstream_last_sni(es_upstream_t *u, char *buf, size_t len);
+void es_upstream_last_alpn(es_upstream_t *u, char *buf, size_t len);
+void es_upstream_last_tls_error(es_upstream_t *u, char *buf, size_t len);
 
 /*
  * A port where a TCP connect hangs: a socket listening with backlog 0 that never accepts, its accept
