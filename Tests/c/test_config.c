@@ -346,6 +346,29 @@ static void test_connection_limits(void **state)
                  "11: clusters[0].retries: expected a mapping, got \"2\"");
 }
 
+/* tls keys: the checks that need no certificate files (test_proxy_tls covers files and handshakes). */
+static void test_tls_keys(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                                        "    tls: { sni: api.internal, verify: false }\n",
+                          err, sizeof err), 0);
+    assert_non_null(cfg.clusters[0].tls_ctx);
+    assert_string_equal(cfg.clusters[0].tls_sni, "api.internal");
+    assert_int_equal(cfg.clusters[0].tls_verify, 0);
+    assert_null(cfg.listeners[0].tls_ctx);
+    es_config_dispose(&cfg);
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    tls: { verify: maybe }\n",
+                 "11: clusters[0].tls.verify: expected true or false, got \"maybe\"");
+    expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                         "    tls: { verify: false, ca: ca.pem }\n",
+                 "11: clusters[0].tls.ca: a CA file with verify: false would be ignored; remove one of them");
+    expect_error(MINIMAL "    tls: { cert: c.pem }\n", "8: listeners[0].tls: missing required key \"key\"");
+    expect_error(MINIMAL "    tls: yes\n", "8: listeners[0].tls: expected a mapping, got \"yes\"");
+}
+
 static void test_parse_size(void **state)
 {
     static const struct {
@@ -543,7 +566,7 @@ static void test_unknown_key_listener(void **state)
 {
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
                  "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
-                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb)");
+                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls)");
 }
 
 static void test_unknown_key_route(void **state)
@@ -560,7 +583,7 @@ static void test_unknown_key_route(void **state)
 static void test_unknown_key_cluster(void **state)
 {
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n    lb: rr\n",
-                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout, idle_timeout, retries)");
+                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout, idle_timeout, retries, tls)");
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints:\n      - address: 127.0.0.1\n        port: 1\n"
                          "        weight: 2\n",
                  "13: clusters[0].endpoints[0].weight: unknown key (expected one of: address, port)");
@@ -834,6 +857,7 @@ int main(void)
         cmocka_unit_test(test_header_matches),
         cmocka_unit_test(test_async_limits),
         cmocka_unit_test(test_connection_limits),
+        cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_clusters_before_listeners_and_aliases),
         cmocka_unit_test(test_plugin_config_json),
