@@ -23,7 +23,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
 
-.PHONY: all build deps run test test-c test-swift bench-async clean
+.PHONY: all build deps run test test-c test-swift bench-async bench-tls clean
 all: build
 
 # Install the Debian packages the build needs, only those missing.
@@ -77,6 +77,12 @@ run: build
 bench-async: build
 	@command -v wrk >/dev/null || apt-get install -y wrk
 	@./bench/async_resume.sh
+
+# TLS termination, measured (never asserted): HTTPS req/s and latency, envoy-swift vs nginx.
+bench-tls: build
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt-get install -y nginx-light
+	@./bench/tls.sh
 
 # Every C test runs against the sanitized host; any failure fails `make test`.
 test: deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES)
