@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "harness.h"
 
 #define MiB (UINT64_C(1) << 20)
@@ -128,6 +130,8 @@ static void test_curl_through_tls_listener(void **state)
     es_client_connect_tls(&c, f->px.port, certs.ca_cert, "localhost");
     assert_string_equal(c.alpn, "http/1.1");
     assert_int_equal(c.tls_version, 0x0304);
+    /* The chain in the certificate file is served whole: the leaf and the CA after it. */
+    assert_int_equal(sk_X509_num(SSL_get_peer_cert_chain(c.ssl)), 2);
     es_client_sendf(&c, "GET /a HTTP/1.1\r\nHost: t\r\n\r\nGET /b HTTP/1.1\r\nHost: t\r\n\r\n");
     es_response_t r;
     es_client_read(&c, &r, NULL);
