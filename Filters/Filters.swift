@@ -19,4 +19,5 @@ public func registerFilters() {
     FilterRegistry.register(CalloutAuth.self, as: "callout_auth")
     FilterRegistry.register(ResumeProbe.self, as: "resume_probe")
     FilterRegistry.register(RequestBuffer.self, as: "request_buffer")
+    FilterRegistry.register(HeaderTouch.self, as: "header_touch")
 }
