@@ -5,9 +5,46 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define SMALL_CACHE_MAX 4096 /* per thread: at most 1 MiB held */
+
+static __thread void *small_cache;
+static __thread unsigned small_count;
+
+void *es_small_get(void)
+{
+    void *p = small_cache;
+    if (p == NULL)
+        return malloc(ES_BUF_SMALL);
+    memcpy(&small_cache, p, sizeof(void *));
+    small_count--;
+    return p;
+}
+
+void es_small_put(void *p)
+{
+    if (p == NULL)
+        return;
+    if (small_count >= SMALL_CACHE_MAX) {
+        free(p);
+        return;
+    }
+    memcpy(p, &small_cache, sizeof(void *));
+    small_cache = p;
+    small_count++;
+}
+
+void es_small_drain(void)
+{
+    while (small_cache != NULL)
+        free(es_small_get());
+}
+
 void es_buf_dispose(es_buf_t *b)
 {
-    free(b->base);
+    if (b->cap == ES_BUF_SMALL)
+        es_small_put(b->base);
+    else
+        free(b->base);
     es_buf_init(b);
 }
 
@@ -15,6 +52,12 @@ char *es_buf_reserve(es_buf_t *b, size_t n)
 {
     if (b->cap - b->len >= n)
         return b->base + b->len;
+    if (b->cap == 0 && n <= ES_BUF_SMALL) {
+        if ((b->base = es_small_get()) == NULL)
+            return NULL;
+        b->cap = ES_BUF_SMALL;
+        return b->base;
+    }
     size_t cap = b->cap ? b->cap : 256;
     while (cap - b->len < n)
         cap *= 2;

@@ -17,7 +17,19 @@ static inline void es_buf_init(es_buf_t *b)
     b->cap = 0;
 }
 
+/* Frees the memory (a small buffer goes back to this thread's cache). */
 void es_buf_dispose(es_buf_t *b);
+
+/*
+ * Small buffers (ES_BUF_SMALL bytes) are what most buffers start and stay at: a request head, a
+ * response head, a header table. Each thread keeps a bounded cache of them, so a keep-alive
+ * connection can give its buffers back between requests without a malloc per request.
+ */
+#define ES_BUF_SMALL 256
+void *es_small_get(void);
+void es_small_put(void *p);
+/* Frees this thread's cache (at thread exit, so nothing is left for the leak checker). */
+void es_small_drain(void);
 /* Makes room for `n` more bytes; returns a pointer to them, or NULL when out of memory. */
 char *es_buf_reserve(es_buf_t *b, size_t n);
 int es_buf_append(es_buf_t *b, const void *p, size_t n);

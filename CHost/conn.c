@@ -117,6 +117,8 @@ static void on_out_event(es_writeq_t *q, int status)
         es_stream__client_writable(&c->stream);
     } else if (status == ES_WRITEQ_DRAINED && c->close_after) {
         es_conn_close_after_flush(c);
+    } else if (status == ES_WRITEQ_DRAINED && !c->stream.active) {
+        es_writeq_release(q); /* idle between requests: hold no buffers */
     }
 }
 
@@ -131,12 +133,8 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     c->listener = listener_cfg;
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
-    uv_timer_init(&w->loop, &c->request_timer);
-    uv_timer_init(&w->loop, &c->filter_timer);
     c->tcp.data = c;
     c->timer.data = c;
-    c->request_timer.data = c;
-    c->filter_timer.data = c;
     c->closes_pending = 0;
     es_list_push_back(&w->conns, &c->link);
     es_writeq_init(&c->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, c);
@@ -184,9 +182,8 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
     es_conn__update_reading(c);
 }
 
-static void on_closed(uv_handle_t *h)
+static void closed_one(es_conn_t *c)
 {
-    es_conn_t *c = h->data;
     if (--c->closes_pending > 0)
         return;
     es_stream__dispose(&c->stream);
@@ -200,6 +197,41 @@ static void on_closed(uv_handle_t *h)
     free(c);
 }
 
+static void on_closed(uv_handle_t *h)
+{
+    closed_one(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    es_conn_t *c = h->data;
+    free(h);
+    closed_one(c);
+}
+
+static uv_timer_t *lazy_timer(es_conn_t *c, uv_timer_t **slot)
+{
+    if (*slot == NULL && !c->closing) {
+        uv_timer_t *t = malloc(sizeof(*t));
+        if (t == NULL)
+            return NULL;
+        uv_timer_init(c->tcp.loop, t);
+        t->data = c;
+        *slot = t;
+    }
+    return *slot;
+}
+
+uv_timer_t *es_conn__request_timer(es_conn_t *c)
+{
+    return lazy_timer(c, &c->request_timer);
+}
+
+uv_timer_t *es_conn__filter_timer(es_conn_t *c)
+{
+    return lazy_timer(c, &c->filter_timer);
+}
+
 void es_conn_abort(es_conn_t *c)
 {
     if (c->closing)
@@ -211,16 +243,19 @@ void es_conn_abort(es_conn_t *c)
         es_upconn_abandon(c->stream.up);
         c->stream.up = NULL;
     }
-    c->closes_pending = 4;
+    c->closes_pending = 2 + (c->request_timer != NULL) + (c->filter_timer != NULL);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     uv_close((uv_handle_t *)&c->timer, on_closed);
-    uv_close((uv_handle_t *)&c->request_timer, on_closed);
-    uv_close((uv_handle_t *)&c->filter_timer, on_closed);
+    if (c->request_timer != NULL)
+        uv_close((uv_handle_t *)c->request_timer, on_timer_closed);
+    if (c->filter_timer != NULL)
+        uv_close((uv_handle_t *)c->filter_timer, on_timer_closed);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     es_conn_t *c = req->data;
+    free(req); /* runs before the handle's close callback, even when cancelled */
     if (status < 0 && !c->closing)
         es_conn_abort(c);
 }
@@ -250,12 +285,19 @@ void es_conn_close_after_flush(es_conn_t *c)
         return;
     }
     c->draining = 1;
-    c->shutdown_req.data = c;
-    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
         es_conn_abort(c);
         return;
     }
-    uv_timer_stop(&c->request_timer);
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        es_conn_abort(c);
+        return;
+    }
+    if (c->request_timer != NULL)
+        uv_timer_stop(c->request_timer);
     arm_timer(c, ES_CONN_TIMER_DRAIN, listener_of(c)->delayed_close_timeout_ms);
     if (c->rbuf != NULL) {
         es_worker_block_put(c->worker, c->rbuf);
@@ -286,28 +328,42 @@ void es_conn__update_reading(es_conn_t *c)
     }
 }
 
+/* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its
+ * head is due; or the connection is idle, and gives its buffers back to the worker's cache. */
+static void between_requests(es_conn_t *c)
+{
+    if (c->rlen > 0) {
+        request_begins(c);
+        return;
+    }
+    arm_timer(c, ES_CONN_TIMER_IDLE, listener_of(c)->idle_timeout_ms);
+    es_msg_dispose(&c->stream.req);
+    es_writeq_release(&c->out);
+}
+
 void es_conn__stream_finished(es_conn_t *c)
 {
     es_stream_t *s = &c->stream;
     int keepalive = s->keepalive;
     s->active = 0;
-    uv_timer_stop(&c->request_timer);
+    if (c->request_timer != NULL)
+        uv_timer_stop(c->request_timer);
     if (!keepalive) {
         es_conn_close_after_flush(c);
         return;
     }
-    /* Bytes of the next request are already here (pipelined): its head is due; otherwise idle. */
-    if (c->rlen > 0)
-        request_begins(c);
-    else
-        arm_timer(c, ES_CONN_TIMER_IDLE, listener_of(c)->idle_timeout_ms);
     if (c->waiting) {
         c->waiting = 0;
         http_parser_pause(&c->parser, 0);
     }
-    /* Inside the parser the loop in process() picks up the next request; otherwise start it here. */
-    if (!c->parsing)
-        process(c);
+    /* Inside the parser (the stream was answered there) the bytes it has not consumed are not
+     * counted off yet: process() decides between idle and the next head when it is done. */
+    if (c->parsing) {
+        c->finished_in_parse = 1;
+        return;
+    }
+    between_requests(c);
+    process(c);
 }
 
 static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -516,6 +572,13 @@ static void process(es_conn_t *c)
     c->parsing = 0;
     if (c->closing)
         return;
+    if (c->finished_in_parse && !c->close_after && !c->draining) {
+        c->finished_in_parse = 0;
+        if (!c->stream.active)
+            between_requests(c);
+        else if (!c->stream.req_headers_done)
+            request_begins(c); /* a pipelined request whose head is still coming */
+    }
     if (tls != 0) {
         /* close_notify or a TLS error: like the end of a plain connection, after what came before it. */
         c->tls_eof = 1;

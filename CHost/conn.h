@@ -36,7 +36,6 @@ struct es_stream_s {
     es_upuser_t user;            /* how the upstream connection reaches this stream */
     es_conn_t *conn;
     es_msg_t req;
-    char attr_scratch[64];       /* attribute text handed to a filter */
     /* Everything below is reset when a request begins. */
     const void *route;           /* const es_route_config_t * */
     es_filters_t *filters;       /* NULL when the listener has no filter chain */
@@ -80,9 +79,9 @@ typedef enum {
 struct es_conn_s {
     uv_tcp_t tcp;
     uv_timer_t timer;            /* what timer_kind says */
-    uv_timer_t request_timer;    /* request_timeout, while a request is active */
-    uv_timer_t filter_timer;     /* the timeout of a RUNNING filter hook */
-    uv_shutdown_t shutdown_req;
+    /* Made on first use (most connections never need them): an idle connection stays small. */
+    uv_timer_t *request_timer;   /* request_timeout, while a request is active */
+    uv_timer_t *filter_timer;    /* the timeout of a RUNNING filter hook */
     es_worker_t *worker;
     const void *listener;        /* const es_listener_config_t * */
     es_link_t link;
@@ -111,6 +110,7 @@ struct es_conn_s {
     unsigned tls_notified : 1;   /* close_notify queued */
     unsigned tls_eof : 1;        /* the client sent close_notify */
     unsigned force_drain : 1;    /* drain before closing even though no request is unread */
+    unsigned finished_in_parse : 1; /* a stream finished inside http_parser_execute */
 };
 
 /* Accepts a connection from `server`. */
@@ -119,6 +119,9 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
 void es_conn_abort(es_conn_t *c);
 /* Closes once everything queued is written (half-closing and draining if input is unread). */
 void es_conn_close_after_flush(es_conn_t *c);
+/* The connection's request_timeout or filter timer, made on first use; NULL when out of memory. */
+uv_timer_t *es_conn__request_timer(es_conn_t *c);
+uv_timer_t *es_conn__filter_timer(es_conn_t *c);
 /* Reading follows the stream's state: paused, blocked by upstream backpressure, or closing. */
 void es_conn__update_reading(es_conn_t *c);
 /* The stream finished: continue with a pipelined request, or close. */

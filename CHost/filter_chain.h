@@ -88,6 +88,7 @@ typedef struct es_filters_s {
     es_link_t callouts;        /* es_callout_t in flight for this stream */
     size_t high, low;          /* the listener's buffer_limits */
     size_t max_body;           /* buffer_limits.max_body: more buffered fails the stream (413 / 500) */
+    char attr_scratch[64];     /* attribute text handed to a filter */
     int depth;                 /* calls into the chain on the stack: the memory outlives them */
     bool dead;                 /* es_filters_free ran inside the chain: free on the way out */
 } es_filters_t;

@@ -425,15 +425,15 @@ static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, e
         *out = s->http10 ? (envoy_swift_bytes_t){"HTTP/1.0", 8} : (envoy_swift_bytes_t){"HTTP/1.1", 8};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_CLIENT_ADDRESS:
-        snprintf(s->attr_scratch, sizeof(s->attr_scratch), strchr(c->peer_ip, ':') ? "[%s]:%u" : "%s:%u",
+        snprintf(s->filters->attr_scratch, sizeof(s->filters->attr_scratch), strchr(c->peer_ip, ':') ? "[%s]:%u" : "%s:%u",
                  c->peer_ip, c->peer_port);
-        *out = (envoy_swift_bytes_t){s->attr_scratch, strlen(s->attr_scratch)};
+        *out = (envoy_swift_bytes_t){s->filters->attr_scratch, strlen(s->filters->attr_scratch)};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_RESPONSE_STATUS:
         if (!s->resp_headers_in)
             return ENVOY_SWIFT_ERR_NOT_FOUND;
-        snprintf(s->attr_scratch, sizeof(s->attr_scratch), "%d", s->resp_status);
-        *out = (envoy_swift_bytes_t){s->attr_scratch, strlen(s->attr_scratch)};
+        snprintf(s->filters->attr_scratch, sizeof(s->filters->attr_scratch), "%d", s->resp_status);
+        *out = (envoy_swift_bytes_t){s->filters->attr_scratch, strlen(s->filters->attr_scratch)};
         return ENVOY_SWIFT_OK;
     default:
         return ENVOY_SWIFT_ERR_NOT_FOUND;

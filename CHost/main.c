@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "config.h"
 #include "filter_lib.h"
 #include "listener.h"
@@ -158,5 +159,6 @@ int main(int argc, char **argv)
     free(workers);
     es_filters_teardown();
     es_config_dispose(&cfg);
+    es_small_drain();
     return 0;
 }

@@ -14,7 +14,10 @@ void es_msg_init(es_msg_t *m)
 void es_msg_dispose(es_msg_t *m)
 {
     es_buf_dispose(&m->data);
-    free(m->headers);
+    if (m->cap == ES_BUF_SMALL / sizeof(es_header_t))
+        es_small_put(m->headers);
+    else
+        free(m->headers);
     es_msg_init(m);
 }
 
@@ -41,8 +44,8 @@ int es_msg_on_field(es_msg_t *m, const char *at, size_t len)
 {
     if (m->last != 1) {
         if (m->nheaders == m->cap) {
-            uint32_t cap = m->cap ? m->cap * 2 : 16;
-            es_header_t *h = realloc(m->headers, cap * sizeof(*h));
+            uint32_t cap = m->cap ? m->cap * 2 : ES_BUF_SMALL / sizeof(es_header_t);
+            es_header_t *h = m->cap ? realloc(m->headers, cap * sizeof(*h)) : es_small_get();
             if (h == NULL)
                 return -1;
             m->headers = h;
@@ -136,8 +139,8 @@ void es_msg_remove_at(es_msg_t *m, uint32_t i)
 int es_msg_add(es_msg_t *m, int trailers, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     if (m->nheaders == m->cap) {
-        uint32_t cap = m->cap ? m->cap * 2 : 16;
-        es_header_t *h = realloc(m->headers, cap * sizeof(*h));
+        uint32_t cap = m->cap ? m->cap * 2 : ES_BUF_SMALL / sizeof(es_header_t);
+        es_header_t *h = m->cap ? realloc(m->headers, cap * sizeof(*h)) : es_small_get();
         if (h == NULL)
             return -1;
         m->headers = h;

@@ -81,8 +81,9 @@ void es_stream__begin(es_stream_t *s)
     memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
     s->declared[0] = s->declared[1] = -1;
     s->active = 1;
-    if (l->request_timeout_ms > 0 && !c->closing)
-        uv_timer_start(&c->request_timer, on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
+    uv_timer_t *t;
+    if (l->request_timeout_ms > 0 && (t = es_conn__request_timer(c)) != NULL)
+        uv_timer_start(t, on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
 }
 
 /* Bytes of this request are still to come: answering now means closing, after a drain. */
@@ -757,9 +758,11 @@ void es_stream__filter_waiting(es_stream_t *s, int on, uint64_t timeout_ms)
         return;
     if (on) {
         es_stats_inc(ES_STAT_FILTER_RUNNING);
-        uv_timer_start(&c->filter_timer, on_filter_timeout, timeout_ms, 0);
-    } else {
-        uv_timer_stop(&c->filter_timer);
+        uv_timer_t *t = es_conn__filter_timer(c);
+        if (t != NULL)
+            uv_timer_start(t, on_filter_timeout, timeout_ms, 0);
+    } else if (c->filter_timer != NULL) {
+        uv_timer_stop(c->filter_timer);
     }
 }
 

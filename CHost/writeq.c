@@ -9,6 +9,7 @@ void es_writeq_init(es_writeq_t *q, size_t high, size_t low, es_writeq_cb cb, vo
 {
     q->stream = NULL;
     q->tls = NULL;
+    q->req = NULL;
     es_buf_init(&q->pending);
     es_buf_init(&q->wire);
     es_buf_init(&q->inflight);
@@ -103,6 +104,15 @@ void es_writeq_clear(es_writeq_t *q)
     q->pending.len = 0;
 }
 
+void es_writeq_release(es_writeq_t *q)
+{
+    if (!es_writeq_idle(q))
+        return;
+    es_buf_dispose(&q->pending);
+    es_buf_dispose(&q->wire);
+    es_buf_dispose(&q->inflight);
+}
+
 void es_writeq_flush(es_writeq_t *q)
 {
     if (q->stream == NULL || q->writing || q->failed)
@@ -131,11 +141,19 @@ void es_writeq_flush(es_writeq_t *q)
     q->inflight = *src;
     *src = t;
     src->len = 0;
+    _Static_assert(sizeof(uv_write_t) <= ES_BUF_SMALL, "a write request fits a small buffer");
+    if ((q->req = es_small_get()) == NULL) {
+        q->failed = 1;
+        q->cb(q, UV_ENOMEM);
+        return;
+    }
     q->writing = 1;
-    q->req.data = q;
+    q->req->data = q;
     uv_buf_t b = {.base = q->inflight.base, .len = q->inflight.len};
-    int err = uv_write(&q->req, q->stream, &b, 1, on_write);
+    int err = uv_write(q->req, q->stream, &b, 1, on_write);
     if (err) {
+        es_small_put(q->req);
+        q->req = NULL;
         q->writing = 0;
         q->failed = 1;
         q->cb(q, err);
@@ -145,6 +163,8 @@ void es_writeq_flush(es_writeq_t *q)
 static void on_write(uv_write_t *req, int status)
 {
     es_writeq_t *q = req->data;
+    es_small_put(req);
+    q->req = NULL;
     q->writing = 0;
     q->inflight.len = 0;
     if (status < 0) {

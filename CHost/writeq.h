@@ -28,7 +28,7 @@ struct es_writeq_s {
     es_buf_t wire;       /* with TLS: ciphertext (or raw bytes) waiting for the socket */
     es_buf_t inflight;
     es_tls_t *tls;       /* NULL: pending goes to the socket as it is */
-    uv_write_t req;
+    uv_write_t *req;     /* while a write is in flight (a small buffer: idle queues hold none) */
     size_t high;
     size_t low;
     unsigned writing : 1;
@@ -55,6 +55,8 @@ int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...) __attribute__((forma
 void es_writeq_flush(es_writeq_t *q);
 /* Drops anything queued and not yet handed to the kernel. */
 void es_writeq_clear(es_writeq_t *q);
+/* An idle queue gives its buffers back (a keep-alive connection between requests). */
+void es_writeq_release(es_writeq_t *q);
 
 static inline size_t es_writeq_size(const es_writeq_t *q)
 {

@@ -512,6 +512,29 @@ static void test_upstream_idle_timeout(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* A response made while the request is being parsed (the /stats route here, like any direct
+ * response or a filter's reply) leaves the connection idle too: the idle timeout governs it, not
+ * the header deadline. */
+static void test_idle_after_a_proxy_answer(void **state)
+{
+    es_fixture_t *f = *state;
+    start(f, "    request_headers_timeout: 300ms\n    idle_timeout: 1500ms\n", "", "");
+    es_client_t c;
+    es_client_connect(&c, f->px.port);
+    es_client_sendf(&c, "GET /stats HTTP/1.1\r\nHost: t\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    es_response_dispose(&r);
+    uint64_t t0 = es_now_ms();
+    if (es_client_wait_closed(&c, 800) != 0) fail_msg("closed %" PRIu64 " ms after a direct answer: the header deadline, not the idle timeout", es_now_ms() - t0);
+    assert_int_equal(es_client_wait_closed(&c, 3000), 1);
+    uint64_t dt = es_now_ms() - t0;
+    es_client_close(&c);
+    if (dt < 1500 || dt > 1650) fail_msg("closed %" PRIu64 " ms after the answer, want 1500", dt);
+    es_proxy_stop(&f->px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +546,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_request_closes_at_once, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_head_too_large_is_431, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_upstream_idle_timeout, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_idle_after_a_proxy_answer, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests_name("proxy_connections", tests, NULL, NULL);
 }
