@@ -25,10 +25,17 @@ int es_http1_hop_by_hop(const char *n, size_t len)
 
 int es_http1_drop_header(const es_msg_t *m, unsigned i)
 {
+    return es_http1_drop_header_in(m, i, es_msg_find(m, LIT("connection"), 0) >= 0);
+}
+
+int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int has_connection)
+{
     size_t nlen;
     const char *name = es_msg_name(m, i, &nlen);
     if (es_http1_hop_by_hop(name, nlen))
         return 1;
+    if (!has_connection)
+        return 0;
     /* Headers the sender named in Connection are hop-by-hop too. */
     for (int c = es_msg_find(m, LIT("connection"), 0); c >= 0; c = es_msg_find(m, LIT("connection"), (uint32_t)c + 1)) {
         size_t vlen;
@@ -80,8 +87,15 @@ int es_http1_write_chunk(es_writeq_t *q, const char *at, size_t len)
     if (len == 0)
         return 0; /* a zero-length chunk would end the body */
     char head[24];
-    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
-    int err = es_writeq_append(q, head, (size_t)n);
+    size_t n = 0;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t v = len; v != 0; v >>= 4)
+        n++;
+    for (size_t i = 0, v = len; i < n; i++, v >>= 4)
+        head[n - 1 - i] = hex[v & 15];
+    head[n] = '\r';
+    head[n + 1] = '\n';
+    int err = es_writeq_append(q, head, n + 2);
     if (!err)
         err = es_writeq_append(q, at, len);
     if (!err)
@@ -98,7 +112,7 @@ int es_http1_write_last_chunk(es_writeq_t *q, const es_msg_t *m)
         size_t nlen, vlen;
         const char *name = es_msg_name(m, i, &nlen);
         const char *value = es_msg_value(m, i, &vlen);
-        err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+        err = es_writeq_append_field(q, name, nlen, value, vlen);
     }
     if (!err)
         err = es_writeq_append(q, "\r\n", 2);

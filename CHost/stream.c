@@ -303,8 +303,9 @@ static int write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int
 {
     uint32_t from, to;
     es_msg_section(m, 0, &from, &to);
+    int has_connection = es_msg_find(m, LIT("connection"), 0) >= 0;
     for (uint32_t i = from; i < to; i++) {
-        if (es_http1_drop_header(m, i))
+        if (es_http1_drop_header_in(m, i, has_connection))
             continue;
         size_t nlen, vlen;
         const char *name = es_msg_name(m, i, &nlen);
@@ -313,7 +314,7 @@ static int write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int
             continue;
         if (skip != NULL && skip(s, name, nlen))
             continue;
-        int err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+        int err = es_writeq_append_field(q, name, nlen, value, vlen);
         if (err)
             return err;
     }
@@ -334,7 +335,14 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
     es_msg_t *m = &s->req;
     size_t urllen;
     const char *url = es_msg_first(m, &urllen);
-    int err = es_writeq_appendf(q, "%s %.*s HTTP/1.1\r\n", http_method_str((enum http_method)s->method), (int)urllen, url);
+    const char *method = http_method_str((enum http_method)s->method);
+    int err = es_writeq_append(q, method, strlen(method));
+    if (!err)
+        err = es_writeq_append(q, " ", 1);
+    if (!err)
+        err = es_writeq_append(q, url, urllen);
+    if (!err)
+        err = es_writeq_append(q, LIT(" HTTP/1.1\r\n"));
     if (!err)
         err = write_headers(q, m, 1, skip_request_header, s);
     if (!err && es_msg_find(m, LIT("host"), 0) < 0)
@@ -346,12 +354,17 @@ static int write_request_head(es_stream_t *s, es_writeq_t *q, const es_endpoint_
          i = es_msg_find(m, LIT("x-forwarded-for"), (uint32_t)i + 1)) {
         size_t vlen;
         const char *v = es_msg_value(m, (uint32_t)i, &vlen);
-        err = es_writeq_appendf(q, "%.*s, ", (int)vlen, v);
+        err = es_writeq_append(q, v, vlen);
+        if (!err)
+            err = es_writeq_append(q, ", ", 2);
     }
     if (!err)
-        err = es_writeq_appendf(q, "%s\r\nx-forwarded-proto: %s\r\n", c->peer_ip, c->tls != NULL ? "https" : "http");
+        err = es_writeq_append(q, c->peer_ip, strlen(c->peer_ip));
+    if (!err)
+        err = c->tls != NULL ? es_writeq_append(q, LIT("\r\nx-forwarded-proto: https\r\n"))
+                             : es_writeq_append(q, LIT("\r\nx-forwarded-proto: http\r\n"));
     if (!err && s->declared[ES_DIR_REQUEST] >= 0)
-        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)s->declared[ES_DIR_REQUEST]);
+        err = es_writeq_append_num_field(q, LIT("content-length"), (uint64_t)s->declared[ES_DIR_REQUEST]);
     if (!err && s->req_chunked)
         err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
     if (!err)
@@ -445,11 +458,19 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
         rlen = strlen(reason);
     }
     es_writeq_t *q = &c->out;
-    int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
+    int err = es_writeq_append(q, LIT("HTTP/1.1 "));
+    if (!err)
+        err = es_writeq_append_u64(q, (uint64_t)status);
+    if (!err)
+        err = es_writeq_append(q, " ", 1);
+    if (!err)
+        err = es_writeq_append(q, reason, rlen);
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
     if (!err)
         err = write_headers(q, m, !nobody, NULL, s);
     if (!err && !nobody && declared >= 0)
-        err = es_writeq_appendf(q, "content-length: %lld\r\n", (long long)declared);
+        err = es_writeq_append_num_field(q, LIT("content-length"), (uint64_t)declared);
     else if (!err && !nobody && declared < 0 && eos && !s->resp_chunked)
         err = es_writeq_append(q, LIT("content-length: 0\r\n"));
     if (!err && s->resp_chunked)

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static void on_write(uv_write_t *req, int status);
 
@@ -97,6 +98,45 @@ int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...)
     q->pending.len += (size_t)n;
     check_high(q);
     return 0;
+}
+
+int es_writeq_append_field(es_writeq_t *q, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    char *d = es_buf_reserve(&q->pending, nlen + vlen + 4);
+    if (d == NULL)
+        return UV_ENOMEM;
+    memcpy(d, name, nlen);
+    d[nlen] = ':';
+    d[nlen + 1] = ' ';
+    memcpy(d + nlen + 2, value, vlen);
+    d[nlen + 2 + vlen] = '\r';
+    d[nlen + 3 + vlen] = '\n';
+    q->pending.len += nlen + vlen + 4;
+    check_high(q);
+    return 0;
+}
+
+int es_writeq_append_u64(es_writeq_t *q, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return es_writeq_append(q, tmp + sizeof tmp - n, n);
+}
+
+int es_writeq_append_num_field(es_writeq_t *q, const char *name, size_t nlen, uint64_t v)
+{
+    int err = es_writeq_append(q, name, nlen);
+    if (!err)
+        err = es_writeq_append(q, ": ", 2);
+    if (!err)
+        err = es_writeq_append_u64(q, v);
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    return err;
 }
 
 void es_writeq_clear(es_writeq_t *q)

@@ -51,6 +51,10 @@ int es_writeq_append_raw(es_writeq_t *q, const void *p, size_t n);
 /* Appends bytes; they go out at the next es_writeq_flush. Returns 0 or UV_ENOMEM. */
 int es_writeq_append(es_writeq_t *q, const void *p, size_t n);
 int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The hot path's formatting, without printf: "name: value\r\n", a decimal, "name: N\r\n". */
+int es_writeq_append_field(es_writeq_t *q, const char *name, size_t nlen, const char *value, size_t vlen);
+int es_writeq_append_u64(es_writeq_t *q, uint64_t v);
+int es_writeq_append_num_field(es_writeq_t *q, const char *name, size_t nlen, uint64_t v);
 /* Starts writing what is pending (a uv_try_write first, so small responses cost one syscall). */
 void es_writeq_flush(es_writeq_t *q);
 /* Drops anything queued and not yet handed to the kernel. */
