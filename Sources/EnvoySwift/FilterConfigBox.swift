@@ -69,6 +69,9 @@ package class FilterConfigBox: @unchecked Sendable {
 /// The configuration of one filter type.
 final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
+    /// The instance class, looked up once: naming `FilterInstance<F>` in this unspecialized
+    /// generic code would fetch its metadata on every stream.
+    private let instanceType = FilterInstance<F>.self
 
     init(config: F.Config, pluginName: String, filterName: String, host: any FilterHost) {
         self.config = config
@@ -77,7 +80,7 @@ final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendab
 
     override func makeInstance(stream: StreamID, worker: Int) throws -> FilterInstanceBase {
         let context = FilterContext(host: host, stream: stream, filterName: filterName)
-        return FilterInstance<F>(filter: try F(config: config, context: context), context: context)
+        return instanceType.init(filter: try F(config: config, context: context), context: context)
     }
 }
 
@@ -119,6 +122,7 @@ extension FilterConfigBox {
 final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
     let workers: WorkerPool
+    private let instanceType = AsyncFilterInstance<F>.self  // looked up once, as above
 
     init(config: F.Config, workers: WorkerPool, pluginName: String, filterName: String, host: any FilterHost) {
         self.config = config
@@ -131,6 +135,6 @@ final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchec
             throw ConfigError("worker \(worker) out of range (the host has \(workers.executors.count))")
         }
         let context = FilterContext(host: host, stream: stream, filterName: filterName)
-        return AsyncFilterInstance<F>(filter: try F(config: config, context: context), context: context, executor: executor)
+        return instanceType.init(filter: try F(config: config, context: context), context: context, executor: executor)
     }
 }
