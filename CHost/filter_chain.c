@@ -1,5 +1,6 @@
 #include "filter_chain.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,19 +18,79 @@ static const char *const hook_names[2][3] = {
 /* Where a body chunk meets a filter: the filter holding the headers (buffering or not), the
  * filter buffering a streamed body, or any other filter. */
 enum { AT_HOLDER_BUF, AT_HOLDER_NOBUF, AT_SBUF, AT_PLAIN };
+/*
+ * Chain states are reused through a small per-thread cache: a stream through a filter chain then
+ * costs no malloc in the host, only the instances the library makes.
+ */
+#define STATE_CACHE_MAX 256
+
+static __thread es_filters_t *state_cache;
+static __thread unsigned state_count;
+
+static es_filters_t *state_get(size_t n)
+{
+    es_filters_t *f = state_cache;
+    void **inst = NULL;
+    size_t cap = 0;
+    if (f != NULL) {
+        state_cache = (es_filters_t *)f->stream; /* the cache links through this field */
+        state_count--;
+        inst = f->inst;
+        cap = f->inst_cap;
+    } else if ((f = malloc(sizeof(*f))) == NULL) {
+        return NULL;
+    }
+    memset(f, 0, sizeof(*f));
+    if (cap < n) {
+        void **grown = realloc(inst, n * sizeof(*inst));
+        if (grown == NULL) {
+            free(inst);
+            free(f);
+            return NULL;
+        }
+        inst = grown;
+        cap = n;
+    }
+    memset(inst, 0, n * sizeof(*inst));
+    f->inst = inst;
+    f->inst_cap = cap;
+    return f;
+}
+
+static void state_put(es_filters_t *f)
+{
+    if (state_count >= STATE_CACHE_MAX) {
+        free(f->inst);
+        free(f);
+        return;
+    }
+    f->stream = (es_stream_t *)state_cache;
+    state_cache = f;
+    state_count++;
+}
+
+void es_filters_cache_drain(void)
+{
+    while (state_cache != NULL) {
+        es_filters_t *f = state_cache;
+        state_cache = (es_filters_t *)f->stream;
+        free(f->inst);
+        free(f);
+    }
+    state_count = 0;
+}
+
 /* What the body loop does after a filter's body hook. */
 enum { STEP_NEXT, STEP_WAIT, STEP_HALT };
 
 es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
                              size_t max_body)
 {
-    es_filters_t *f = calloc(1, sizeof(*f));
+    es_filters_t *f = state_get(chain->n);
     if (f == NULL)
         return NULL;
-    f->inst = calloc(chain->n, sizeof(*f->inst));
-    if (f->inst == NULL || es_handles_register(f) != 0) {
-        free(f->inst);
-        free(f);
+    if (es_handles_register(f) != 0) {
+        state_put(f);
         return NULL;
     }
     f->chain = chain;
@@ -81,8 +142,7 @@ static void release_memory(es_filters_t *f)
     }
     es_msg_dispose(&f->reply_headers);
     es_buf_dispose(&f->reply_body);
-    free(f->inst);
-    free(f);
+    state_put(f);
 }
 
 /* Every chain entry point brackets its work so a stream that finishes inside it (and frees its
@@ -151,7 +211,13 @@ static envoy_swift_status_t checked(es_filters_t *f, int dir, int pos, int hook,
 static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bool eos)
 {
     size_t i = index_of(f, dir, pos);
-    const es_filter_lib_t *lib = f->chain->filters[i].lib;
+    es_filter_entry_t *e = &f->chain->filters[i];
+    unsigned bit = 1u << (dir * 3 + hook);
+    if (atomic_load_explicit(&e->skip, memory_order_relaxed) & bit) {
+        es_stats_inc(ES_STAT_FILTER_SKIPPED);
+        return ENVOY_SWIFT_STATUS_CONTINUE; /* the filter left this hook out */
+    }
+    const es_filter_lib_t *lib = e->lib;
     void *inst = f->inst[i];
     envoy_swift_status_t st;
     f->in_hook = 1;
@@ -166,6 +232,10 @@ static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bo
              : hook == HOOK_BODY  ? lib->on_response_body(inst, eos)
                                   : lib->on_response_trailers(inst);
     f->in_hook = 0;
+    if (st == ENVOY_SWIFT_STATUS_CONTINUE_SKIP) {
+        atomic_fetch_or_explicit(&e->skip, bit, memory_order_relaxed);
+        return ENVOY_SWIFT_STATUS_CONTINUE;
+    }
     return checked(f, dir, pos, hook, st, false);
 }
 

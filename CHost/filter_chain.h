@@ -67,6 +67,7 @@ typedef struct {
 typedef struct es_filters_s {
     const es_filter_chain_t *chain;
     void **inst;               /* per filter; NULL once destroyed */
+    size_t inst_cap;           /* entries allocated in inst (kept when the state is reused) */
     envoy_swift_stream_t handle;
     uint32_t slot;
     es_stream_t *stream;
@@ -99,6 +100,8 @@ typedef enum {
     ES_CHAIN_HALT = 1,   /* the stream was answered or aborted: stop processing it */
 } es_chain_result_t;
 
+/* Frees this thread's cache of chain states (at worker exit). */
+void es_filters_cache_drain(void);
 /* Creates the instances for a stream. Returns NULL when out of memory or a filter refused. */
 es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
                              size_t max_body);

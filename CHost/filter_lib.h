@@ -39,6 +39,9 @@ typedef struct {
     const char *name;           /* the instance name from YAML */
     uint64_t timeout_ms;        /* longest a RUNNING hook may take */
     int timeout_status;
+    /* Hooks (bit dir * 3 + hook) the library said it does not implement (CONTINUE_SKIP): not called
+     * again. Set from any worker; a stale read only costs one more call. */
+    _Atomic unsigned skip;
 } es_filter_entry_t;
 
 typedef struct {

@@ -11,6 +11,7 @@ static const char *const names[ES_STAT_COUNT] = {
     [ES_STAT_FILTER_TIMEOUTS] = "filter.timeouts",
     [ES_STAT_FILTER_ERRORS] = "filter.errors",
     [ES_STAT_FILTER_CANCELLED] = "filter.cancelled",
+    [ES_STAT_FILTER_SKIPPED] = "filter.hooks_skipped",
     [ES_STAT_CALLOUTS] = "callout.started",
     [ES_STAT_CALLOUT_FAILURES] = "callout.failures",
     [ES_STAT_HEADER_TIMEOUTS] = "downstream.header_timeouts",

@@ -14,6 +14,7 @@ typedef enum {
     ES_STAT_FILTER_TIMEOUTS,      /* hooks cancelled at their timeout */
     ES_STAT_FILTER_ERRORS,        /* hooks that failed (a thrown error, a bad status) */
     ES_STAT_FILTER_CANCELLED,     /* RUNNING hooks whose stream ended first (client went away) */
+    ES_STAT_FILTER_SKIPPED,       /* hook calls skipped: the filter does not implement the hook */
     ES_STAT_CALLOUTS,             /* call-outs started */
     ES_STAT_CALLOUT_FAILURES,     /* call-outs that ended in an error or a timeout */
     ES_STAT_HEADER_TIMEOUTS,      /* connections closed at request_headers_timeout */

@@ -139,6 +139,7 @@ static void run(void *arg)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     es_debug("worker stopped");
     es_handles_thread_dispose();
+    es_filters_cache_drain();
     es_small_drain();
 }
 

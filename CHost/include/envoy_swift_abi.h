@@ -37,7 +37,7 @@
 extern "C" {
 #endif
 
-#define ENVOY_SWIFT_ABI_VERSION 2
+#define ENVOY_SWIFT_ABI_VERSION 3
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types                                                                                      */
@@ -79,6 +79,10 @@ typedef enum {
      * statuses above. Past the filter's timeout the host calls envoy_swift_filter_cancel and
      * answers 504 (or the configured status); a later resume() gets ENVOY_SWIFT_ERR_GONE. */
     ENVOY_SWIFT_STATUS_RUNNING = 6,
+    /* As CONTINUE, and the filter does not implement this hook at all (the SDK's default ran): the
+     * host need never call this hook again for this filter config, on any stream or worker. Saves
+     * a crossing per stream for every callback a filter leaves out. Never a resume() status. */
+    ENVOY_SWIFT_STATUS_CONTINUE_SKIP = 7,
 } envoy_swift_status_t;
 
 /* Result of a host callback: 0 or a negative error. */

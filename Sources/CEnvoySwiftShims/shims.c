@@ -20,3 +20,17 @@ const char *envoy_swift_shim_image_path(void)
         return "?";
     return info.dli_fname;
 }
+
+static __thread int default_ran;
+
+void envoy_swift_shim_mark_default(void)
+{
+    default_ran = 1;
+}
+
+int envoy_swift_shim_take_default(void)
+{
+    int r = default_ran;
+    default_ran = 0;
+    return r;
+}

@@ -1,4 +1,5 @@
 import CEnvoySwiftABI
+import CEnvoySwiftShims
 
 /// The instance of an ``AsyncHTTPFilter`` on one stream: runs each callback in a task on the
 /// stream's worker executor, and hands its status to the host directly (when it finished without
@@ -102,6 +103,7 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
         guard !completeRequested else { return ENVOY_SWIFT_STATUS_ERROR }
         lastError = nil
         starting = true
+        _ = envoy_swift_shim_take_default()
         let task = Task.immediate(executorPreference: executor) { [self] in
             let result: Result<FilterStatus, any Error>
             do {
@@ -112,9 +114,11 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
             finish(hook, result)
         }
         starting = false
+        // A default callback ran and ended at once, on this thread: the filter left the hook out.
+        let leftOut = envoy_swift_shim_take_default() != 0
         if let status = immediate {
             immediate = nil
-            return status
+            return leftOut && status == ENVOY_SWIFT_STATUS_CONTINUE ? ENVOY_SWIFT_STATUS_CONTINUE_SKIP : status
         }
         self.task = task
         return ENVOY_SWIFT_STATUS_RUNNING

@@ -1,3 +1,4 @@
+import CEnvoySwiftShims
 /// An HTTP filter whose callbacks may `await`: a call-out to an auth service, a timer, a
 /// continuation resumed by another thread.
 ///
@@ -87,32 +88,38 @@ extension AsyncHTTPFilter {
 
     /// Continues.
     public mutating func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Continues.
     public mutating func onRequestBody(_ body: BodyBuffer, endOfStream: Bool) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Continues.
     public mutating func onRequestTrailers(_ trailers: HeaderMap) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Continues.
     public mutating func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Continues.
     public mutating func onResponseBody(_ body: BodyBuffer, endOfStream: Bool) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Continues.
     public mutating func onResponseTrailers(_ trailers: HeaderMap) async throws -> FilterStatus {
-        .continue
+        envoy_swift_shim_mark_default()
+        return .continue
     }
 
     /// Does nothing.

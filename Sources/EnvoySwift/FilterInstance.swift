@@ -1,4 +1,5 @@
 import CEnvoySwiftABI
+import CEnvoySwiftShims
 
 /// One filter instance on one stream, behind the opaque pointer the host holds. The base class
 /// lets the C hooks dispatch with one virtual call and no dynamic cast; ``FilterInstance`` is the
@@ -93,8 +94,11 @@ final class FilterInstance<F: HTTPFilter>: FilterInstanceBase {
     @inline(__always)
     private func run(_ hook: StaticString, _ call: (inout F) throws -> FilterStatus) -> envoy_swift_status_t {
         if lastError != nil { lastError = nil }
+        _ = envoy_swift_shim_take_default()
         do {
-            return try abiStatus(of: call(&filter))
+            let status = try abiStatus(of: call(&filter))
+            // The filter left this hook out: the host need not call it again for this config.
+            return envoy_swift_shim_take_default() != 0 ? ENVOY_SWIFT_STATUS_CONTINUE_SKIP : status
         } catch {
             lastError = error
             context.log.error("\(hook) failed: \(error)")

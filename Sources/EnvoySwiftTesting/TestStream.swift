@@ -379,7 +379,7 @@ public final class TestStream: Sendable {
     /// Maps an ABI status back to a ``FilterStatus``; failures and replies end the stream.
     private func result(_ raw: envoy_swift_status_t, _ instance: UnsafeMutableRawPointer) throws -> FilterStatus {
         switch raw {
-        case ENVOY_SWIFT_STATUS_CONTINUE: return .continue
+        case ENVOY_SWIFT_STATUS_CONTINUE, ENVOY_SWIFT_STATUS_CONTINUE_SKIP: return .continue
         case ENVOY_SWIFT_STATUS_STOP_AND_BUFFER: return .stopAndBuffer
         case ENVOY_SWIFT_STATUS_STOP_AND_BUFFER_WATERMARK: return .stopAndBufferWatermark
         case ENVOY_SWIFT_STATUS_STOP_NO_BUFFER: return .stopNoBuffer

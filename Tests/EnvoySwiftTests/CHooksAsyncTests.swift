@@ -183,7 +183,8 @@ extension CHooksTests {
         #expect(envoySwiftFilterOnRequestHeaders(f, true) == Self.running)
         #expect(runWorker { !resumes.isEmpty })
         #expect(resumes == [ENVOY_SWIFT_STATUS_CONTINUE.rawValue])
-        #expect(envoySwiftFilterOnResponseHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
+        // async_noop leaves the response headers out: the SDK's default ran at once, so: skip it.
+        #expect(envoySwiftFilterOnResponseHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE_SKIP)
         envoySwiftFilterOnStreamComplete(f)
         envoySwiftFilterDestroy(f)
         envoySwiftFilterConfigDestroy(c)

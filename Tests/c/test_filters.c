@@ -277,12 +277,64 @@ static void test_startup_errors(void **state)
     char path[700];
     expect_startup_error("/nonexistent/libnothing.so", "header_rewrite", "{}", "cannot load /nonexistent/libnothing.so");
     snprintf(path, sizeof path, "%s/fixtures/libwrongabi.so", build_dir());
-    expect_startup_error(path, "header_rewrite", "{}", "built for ABI version 999, this host speaks version 2");
+    expect_startup_error(path, "header_rewrite", "{}", "built for ABI version 999, this host speaks version 3");
     snprintf(path, sizeof path, "%s/fixtures/libmissing.so", build_dir());
     expect_startup_error(path, "header_rewrite", "{}", "missing symbol envoy_swift_program_init");
     expect_startup_error(es_swift_filter_lib(), "no_such_plugin", "{}", "no_such_plugin");
     expect_startup_error(es_swift_filter_lib(), "bearer_auth", "{ token: \"\" }", "token must not be empty");
     expect_startup_error(es_swift_filter_lib(), "header_rewrite", "{ request: 5 }", "(\"f1\", plugin \"header_rewrite\")");
+}
+
+/*
+ * A hook a filter leaves out runs the SDK's default once; the library then says so
+ * (CONTINUE_SKIP) and the host stops calling it for that filter. Hooks a filter implements run on
+ * every stream, in every direction.
+ */
+static void test_left_out_hooks_are_skipped(void **state)
+{
+    es_fixture_t *f = *state;
+    char *a = filter("probe", "chain_probe", "{ tag: p }");
+    char *b = filter("nothing", "noop", "{}");
+    char both[2048];
+    snprintf(both, sizeof both, "%s%s", a, b);
+    free(a);
+    free(b);
+    es_proxy_start(&f->px, 1,
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    http_filters:\n%s"
+                   "    routes:\n"
+                   "      - match: { prefix: /stats }\n"
+                   "        stats: {}\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: backend\n"
+                   "clusters:\n"
+                   "  - name: backend\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   both, f->up.port);
+    for (int i = 0; i < 5; i++) {
+        es_response_t r;
+        es_roundtrip(f->px.port, "POST /headers HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc", &r, NULL);
+        assert_int_equal(r.status, 200);
+        /* chain_probe's headers hooks ran on this stream too, both ways. */
+        char *chain = es_head_value(r.body, "x-chain");
+        assert_string_equal(chain, "p");
+        free(chain);
+        assert_string_equal(es_response_header(&r, "x-chain"), "p");
+        es_response_dispose(&r);
+    }
+    es_response_t r;
+    es_get(f->px.port, "/stats", &r);
+    const char *at = strstr(r.body, "filter.hooks_skipped ");
+    assert_non_null(at);
+    unsigned long skipped = strtoul(at + strlen("filter.hooks_skipped "), NULL, 10);
+    es_response_dispose(&r);
+    /* Per stream after the first: noop's request and response headers and bodies (4), and
+     * chain_probe's bodies (2): at least 6 on each of the last 4 streams. */
+    if (skipped < 24) fail_msg("only %lu hook calls skipped over 5 streams", skipped);
+    es_proxy_stop(&f->px);
 }
 
 int main(void)
@@ -296,6 +348,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_injection_refused, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_filter_throw_is_500_and_proxy_keeps_serving, es_fixture_setup,
                                         es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_left_out_hooks_are_skipped, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test(test_startup_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

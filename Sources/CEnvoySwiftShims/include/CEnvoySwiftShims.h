@@ -20,6 +20,12 @@ envoy_swift_shim_register_fn envoy_swift_shim_registration(void);
  * "?" when unknown. OWNERSHIP: static storage of the loader. */
 const char *envoy_swift_shim_image_path(void);
 
+/* A per-thread mark set by the SDK's default callback implementations, so the SDK learns that a
+ * filter left a hook out and can tell the host to skip it (ENVOY_SWIFT_STATUS_CONTINUE_SKIP). */
+void envoy_swift_shim_mark_default(void);
+/* Returns the mark and clears it. */
+int envoy_swift_shim_take_default(void);
+
 #ifdef __cplusplus
 }
 #endif
