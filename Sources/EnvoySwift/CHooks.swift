@@ -67,44 +67,44 @@ public func envoySwiftFilterNew(
 /// `envoy_swift_filter_on_request_headers`.
 @_cdecl("envoy_swift_filter_on_request_headers")
 public func envoySwiftFilterOnRequestHeaders(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
-    instance(filter)?.onRequestHeaders(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onRequestHeaders(endOfStream: endOfStream) }
 }
 
 /// `envoy_swift_filter_on_request_body`.
 @_cdecl("envoy_swift_filter_on_request_body")
 public func envoySwiftFilterOnRequestBody(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
-    instance(filter)?.onRequestBody(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onRequestBody(endOfStream: endOfStream) }
 }
 
 /// `envoy_swift_filter_on_request_trailers`.
 @_cdecl("envoy_swift_filter_on_request_trailers")
 public func envoySwiftFilterOnRequestTrailers(_ filter: UnsafeMutableRawPointer?) -> envoy_swift_status_t {
-    instance(filter)?.onRequestTrailers() ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onRequestTrailers() }
 }
 
 /// `envoy_swift_filter_on_response_headers`.
 @_cdecl("envoy_swift_filter_on_response_headers")
 public func envoySwiftFilterOnResponseHeaders(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
-    instance(filter)?.onResponseHeaders(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onResponseHeaders(endOfStream: endOfStream) }
 }
 
 /// `envoy_swift_filter_on_response_body`.
 @_cdecl("envoy_swift_filter_on_response_body")
 public func envoySwiftFilterOnResponseBody(_ filter: UnsafeMutableRawPointer?, _ endOfStream: Bool) -> envoy_swift_status_t {
-    instance(filter)?.onResponseBody(endOfStream: endOfStream) ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onResponseBody(endOfStream: endOfStream) }
 }
 
 /// `envoy_swift_filter_on_response_trailers`.
 @_cdecl("envoy_swift_filter_on_response_trailers")
 public func envoySwiftFilterOnResponseTrailers(_ filter: UnsafeMutableRawPointer?) -> envoy_swift_status_t {
-    instance(filter)?.onResponseTrailers() ?? ENVOY_SWIFT_STATUS_ERROR
+    withInstance(filter, else: ENVOY_SWIFT_STATUS_ERROR) { $0.onResponseTrailers() }
 }
 
 /// `envoy_swift_filter_cancel`: the host stopped waiting for the instance's running callback (its
 /// timeout): the callback's task is cancelled and its result dropped.
 @_cdecl("envoy_swift_filter_cancel")
 public func envoySwiftFilterCancel(_ filter: UnsafeMutableRawPointer?) {
-    instance(filter)?.cancel()
+    withInstance(filter, else: ()) { $0.cancel() }
 }
 
 /// `envoy_swift_filter_on_stream_complete`: the filter's last callback. During a running callback
@@ -112,7 +112,7 @@ public func envoySwiftFilterCancel(_ filter: UnsafeMutableRawPointer?) {
 /// runs when the task has ended.
 @_cdecl("envoy_swift_filter_on_stream_complete")
 public func envoySwiftFilterOnStreamComplete(_ filter: UnsafeMutableRawPointer?) {
-    instance(filter)?.onStreamComplete()
+    withInstance(filter, else: ()) { $0.onStreamComplete() }
 }
 
 /// `envoy_swift_filter_destroy`: releases the host's reference to an instance from
@@ -164,9 +164,12 @@ public func envoySwiftCalloutDone(_ token: UInt64, _ response: UnsafePointer<env
 
 // MARK: helpers
 
+/// Calls `body` with the instance behind a host's pointer. The host holds the instance (filter_new
+/// retained it) until filter_destroy, so no retain/release is needed around each hook.
 @inline(__always)
-private func instance(_ p: UnsafeMutableRawPointer?) -> FilterInstanceBase? {
-    p.map { Unmanaged<FilterInstanceBase>.fromOpaque($0).takeUnretainedValue() }
+private func withInstance<R>(_ p: UnsafeMutableRawPointer?, else fallback: R, _ body: (FilterInstanceBase) -> R) -> R {
+    guard let p else { return fallback }
+    return Unmanaged<FilterInstanceBase>.fromOpaque(p)._withUnsafeGuaranteedRef(body)
 }
 
 private func bytes(_ b: envoy_swift_bytes_t) -> [UInt8] {

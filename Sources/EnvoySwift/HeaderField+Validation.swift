@@ -2,6 +2,13 @@ extension HeaderField {
     /// Whether `name` is a valid HTTP header name (a non-empty RFC 9110 token).
     /// - Parameter name: the name to check.
     public static func isValidName(_ name: String) -> Bool {
+        // Over the contiguous UTF-8 when there is one: a byte loop through String.UTF8View
+        // costs some 30 instructions a byte, and this runs before every header change.
+        if let valid = name.utf8.withContiguousStorageIfAvailable({ bytes in
+            !bytes.isEmpty && bytes.allSatisfy(isTokenByte)
+        }) {
+            return valid
+        }
         var any = false
         for c in name.utf8 {
             any = true
@@ -13,6 +20,11 @@ extension HeaderField {
     /// Whether `value` can be sent as a header value: it has no CR, LF or NUL.
     /// - Parameter value: the value to check.
     public static func isValidValue(_ value: String) -> Bool {
+        if let valid = value.utf8.withContiguousStorageIfAvailable({ bytes in
+            !bytes.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0x00 }
+        }) {
+            return valid
+        }
         for c in value.utf8 where c == 0x0D || c == 0x0A || c == 0x00 {
             return false
         }
