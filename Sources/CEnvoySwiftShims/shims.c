@@ -21,16 +21,16 @@ const char *envoy_swift_shim_image_path(void)
     return info.dli_fname;
 }
 
-static __thread int default_ran;
+static __thread uintptr_t default_ran;
 
-void envoy_swift_shim_mark_default(void)
+void envoy_swift_shim_mark_default(uintptr_t type)
 {
-    default_ran = 1;
+    default_ran = type;
 }
 
-int envoy_swift_shim_take_default(void)
+uintptr_t envoy_swift_shim_take_default(void)
 {
-    int r = default_ran;
+    uintptr_t r = default_ran;
     default_ran = 0;
     return r;
 }

@@ -115,7 +115,7 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
         }
         starting = false
         // A default callback ran and ended at once, on this thread: the filter left the hook out.
-        let leftOut = envoy_swift_shim_take_default() != 0
+        let leftOut = envoy_swift_shim_take_default() == UInt(bitPattern: ObjectIdentifier(F.self))
         if let status = immediate {
             immediate = nil
             return leftOut && status == ENVOY_SWIFT_STATUS_CONTINUE ? ENVOY_SWIFT_STATUS_CONTINUE_SKIP : status

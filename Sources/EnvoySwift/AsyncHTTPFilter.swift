@@ -88,37 +88,37 @@ extension AsyncHTTPFilter {
 
     /// Continues.
     public mutating func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onRequestBody(_ body: BodyBuffer, endOfStream: Bool) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onRequestTrailers(_ trailers: HeaderMap) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseBody(_ body: BodyBuffer, endOfStream: Bool) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseTrailers(_ trailers: HeaderMap) async throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 

@@ -49,6 +49,8 @@ final class FilterInstance<F: HTTPFilter>: FilterInstanceBase {
     // The host never calls one instance twice at once (DESIGN.md), so the dynamic exclusivity
     // check on every callback buys nothing here: it was a quarter of a no-op filter's cost.
     @exclusivity(unchecked) private var filter: F
+    /// What the SDK's defaults mark when they run for F (see envoy_swift_shim_mark_default).
+    private static var filterType: UInt { UInt(bitPattern: ObjectIdentifier(F.self)) }
 
     init(filter: F, context: FilterContext) {
         self.filter = filter
@@ -98,7 +100,7 @@ final class FilterInstance<F: HTTPFilter>: FilterInstanceBase {
         do {
             let status = try abiStatus(of: call(&filter))
             // The filter left this hook out: the host need not call it again for this config.
-            return envoy_swift_shim_take_default() != 0 ? ENVOY_SWIFT_STATUS_CONTINUE_SKIP : status
+            return envoy_swift_shim_take_default() == Self.filterType ? ENVOY_SWIFT_STATUS_CONTINUE_SKIP : status
         } catch {
             lastError = error
             context.log.error("\(hook) failed: \(error)")

@@ -8,37 +8,37 @@ extension HTTPFilter {
 
     /// Continues.
     public mutating func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onRequestBody(_ body: BodyBuffer, endOfStream: Bool) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onRequestTrailers(_ trailers: HeaderMap) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseBody(_ body: BodyBuffer, endOfStream: Bool) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 
     /// Continues.
     public mutating func onResponseTrailers(_ trailers: HeaderMap) throws -> FilterStatus {
-        envoy_swift_shim_mark_default()
+        envoy_swift_shim_mark_default(UInt(bitPattern: ObjectIdentifier(Self.self)))
         return .continue
     }
 

@@ -262,6 +262,33 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
 
     // MARK: streams
 
+    /// A filter that wraps another and calls the inner one's default callback still implements the
+    /// hook itself: it must never be told to the host as left out (CONTINUE_SKIP).
+    struct Wrapper: HTTPFilter {
+        var inner: Noop
+        init(config: NoConfig, context: FilterContext) { inner = Noop(config: config, context: context) }
+        mutating func onRequestHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
+            _ = try inner.onRequestHeaders(headers, endOfStream: endOfStream)
+            try headers.set("x-wrapped", "1")
+            return .continue
+        }
+    }
+
+    @Test func aWrapperCallingAnInnerDefaultIsNotSkipped() throws {
+        FilterRegistry.register(Wrapper.self, as: "test_wrapper")
+        fake.withLock { $0.request = [("Host", "t")] }
+        let (config, err) = configNew("test_wrapper", "{}")
+        let c = try #require(config, "\(err)")
+        let f = try #require(envoySwiftFilterNew(c, 9, 0))
+        #expect(envoySwiftFilterOnRequestHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE)
+        #expect(fake.withLock { $0.request.map { "\($0.0): \($0.1)" } } == ["Host: t", "x-wrapped: 1"])
+        // Its own left-out hooks still are.
+        #expect(envoySwiftFilterOnResponseHeaders(f, true) == ENVOY_SWIFT_STATUS_CONTINUE_SKIP)
+        envoySwiftFilterOnStreamComplete(f)
+        envoySwiftFilterDestroy(f)
+        envoySwiftFilterConfigDestroy(c)
+    }
+
     @Test func aFilterRunsThroughTheHooks() throws {
         fake.withLock { $0.request = [("Host", "t"), ("x-drop", "1")] }
         let (config, err) = configNew(

@@ -5,6 +5,8 @@
 #ifndef ENVOY_SWIFT_SHIMS_H
 #define ENVOY_SWIFT_SHIMS_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -21,10 +23,12 @@ envoy_swift_shim_register_fn envoy_swift_shim_registration(void);
 const char *envoy_swift_shim_image_path(void);
 
 /* A per-thread mark set by the SDK's default callback implementations, so the SDK learns that a
- * filter left a hook out and can tell the host to skip it (ENVOY_SWIFT_STATUS_CONTINUE_SKIP). */
-void envoy_swift_shim_mark_default(void);
-/* Returns the mark and clears it. */
-int envoy_swift_shim_take_default(void);
+ * filter left a hook out and can tell the host to skip it (ENVOY_SWIFT_STATUS_CONTINUE_SKIP).
+ * `type` identifies the filter type whose default ran: a filter that wraps another and calls the
+ * inner one's default must not be taken for one that left the hook out itself. */
+void envoy_swift_shim_mark_default(uintptr_t type);
+/* Returns the mark (0: none) and clears it. */
+uintptr_t envoy_swift_shim_take_default(void);
 
 #ifdef __cplusplus
 }
