@@ -23,7 +23,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
 
-.PHONY: all build deps run test test-c test-swift bench-async bench-tls bench-crossing clean
+.PHONY: all build deps run test test-c test-swift bench-async bench-tls bench-crossing bench clean
 all: build
 
 # Install the Debian packages the build needs, only those missing.
@@ -92,6 +92,14 @@ $(BUILD)/bench-crossing: bench/crossing.c CHost/include/envoy_swift_abi.h
 
 bench-crossing: $(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 	@$(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
+
+# envoy-swift vs nginx and HAProxy (issue 7), measured (never asserted): req/s and latency, idle
+# connection memory, and build/bench-crossing's output; writes BENCHMARKS.md.
+bench: build $(BUILD)/bench-crossing
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt-get install -y nginx-light
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt-get install -y haproxy
+	@./bench/run.sh
 
 # Every C test runs against the sanitized host; any failure fails `make test`.
 test: deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES)
