@@ -8,6 +8,7 @@ CONFIG     ?= envoy-swift.yaml
 LOG_LEVEL  ?= info
 
 DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev libcmocka-dev pkg-config curl
+BENCH_PKGS := wrk nginx-light haproxy
 LIBS       := -luv -lhttp_parser -lyaml -lssl -lcrypto -lpthread -ldl -lm
 WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
 CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include
@@ -23,18 +24,25 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
 
-.PHONY: all build deps run test test-c test-swift bench-async bench-tls bench-crossing bench clean
+.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench clean
 all: build
 
-# Install the Debian packages the build needs, only those missing.
-deps:
-	@missing=""; for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Install the Debian packages the build needs (and, for the benchmarks, theirs), only those missing.
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get install -y $$missing >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update >/dev/null && $$SUDO apt-get install -y $$missing; }; \
 	fi
+endef
+
+deps:
+	$(call install_missing,$(DEB_PKGS))
+
+bench-deps:
+	$(call install_missing,$(BENCH_PKGS))
 
 build: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 
@@ -95,14 +103,14 @@ bench-crossing: $(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 
 # envoy-swift vs nginx and HAProxy (issue 7), measured (never asserted): req/s and latency, idle
 # connection memory, and build/bench-crossing's output; writes BENCHMARKS.md.
-bench: build $(BUILD)/bench-crossing
-	@command -v wrk >/dev/null || apt-get install -y wrk
-	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt-get install -y nginx-light
-	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt-get install -y haproxy
+bench: build bench-deps $(BUILD)/bench-crossing
 	@./bench/run.sh
 
-# Every C test runs against the sanitized host; any failure fails `make test`.
-test: deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES)
+# Every C test runs against the sanitized host; any failure fails `make test`. The benchmark
+# runs once, briefly, only to show it works (its numbers are never asserted).
+test: deps bench-deps build $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES) $(BUILD)/bench-crossing
+	@./bench/run.sh --smoke >$(BUILD)/bench-smoke.md 2>&1 || { cat $(BUILD)/bench-smoke.md; exit 1; }
+	@echo "bench smoke: every setup started and answered ($(BUILD)/bench-smoke.md)"
 	@$(MAKE) --no-print-directory test-c test-swift
 
 test-c: $(BUILD)/asan/envoy-swift $(TESTS) $(FIXTURES) $(BUILD)/libswiftfilter.so
