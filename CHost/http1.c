@@ -23,18 +23,40 @@ int es_http1_hop_by_hop(const char *n, size_t len)
     }
 }
 
-int es_http1_drop_header(const es_msg_t *m, unsigned i)
+int es_http1_connection_names_others(const es_msg_t *m)
 {
-    return es_http1_drop_header_in(m, i, es_msg_find(m, LIT("connection"), 0) >= 0);
+    for (int c = es_msg_find(m, LIT("connection"), 0); c >= 0; c = es_msg_find(m, LIT("connection"), (uint32_t)c + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)c, &vlen);
+        for (size_t k = 0; k < vlen;) {
+            while (k < vlen && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+                k++;
+            size_t start = k;
+            while (k < vlen && v[k] != ',')
+                k++;
+            size_t end = k;
+            while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+                end--;
+            if (end > start && !es_name_eq(v + start, end - start, LIT("close")) &&
+                !es_name_eq(v + start, end - start, LIT("keep-alive")))
+                return 1;
+        }
+    }
+    return 0;
 }
 
-int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int has_connection)
+int es_http1_drop_header(const es_msg_t *m, unsigned i)
+{
+    return es_http1_drop_header_in(m, i, es_http1_connection_names_others(m));
+}
+
+int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others)
 {
     size_t nlen;
     const char *name = es_msg_name(m, i, &nlen);
     if (es_http1_hop_by_hop(name, nlen))
         return 1;
-    if (!has_connection)
+    if (!names_others)
         return 0;
     /* Headers the sender named in Connection are hop-by-hop too. */
     for (int c = es_msg_find(m, LIT("connection"), 0); c >= 0; c = es_msg_find(m, LIT("connection"), (uint32_t)c + 1)) {

@@ -11,9 +11,11 @@
 int es_http1_hop_by_hop(const char *name, size_t len);
 /* Whether header `i` must be dropped when forwarding `m`: hop-by-hop, or named by Connection. */
 int es_http1_drop_header(const es_msg_t *m, unsigned i);
-/* The same for a whole section: `has_connection` (whether `m` has a Connection header at all)
- * is looked up once by the caller, so a message without one costs no scan per header. */
-int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int has_connection);
+/* The same for a whole section: `names_others` (es_http1_connection_names_others, looked up once
+ * by the caller) says whether Connection names any header, so most messages cost no scan per header. */
+int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others);
+/* Whether the Connection headers of `m` name anything besides close and keep-alive. */
+int es_http1_connection_names_others(const es_msg_t *m);
 const char *es_http1_reason(int status);
 
 /* Body framing: chunked bodies are re-framed as the parser hands out the decoded bytes. */

@@ -303,9 +303,9 @@ static int write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int
 {
     uint32_t from, to;
     es_msg_section(m, 0, &from, &to);
-    int has_connection = es_msg_find(m, LIT("connection"), 0) >= 0;
+    int names_others = es_http1_connection_names_others(m);
     for (uint32_t i = from; i < to; i++) {
-        if (es_http1_drop_header_in(m, i, has_connection))
+        if (es_http1_drop_header_in(m, i, names_others))
             continue;
         size_t nlen, vlen;
         const char *name = es_msg_name(m, i, &nlen);
