@@ -25,25 +25,6 @@
 #define BODY (256 * MiB)
 #define GROWTH_LIMIT_KB (64 * 1024)     /* the proxy may hold a few watermarks of body, not the body */
 
-/* Waits until *value stops changing for 300 ms (or reaches `limit`, or 15 s pass). Returns its value. */
-static unsigned long long wait_stalled(atomic_ullong *value, unsigned long long limit) {
-    unsigned long long last = atomic_load(value);
-    uint64_t since = es_now_ms(), deadline = since + 15000;
-    for (;;) {
-        struct timespec ts = { 0, 20 * 1000000L };
-        nanosleep(&ts, NULL);
-        unsigned long long now = atomic_load(value);
-        if (now >= limit) return now;
-        if (now != last) {
-            last = now;
-            since = es_now_ms();
-        } else if (es_now_ms() - since >= 300) {
-            return now;
-        }
-        if (es_now_ms() > deadline) return now;
-    }
-}
-
 static void warm_up(uint16_t port) {
     es_response_t r;
     es_get(port, "/bytes?n=1048576", &r);
@@ -67,7 +48,7 @@ static void test_slow_client_download_is_bounded(void **state) {
     es_client_sendf(&c, "GET /bytes?n=%" PRIu64 " HTTP/1.1\r\nHost: t\r\n\r\n", BODY);
 
     /* The client reads nothing: the upstream must end up blocked, far short of the whole body. */
-    unsigned long long sent = wait_stalled(&f->up.bytes_out, base + BODY) - base;
+    unsigned long long sent = es_wait_stalled(&f->up.bytes_out, base + BODY) - base;
     long peak = es_proc_status_kb(f->px.pid, "VmHWM");
     if (sent >= BODY) {
         fail_msg("the upstream sent all %" PRIu64 " bytes to a client that read none: the proxy buffered the "
@@ -138,7 +119,7 @@ static void test_slow_upstream_upload_is_bounded(void **state) {
     sender_t s = { .fd = c.fd, .len = BODY };
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, send_body, &s), 0);
-    unsigned long long sent = wait_stalled(&s.sent, BODY);
+    unsigned long long sent = es_wait_stalled(&s.sent, BODY);
     long peak = es_proc_status_kb(f->px.pid, "VmHWM");
     es_upstream_release(&f->up);
     pthread_join(t, NULL);

@@ -54,21 +54,6 @@ static void start(es_fixture_t *f, const char *extra, const char *filters, const
                    extra, filters, f->up.port, cluster_extra);
 }
 
-/* A counter from the /stats route. */
-static uint64_t stat(uint16_t port, const char *name)
-{
-    es_response_t r;
-    es_get(port, "/stats", &r);
-    assert_int_equal(r.status, 200);
-    char key[96];
-    snprintf(key, sizeof key, "%s ", name);
-    const char *at = strstr(r.body, key);
-    if (at == NULL) fail_msg("no counter %s in:\n%s", name, r.body);
-    uint64_t v = strtoull(at + strlen(key), NULL, 10);
-    es_response_dispose(&r);
-    return v;
-}
-
 static int connect_nonblocking(uint16_t port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -249,8 +234,8 @@ static void test_slow_drip_clients_closed_at_header_timeout(void **state)
     assert_int_equal(load.bad, 0);
     assert_true(load.ok > 20);
     assert_true(load.worst_ms < 500);
-    assert_int_equal(stat(f->px.port, "downstream.header_timeouts"), SLOW + SILENT);
-    assert_int_equal(stat(f->px.port, "downstream.idle_timeouts"), 1);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.header_timeouts"), SLOW + SILENT);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.idle_timeouts"), 1);
 
     es_proxy_stop(&f->px);
 }
@@ -294,7 +279,7 @@ static void test_request_timeout_504_and_408(void **state)
     if (dt < 400 || dt > 600) fail_msg("408 after %" PRIu64 " ms, want 400", dt);
     expect_clean_eof(&c, 2000, "after the 408");
     es_client_close(&c);
-    assert_int_equal(stat(f->px.port, "downstream.request_timeouts"), 2);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.request_timeouts"), 2);
 
     es_proxy_stop(&f->px);
 }
@@ -389,8 +374,8 @@ static void test_body_over_limit_is_413_without_reset(void **state)
     print_message("%d uploads of 8 MiB, each a complete 413 and a clean close, in %" PRIu64 " ms\n", UPLOADS,
                   es_now_ms() - t0);
     assert_int_equal(es_upstream_requests(&f->up), 1); /* only the upload under the limit */
-    assert_int_equal(stat(f->px.port, "downstream.rq_413"), UPLOADS);
-    assert_int_equal(stat(f->px.port, "downstream.delayed_close_timeouts"), 0);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.rq_413"), UPLOADS);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.delayed_close_timeouts"), 0);
 
     es_proxy_stop(&f->px);
 }
@@ -477,7 +462,7 @@ static void test_head_too_large_is_431(void **state)
     expect_clean_eof(&c, 2000, "after the 431");
     es_client_close(&c);
     assert_int_equal(es_upstream_requests(&f->up), 1);
-    assert_int_equal(stat(f->px.port, "downstream.rq_431"), 1);
+    assert_int_equal(es_stat(f->px.port, "/stats", "downstream.rq_431"), 1);
 
     es_proxy_stop(&f->px);
 }
@@ -506,8 +491,8 @@ static void test_upstream_idle_timeout(void **state)
         es_response_dispose(&r);
     }
     es_client_close(&c);
-    assert_int_equal(stat(f->px.port, "upstream.idle_closed"), 1);
-    assert_int_equal(stat(f->px.port, "upstream.retries"), 0);
+    assert_int_equal(es_stat(f->px.port, "/stats", "upstream.idle_closed"), 1);
+    assert_int_equal(es_stat(f->px.port, "/stats", "upstream.retries"), 0);
 
     es_proxy_stop(&f->px);
 }

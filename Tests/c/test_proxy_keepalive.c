@@ -255,12 +255,7 @@ static void test_upstream_idle_close_races_are_retried(void **state) {
         other += rc[i].other;
     }
 
-    es_response_t r;
-    es_get(f->px.port, "/stats", &r);
-    const char *at = strstr(r.body, "upstream.retries ");
-    assert_non_null(at);
-    unsigned long retries = strtoul(at + strlen("upstream.retries "), NULL, 10);
-    es_response_dispose(&r);
+    unsigned long retries = (unsigned long)es_stat(f->px.port, "/stats", "upstream.retries");
     print_message("%lu requests in %d s: %lu ok, %lu 5xx, %lu other; upstream closed %lu idle connections "
                   "(%lu accepted), the proxy retried %lu requests\n",
                   ok + bad5xx + other, RACE_SECONDS, ok, bad5xx, other, atomic_load(&f->up2.idle_closes),

@@ -78,11 +78,7 @@ static uint64_t stat(uint16_t port, const char *name)
     es_response_t r;
     es_get_tls(port, certs.ca_cert, "localhost", "/stats", &r);
     assert_int_equal(r.status, 200);
-    char key[96];
-    snprintf(key, sizeof key, "%s ", name);
-    const char *at = strstr(r.body, key);
-    if (at == NULL) fail_msg("no counter %s in:\n%s", name, r.body);
-    uint64_t v = strtoull(at + strlen(key), NULL, 10);
+    uint64_t v = es_stat_in(r.body, name);
     es_response_dispose(&r);
     return v;
 }
@@ -296,26 +292,6 @@ static void test_64mib_each_way_over_tls(void **state)
     es_proxy_stop(&f->px);
 }
 
-/* Waits until *value stops changing for 300 ms (or reaches `limit`, or 15 s pass). */
-static unsigned long long wait_stalled(atomic_ullong *value, unsigned long long limit)
-{
-    unsigned long long last = atomic_load(value);
-    uint64_t since = es_now_ms(), deadline = since + 15000;
-    for (;;) {
-        struct timespec ts = { 0, 20 * 1000000L };
-        nanosleep(&ts, NULL);
-        unsigned long long now = atomic_load(value);
-        if (now >= limit) return now;
-        if (now != last) {
-            last = now;
-            since = es_now_ms();
-        } else if (es_now_ms() - since >= 300) {
-            return now;
-        }
-        if (es_now_ms() > deadline) return now;
-    }
-}
-
 static void test_backpressure_over_tls(void **state)
 {
     es_fixture_t *f = *state;
@@ -335,7 +311,7 @@ static void test_backpressure_over_tls(void **state)
     es_client_connect_tls(&c, f->px.port, certs.ca_cert, "localhost");
     unsigned long long base = atomic_load(&f->up2.bytes_out);
     es_client_sendf(&c, "GET /bytes?n=%" PRIu64 " HTTP/1.1\r\nHost: t\r\n\r\n", body);
-    unsigned long long sent = wait_stalled(&f->up2.bytes_out, base + body) - base;
+    unsigned long long sent = es_wait_stalled(&f->up2.bytes_out, base + body) - base;
     long peak = es_proc_status_kb(f->px.pid, "VmHWM");
     if (sent >= body) fail_msg("the upstream sent the whole body to a client that read none (RSS +%ld KiB)", peak - before);
     if (peak - before > 64 * 1024) fail_msg("the proxy's RSS grew by %ld KiB holding a TLS download", peak - before);

@@ -1423,3 +1423,39 @@ int es_fixture_teardown(void **state) {
     *state = NULL;
     return 0;
 }
+
+unsigned long long es_wait_stalled(atomic_ullong *value, unsigned long long limit) {
+    unsigned long long last = atomic_load(value);
+    uint64_t since = es_now_ms(), deadline = since + 15000;
+    for (;;) {
+        struct timespec ts = { 0, 20 * 1000000L };
+        nanosleep(&ts, NULL);
+        unsigned long long now = atomic_load(value);
+        if (now >= limit) return now;
+        if (now != last) {
+            last = now;
+            since = es_now_ms();
+        } else if (es_now_ms() - since >= 300) {
+            return now;
+        }
+        if (es_now_ms() > deadline) return now;
+    }
+}
+
+uint64_t es_stat_in(const char *stats, const char *name) {
+    size_t n = strlen(name);
+    for (const char *at = strstr(stats, name); at != NULL; at = strstr(at + 1, name)) {
+        if ((at == stats || at[-1] == '\n') && at[n] == ' ') return strtoull(at + n + 1, NULL, 10);
+    }
+    fail_msg("no counter %s in:\n%s", name, stats);
+    return 0;
+}
+
+uint64_t es_stat(uint16_t port, const char *path, const char *name) {
+    es_response_t r;
+    es_get(port, path, &r);
+    if (r.status != 200) fail_msg("GET %s: %d", path, r.status);
+    uint64_t v = es_stat_in(r.body, name);
+    es_response_dispose(&r);
+    return v;
+}

@@ -19,6 +19,7 @@
 #define ES_TEST_HARNESS_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -251,6 +252,13 @@ const char *es_swift_filter_lib(void);
 uint16_t es_closed_port(void);
 /* Polls cond-style: calls fn(arg) every 10 ms until it returns non-zero or timeout_ms passes. */
 int es_poll_until(int (*fn)(void *arg), void *arg, int timeout_ms);
+/* Waits until *value stops changing for 300 ms (or reaches `limit`, or 15 s pass); returns it. */
+unsigned long long es_wait_stalled(atomic_ullong *value, unsigned long long limit);
+/* A counter of the proxy's `stats: {}` route, read from body `stats` ("name value" lines); fails
+ * the test when it is missing. */
+uint64_t es_stat_in(const char *stats, const char *name);
+/* The same over a new plain connection: GET `path` (a stats route) on `port`. */
+uint64_t es_stat(uint16_t port, const char *path, const char *name);
 
 /* ---- the fixture ---- */
 
