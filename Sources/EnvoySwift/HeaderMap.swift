@@ -63,8 +63,7 @@ public struct HeaderMap: Sequence, Sendable {
     ///   - name: the header name (an HTTP token).
     ///   - value: the new value; CR, LF and NUL are refused with ``HeaderError/invalidValue(name:)``.
     public func set(_ name: String, _ value: String) throws {
-        try HeaderField.validate(name: name, value: value)
-        try host.setHeader(stream, kind, name: name, value: value)
+        try refined(name, value) { () throws(HostError) in try host.setHeader(stream, kind, name: name, value: value) }
     }
 
     /// Adds one more value of `name` after the existing ones.
@@ -72,15 +71,26 @@ public struct HeaderMap: Sequence, Sendable {
     ///   - name: the header name (an HTTP token).
     ///   - value: the value; CR, LF and NUL are refused with ``HeaderError/invalidValue(name:)``.
     public func add(_ name: String, _ value: String) throws {
-        try HeaderField.validate(name: name, value: value)
-        try host.addHeader(stream, kind, name: name, value: value)
+        try refined(name, value) { () throws(HostError) in try host.addHeader(stream, kind, name: name, value: value) }
     }
 
     /// Removes every value of `name`; does nothing when there is none.
     /// - Parameter name: the header name (an HTTP token).
     public func remove(_ name: String) throws {
-        try HeaderField.validate(name: name, value: nil)
-        try host.removeHeader(stream, kind, name: name)
+        try refined(name, nil) { () throws(HostError) in try host.removeHeader(stream, kind, name: name) }
+    }
+
+    /// Runs a header change. Every host refuses a bad name or value (``HostError/invalid``), so the
+    /// SDK checks the field itself only then, to say which it was (``HeaderError``): the common,
+    /// valid case is checked once, by the host.
+    @inline(__always)
+    private func refined(_ name: String, _ value: String?, _ change: () throws(HostError) -> Void) throws {
+        do {
+            try change()
+        } catch .invalid {
+            try HeaderField.validate(name: name, value: value)
+            throw HostError.invalid
+        }
     }
 
     /// Iterates the fields in wire order, reading each from the host as it is reached.
