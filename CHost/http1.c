@@ -45,11 +45,6 @@ int es_http1_connection_names_others(const es_msg_t *m)
     return 0;
 }
 
-int es_http1_drop_header(const es_msg_t *m, unsigned i)
-{
-    return es_http1_drop_header_in(m, i, es_http1_connection_names_others(m));
-}
-
 int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others)
 {
     size_t nlen;
@@ -128,8 +123,9 @@ int es_http1_write_chunk(es_writeq_t *q, const char *at, size_t len)
 int es_http1_write_last_chunk(es_writeq_t *q, const es_msg_t *m)
 {
     int err = es_writeq_append(q, "0\r\n", 3);
+    int names_others = es_http1_connection_names_others(m);
     for (uint32_t i = m->ntrailers_from; !err && i < m->nheaders; i++) {
-        if (es_http1_drop_header(m, i))
+        if (es_http1_drop_header_in(m, i, names_others))
             continue;
         size_t nlen, vlen;
         const char *name = es_msg_name(m, i, &nlen);

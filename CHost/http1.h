@@ -9,10 +9,9 @@
 
 /* Headers that describe one connection and are never forwarded (RFC 9110 7.6.1). */
 int es_http1_hop_by_hop(const char *name, size_t len);
-/* Whether header `i` must be dropped when forwarding `m`: hop-by-hop, or named by Connection. */
-int es_http1_drop_header(const es_msg_t *m, unsigned i);
-/* The same for a whole section: `names_others` (es_http1_connection_names_others, looked up once
- * by the caller) says whether Connection names any header, so most messages cost no scan per header. */
+/* Whether header `i` must be dropped when forwarding `m`: hop-by-hop, or named by Connection.
+ * `names_others` (es_http1_connection_names_others, looked up once per message by the caller) says
+ * whether Connection names any header, so most messages cost no scan per header. */
 int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others);
 /* Whether the Connection headers of `m` name anything besides close and keep-alive. */
 int es_http1_connection_names_others(const es_msg_t *m);
