@@ -10,6 +10,7 @@
 
 #include "callout.h"
 #include "conn.h"
+#include "field_check.h"
 #include "filter_chain.h"
 #include "log.h"
 #include "worker.h"
@@ -163,25 +164,12 @@ static es_msg_t *lookup_map(envoy_swift_stream_t h, envoy_swift_header_map_t map
 
 static int valid_name(envoy_swift_bytes_t n)
 {
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    if (n.length == 0 || n.ptr == NULL)
-        return 0;
-    for (size_t i = 0; i < n.length; i++) {
-        unsigned char c = (unsigned char)n.ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c && strchr(tchar, c))))
-            return 0;
-    }
-    return 1;
+    return es_field_name_ok(n.ptr, n.length);
 }
 
 static int valid_value(envoy_swift_bytes_t v)
 {
-    if (v.length > 0 && v.ptr == NULL)
-        return 0;
-    for (size_t i = 0; i < v.length; i++)
-        if (v.ptr[i] == '\r' || v.ptr[i] == '\n' || v.ptr[i] == '\0')
-            return 0;
-    return 1;
+    return es_field_value_ok(v.ptr, v.length);
 }
 
 static int header_count(envoy_swift_stream_t h, envoy_swift_header_map_t map, size_t *count)
@@ -221,7 +209,7 @@ static int header_get(envoy_swift_stream_t h, envoy_swift_header_map_t map, envo
     for (uint32_t i = from; i < to; i++) {
         size_t nlen;
         const char *n = es_msg_name(m, i, &nlen);
-        if (nlen == name.length && strncasecmp(n, name.ptr, nlen) == 0 && nth-- == 0) {
+        if (es_name_eq(n, nlen, name.ptr, name.length) && nth-- == 0) {
             value->ptr = es_msg_value(m, i, &value->length);
             return ENVOY_SWIFT_OK;
         }
@@ -236,7 +224,7 @@ static void remove_all(es_msg_t *m, int t, envoy_swift_bytes_t name)
     for (uint32_t i = from; i < to;) {
         size_t nlen;
         const char *n = es_msg_name(m, i, &nlen);
-        if (nlen == name.length && strncasecmp(n, name.ptr, nlen) == 0) {
+        if (es_name_eq(n, nlen, name.ptr, name.length)) {
             es_msg_remove_at(m, i);
             to--;
         } else {

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "envoy_swift_abi.h"
+#include "field_check.h"
 
 #if defined(__has_include) && __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h> /* client requests: a few no-op instructions outside valgrind */
@@ -161,27 +162,15 @@ static hmap_t *map_of(envoy_swift_stream_t h, envoy_swift_header_map_t map, int 
     return &s->maps[map];
 }
 
+/* The host's own checks (CHost/field_check.h), so the set costs what it costs in the proxy. */
 static bool valid_name(envoy_swift_bytes_t n)
 {
-    static const char tchar[] = "!#$%&'*+-.^_`|~";
-    if (n.length == 0 || n.ptr == NULL || n.length >= NAME_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < n.length; i++) {
-        unsigned char c = (unsigned char)n.ptr[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c && strchr(tchar, c))))
-            return false;
-    }
-    return true;
+    return n.length < NAME_MAX_LEN && es_field_name_ok(n.ptr, n.length);
 }
 
 static bool valid_value(envoy_swift_bytes_t v)
 {
-    if ((v.length > 0 && v.ptr == NULL) || v.length >= VALUE_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < v.length; i++)
-        if (v.ptr[i] == '\r' || v.ptr[i] == '\n' || v.ptr[i] == '\0')
-            return false;
-    return true;
+    return v.length < VALUE_MAX_LEN && es_field_value_ok(v.ptr, v.length);
 }
 
 static void map_add(hmap_t *m, const char *name, size_t nlen, const char *value, size_t vlen)
