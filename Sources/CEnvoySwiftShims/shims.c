@@ -21,7 +21,10 @@ const char *envoy_swift_shim_image_path(void)
     return info.dli_fname;
 }
 
-static __thread uintptr_t default_ran;
+/* Read twice per hook: the initial-exec model makes that a plain %fs-relative access instead of a
+ * __tls_get_addr call (this library is dlopen'd, where the default is the general-dynamic model).
+ * glibc keeps static TLS room for such small variables of dlopen'd libraries. */
+static __thread uintptr_t default_ran __attribute__((tls_model("initial-exec")));
 
 void envoy_swift_shim_mark_default(uintptr_t type)
 {
