@@ -48,10 +48,8 @@ void es_buf_dispose(es_buf_t *b)
     es_buf_init(b);
 }
 
-char *es_buf_reserve(es_buf_t *b, size_t n)
+char *es_buf_grow(es_buf_t *b, size_t n)
 {
-    if (b->cap - b->len >= n)
-        return b->base + b->len;
     if (b->cap == 0 && n <= ES_BUF_SMALL) {
         if ((b->base = es_small_get()) == NULL)
             return NULL;
@@ -67,18 +65,6 @@ char *es_buf_reserve(es_buf_t *b, size_t n)
     b->base = p;
     b->cap = cap;
     return b->base + b->len;
-}
-
-int es_buf_append(es_buf_t *b, const void *p, size_t n)
-{
-    if (n == 0)
-        return 0;
-    char *dst = es_buf_reserve(b, n);
-    if (dst == NULL)
-        return -1;
-    memcpy(dst, p, n);
-    b->len += n;
-    return 0;
 }
 
 int es_buf_appendf(es_buf_t *b, const char *fmt, ...)

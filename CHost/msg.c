@@ -86,10 +86,6 @@ void es_msg_headers_done(es_msg_t *m)
     m->last = 0;
 }
 
-int es_name_eq(const char *a, size_t alen, const char *lower, size_t llen)
-{
-    return alen == llen && strncasecmp(a, lower, llen) == 0;
-}
 
 int es_msg_find(const es_msg_t *m, const char *name, size_t namelen, uint32_t from)
 {
