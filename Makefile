@@ -8,7 +8,7 @@ CONFIG     ?= envoy-swift.yaml
 LOG_LEVEL  ?= info
 
 DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev libcmocka-dev pkg-config curl
-BENCH_PKGS := wrk nginx-light haproxy
+BENCH_PKGS := wrk nginx-light haproxy valgrind strace
 LIBS       := -luv -lhttp_parser -lyaml -lssl -lcrypto -lpthread -ldl -lm
 WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
 CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include
@@ -24,7 +24,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
 
-.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench clean
+.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench-instr bench clean
 all: build
 
 # Install the Debian packages the build needs (and, for the benchmarks, theirs), only those missing.
@@ -101,8 +101,14 @@ $(BUILD)/bench-crossing: bench/crossing.c CHost/include/envoy_swift_abi.h
 bench-crossing: $(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 	@$(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 
-# envoy-swift vs nginx and HAProxy (issue 7), measured (never asserted): req/s and latency, idle
-# connection memory, and build/bench-crossing's output; writes BENCHMARKS.md.
+# The cost of one proxied request, counted (never asserted): user-space instructions under
+# callgrind and syscalls under strace, for nginx, HAProxy and envoy-swift's setups.
+bench-instr: build bench-deps
+	@./bench/instr.sh
+
+# envoy-swift vs nginx and HAProxy (issue 7), measured (never asserted): req/s, latency and CPU per
+# request, idle connection memory, build/bench-crossing's and bench/instr.sh's output; writes
+# BENCHMARKS.md.
 bench: build bench-deps $(BUILD)/bench-crossing
 	@./bench/run.sh
 

@@ -6,12 +6,16 @@
 #   always; envoy-swift with no filter, one no-op Swift filter, three Swift filters that read and
 #   set headers (header_touch), one async no-op Swift filter (suspends once per request). Every
 #   proxy gets the same worker count (1, then 2) and the same connection counts (64, 512). Rounds
-#   alternate the setups; the median of each column is reported.
+#   alternate the setups; the median of each column is reported. Each run also reads the CPU time
+#   of the proxy's processes (the upstream's for the direct runs) before and after wrk: user and
+#   system µs per completed request, what the proxy itself costs whatever the load does to req/s.
 # - Memory: resident size of each proxy (all its processes) before and while it holds 10,000 idle
 #   keep-alive client connections, each of which has done one request; the difference / 10,000 is
 #   the cost of an idle connection.
 # - The async resume latency (the resume_probe filter, as `make bench-async` measures it) and, if
 #   build/bench-crossing was built (`make bench-crossing`), its output verbatim.
+# - Cost per request (full run only, when valgrind and strace are installed): bench/instr.sh's
+#   output verbatim, user-space instructions and syscalls per request of each proxy.
 #
 # Prints the report (Markdown) and writes it to BENCHMARKS.md.
 #
@@ -20,7 +24,7 @@
 #                           exits 0 if everything started and answered; BENCHMARKS.md untouched
 #
 # Environment: BENCH_SECS (5), BENCH_ROUNDS (3), BENCH_IDLE (10000), BENCH_OUT (BENCHMARKS.md),
-# BENCH_PORT_BASE (19600: ports 19600-19607 must be free). Needs the release build (make build),
+# BENCH_PORT_BASE (19600: ports 19600-19611 must be free; bench/instr.sh uses the last 4). Needs the release build (make build),
 # wrk, nginx, haproxy, python3 and curl. Everything started here runs from a temp dir that is
 # removed at exit, with every process (also on Ctrl-C or failure).
 set -euo pipefail
@@ -68,6 +72,9 @@ setups=(upstream nginx haproxy es-none es-noop es-headers3 es-async)
 declare -A port=([upstream]=$base [nginx]=$((base + 1)) [haproxy]=$((base + 2)) [es-none]=$((base + 3))
                  [es-noop]=$((base + 4)) [es-headers3]=$((base + 5)) [es-async]=$((base + 6))
                  [es-probe]=$((base + 7)))
+# Whose CPU time a run of the setup is: the proxy's processes (the upstream's when wrk hits it directly).
+declare -A owner_of=([upstream]=upstream [nginx]=nginx [haproxy]=haproxy [es-none]=envoy-swift
+                     [es-noop]=envoy-swift [es-headers3]=envoy-swift [es-async]=envoy-swift)
 declare -A label=([upstream]="upstream direct (nginx)" [nginx]="nginx proxy_pass" [haproxy]="HAProxy"
                   [es-none]="envoy-swift, no filter" [es-noop]="envoy-swift, 1 no-op filter"
                   [es-headers3]="envoy-swift, 3 header filters" [es-async]="envoy-swift, 1 async no-op")
@@ -98,7 +105,7 @@ cp "$bin" "$lib" "$tmp/bin/"
 bin="$tmp/bin/envoy-swift" lib="$tmp/bin/libswiftfilter.so"
 es_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- CHost Sources Filters 2>/dev/null || echo ' + uncommitted changes')"
 declare -A proc launched  # name -> pid, name -> the command that started it
-wrk_pid="" idle_pid=""
+wrk_pid="" idle_pid="" instr_pid=""
 stop() { # name...: TERM, a moment, then KILL
     local n p alive
     for n in "$@"; do [ -z "${proc[$n]:-}" ] || kill -TERM "${proc[$n]}" 2>/dev/null || true; done
@@ -142,6 +149,7 @@ cleanup() {
     trap - EXIT INT TERM HUP
     [ -z "$wrk_pid" ] || kill -TERM "$wrk_pid" 2>/dev/null || true
     [ -z "$idle_pid" ] || kill -TERM "$idle_pid" 2>/dev/null || true
+    [ -z "$instr_pid" ] || { kill -TERM "$instr_pid" 2>/dev/null || true; wait "$instr_pid" 2>/dev/null || true; }
     stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -309,19 +317,21 @@ run_wrk() { # setup conns secs: the report in $tmp/wrk.out
     wait "$wrk_pid" || true
     wrk_pid=""
 }
-parse_wrk() { # -> "req/s p50_ms p99_ms errors"
+parse_wrk() { # -> "req/s p50_ms p99_ms errors requests"
     awk 'function ms(s) {
              if (s ~ /us$/) return s / 1000; if (s ~ /ms$/) return s + 0; if (s ~ /s$/) return s * 1000
              return s + 0 }
          /Requests\/sec/ {rps = $2}
+         / requests in / {n = $1}
          $1 == "50%" {p50 = ms($2)} $1 == "99%" {p99 = ms($2)}
          /Non-2xx/ {err += $NF}
          /Socket errors/ {gsub(/,/, ""); err += $4 + $6 + $8 + $10}
-         END {printf "%s %s %s %d\n", rps + 0, p50 + 0, p99 + 0, err}' "$tmp/wrk.out"
+         END {printf "%s %s %s %d %d\n", rps + 0, p50 + 0, p99 + 0, err, n}' "$tmp/wrk.out"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 med() { echo "$1" | tr ' ' '\n' | grep . | median; }
 calc() { awk "BEGIN {print $*}"; }
+med2() { if [ -n "$(tr -d ' ' <<<"$1")" ]; then printf '%.2f' "$(med "$1")"; else echo -; fi; }
 
 rss_kb() { # pid -> VmRSS in kB, summed over it and its children (nginx master + workers)
     local total=0 p v
@@ -332,6 +342,18 @@ rss_kb() { # pid -> VmRSS in kB, summed over it and its children (nginx master +
     echo "$total"
 }
 nprocs() { echo $(( 1 + $(pgrep -c -P "$1" || true) )); }
+clk_tck="$(getconf CLK_TCK)"
+# utime and stime (fields 14 and 15 of /proc/PID/stat; every thread of the process) summed over it
+# and its children: nginx's master and workers. Fields are counted after the ")" that ends the
+# command name.
+cpu_ticks() { # pid -> "user system" in clock ticks
+    local u=0 y=0 p a b
+    for p in "$1" $(pgrep -P "$1" || true); do
+        read -r a b < <(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12, $13}') || true
+        u=$((u + ${a:-0})) y=$((y + ${b:-0}))
+    done
+    echo "$u $y"
+}
 
 # Idle connections through bench/idle_conns.py; "ready" once all have had their response.
 idle_open() { # port count max_hold -> waits for "ready"; 0 on success
@@ -352,7 +374,7 @@ idle_close() { # -> the client's exit status; "open N of M" is in $tmp/idle.out
     return "$rc"
 }
 
-declare -A rps p50 p99 errs mem
+declare -A rps p50 p99 errs mem ucpu scpu tcpu
 loads=("before: $(cut -d' ' -f1-3 /proc/loadavg)")
 started_at=$(date +%s)
 
@@ -377,13 +399,24 @@ for w in "${workers_list[@]}"; do
         fi
         for r in $(seq "$rounds"); do
             for s in "${setups[@]}"; do
+                cpid="${proc[${owner_of[$s]}]}"
+                read -r u0 y0 < <(cpu_ticks "$cpid")
                 run_wrk "$s" "$c" "$secs"
+                read -r u1 y1 < <(cpu_ticks "$cpid")
                 where="(workers $w, $c connections, ${label[$s]})"
                 check_alive upstream nginx haproxy envoy-swift
-                read -r x a b e < <(parse_wrk)
+                read -r x a b e nreq < <(parse_wrk)
                 k="$w/$c/$s"
                 rps[$k]+="$x " p50[$k]+="$a " p99[$k]+="$b " errs[$k]=$(( ${errs[$k]:-0} + e ))
-                progress "workers $w, $c connections, round $r/$rounds: ${label[$s]}: $x req/s, p99 $b ms, $e errors"
+                # µs of CPU per completed request; none when the proxy died (and was restarted) meanwhile.
+                cpu_note=""
+                if [ "$nreq" -gt 0 ] && [ "${cpid}" = "${proc[${owner_of[$s]}]}" ]; then
+                    read -r cu cs < <(awk -v u="$((u1 - u0))" -v y="$((y1 - y0))" -v t="$clk_tck" -v n="$nreq" \
+                                      'BEGIN {printf "%.3f %.3f\n", u * 1e6 / t / n, y * 1e6 / t / n}')
+                    ucpu[$k]+="$cu " scpu[$k]+="$cs " tcpu[$k]+="$(calc "$cu + $cs") "
+                    cpu_note=", CPU $cu + $cs µs/req"
+                fi
+                progress "workers $w, $c connections, round $r/$rounds: ${label[$s]}: $x req/s, p99 $b ms, $e errors$cpu_note"
                 if [ "$x" = 0 ] || { [ "$smoke" = 1 ] && [ "$e" != 0 ]; }; then
                     fail "${label[$s]} (workers $w, $c connections): $x req/s, $e errors"
                     tail -n 5 "$tmp/wrk.out" >&2
@@ -458,6 +491,25 @@ else
     crossing_note="not built in this run (\`make bench-crossing\` makes \`build/bench-crossing\`)."
 fi
 stop upstream
+
+# --- cost per request: bench/instr.sh (instructions under callgrind, syscalls under strace) --------
+# In the background, so that a signal reaches the trap at once; instr.sh stops its own processes.
+instr_out=""
+if [ "$smoke" = 1 ]; then
+    instr_note="not run in a smoke run."
+elif command -v valgrind >/dev/null && command -v strace >/dev/null; then
+    progress "bench/instr.sh"
+    BENCH_PORT_BASE=$((base + 8)) timeout 1200 bench/instr.sh "$bin" "$lib" >"$tmp/instr.md" &
+    instr_pid=$!
+    instr_rc=0
+    wait "$instr_pid" || instr_rc=$?
+    instr_pid=""
+    instr_out="$(cat "$tmp/instr.md")"
+    [ "$instr_rc" = 0 ] || fail "bench/instr.sh exited $instr_rc"
+    instr_note="\`bench/instr.sh\` (\`make bench-instr\`) on the same copies of the binaries, its output verbatim:"
+else
+    instr_note="not measured: \`bench/instr.sh\` needs valgrind and strace (\`make bench-deps\` installs them)."
+fi
 took=$(( $(date +%s) - started_at ))
 
 # --- the report -----------------------------------------------------------------------------------
@@ -518,22 +570,38 @@ EOF
             n="$(med "${rps[$w/$c/nginx]}")"
             echo "### $w worker$([ "$w" = 1 ] || echo s), $c connections"
             echo
-            echo "| setup | req/s | p50 ms | p99 ms | vs nginx | errors |"
-            echo "|---|---:|---:|---:|---:|---:|"
+            echo "| setup | req/s | p50 ms | p99 ms | vs nginx | user µs/req | sys µs/req | CPU µs/req | errors |"
+            echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
             for s in "${setups[@]}"; do
                 k="$w/$c/$s" m="$(med "${rps[$w/$c/$s]}")"
-                printf '| %s | %.0f | %.3f | %.3f | %.3fx | %d |\n' "${label[$s]}" "$m" "$(med "${p50[$k]}")" \
-                    "$(med "${p99[$k]}")" "$(calc "$m / ($n > 0 ? $n : 1)")" "${errs[$k]}"
+                printf '| %s | %.0f | %.3f | %.3f | %.3fx | %s | %s | %s | %d |\n' "${label[$s]}" "$m" "$(med "${p50[$k]}")" \
+                    "$(med "${p99[$k]}")" "$(calc "$m / ($n > 0 ? $n : 1)")" "$(med2 "${ucpu[$k]:-}")" \
+                    "$(med2 "${scpu[$k]:-}")" "$(med2 "${tcpu[$k]:-}")" "${errs[$k]}"
             done
             echo
         done
     done
     echo "The upstream-direct row has no worker count of its own (it always runs $up_workers); it is the ceiling for that connection count."
     echo
-    echo "<details><summary>req/s of each round</summary>"
+    cat <<EOF
+**CPU per request.** user and sys µs/req are the CPU time of the proxy's own processes (utime and
+stime in \`/proc/PID/stat\`: every thread of HAProxy and envoy-swift, nginx's master and workers;
+the upstream nginx's in the upstream-direct row) from just before wrk starts to just after it
+ends, divided by the requests wrk completed; CPU = user + sys, each the median of its rounds
+(clock ticks of 1/$clk_tck s over $secs s). This is the proxy process only: wrk's and the
+upstream's CPU is not in it. Unlike req/s, it hardly depends on how the $(nproc) cores are shared
+among wrk, the upstream and the proxy. Most of it is kernel time, and that includes more than the
+proxy's own syscalls: on loopback, a send runs the receiving side's TCP processing and wakes the
+peer in the sender's context, so the delivery of the proxy's data to wrk and to the upstream is
+counted here. The user time is the proxy's own work in user space (its libraries included);
+"Cost per request" below counts it in instructions, and the syscalls behind the kernel time.
+
+EOF
+    echo "<details><summary>req/s and CPU µs/req (user + sys) of each round</summary>"
     echo
     for w in "${workers_list[@]}"; do for c in "${conns_list[@]}"; do for s in "${setups[@]}"; do
-        echo "- workers $w, $c connections, ${label[$s]}: ${rps[$w/$c/$s]}"
+        k="$w/$c/$s" t="${tcpu[$w/$c/$s]:-}"
+        echo "- workers $w, $c connections, ${label[$s]}: ${rps[$k]% }; CPU µs/req ${t% }"
     done; done; done
     echo
     echo "</details>"
@@ -622,6 +690,11 @@ EOF
     echo "from an async callback's completion on another thread to its stream continuing on the"
     echo "worker, over ${secs} s of \`wrk -t1 -c8\` on envoy-swift with 1 worker."
     echo
+    echo "## Cost per request"
+    echo
+    echo "$instr_note"
+    if [ -n "$instr_out" ]; then echo; echo "$instr_out"; fi
+    echo
     echo "## Crossing into Swift"
     echo
     echo "$crossing_note"
@@ -639,6 +712,7 @@ EOF
 
 \`\`\`sh
 make build && make bench        # or: bench/run.sh (BENCH_SECS, BENCH_ROUNDS, BENCH_IDLE change the run)
+make bench-instr                # the cost per request alone: bench/instr.sh
 \`\`\`
 EOF
     if [ "${#failures[@]}" -gt 0 ]; then
