@@ -39,7 +39,7 @@ void es_small_drain(void)
         free(es_small_get());
 }
 
-void es_buf_dispose(es_buf_t *b)
+void es_buf_release(es_buf_t *b)
 {
     if (b->cap == ES_BUF_SMALL)
         es_small_put(b->base);

@@ -18,8 +18,18 @@ static inline void es_buf_init(es_buf_t *b)
     b->cap = 0;
 }
 
-/* Frees the memory (a small buffer goes back to this thread's cache). */
-void es_buf_dispose(es_buf_t *b);
+/* es_buf_dispose's work for a buffer that has memory. */
+void es_buf_release(es_buf_t *b);
+
+/* Frees the memory (a small buffer goes back to this thread's cache). Inline: a stream disposes of a
+ * dozen buffers that were never used. */
+static inline void es_buf_dispose(es_buf_t *b)
+{
+    if (b->base != NULL)
+        es_buf_release(b);
+    else
+        es_buf_init(b);
+}
 
 /*
  * Small buffers (ES_BUF_SMALL bytes) are what most buffers start and stay at: a request head, a
