@@ -128,9 +128,9 @@ bool es_filters_blocked(const es_filters_t *f, int dir);
 /* filter_host.c: stream handles. */
 int es_handles_register(es_filters_t *f);
 void es_handles_unregister(es_filters_t *f);
-/* Per-thread handle table of the current worker; called once in each worker thread. `wake` is
- * the worker's async handle, whose callback calls es_handles_run. */
-void es_handles_thread_init(unsigned worker, uv_async_t *wake);
+/* Per-thread handle table of the current worker; called once in each worker thread. Results posted
+ * outside es_handles_run wake the worker (es_worker_wake), which then calls it. */
+void es_handles_thread_init(unsigned worker);
 void es_handles_thread_dispose(void);
 /* The worker was woken: run the libraries' queued work, then apply the results they posted. */
 void es_handles_run(void);

@@ -23,7 +23,6 @@ typedef struct {
     uint32_t nfree;
     uint64_t tag;
     unsigned worker;
-    uv_async_t *wake; /* the worker's wake-up; its callback is es_handles_run */
     es_link_t resumed;/* streams whose RUNNING hook posted its result, oldest first */
     int running;      /* inside es_handles_run: results are applied before it returns */
 } handle_table_t;
@@ -31,12 +30,11 @@ typedef struct {
 static __thread handle_table_t table;
 static atomic_uint next_tag = 1;
 
-void es_handles_thread_init(unsigned worker, uv_async_t *wake)
+void es_handles_thread_init(unsigned worker)
 {
     memset(&table, 0, sizeof(table));
     table.tag = (uint64_t)(atomic_fetch_add(&next_tag, 1) & 0xff) << 56;
     table.worker = worker;
-    table.wake = wake;
     es_list_init(&table.resumed);
 }
 
@@ -482,7 +480,7 @@ static int resume(envoy_swift_stream_t h, envoy_swift_status_t status)
     f->resume_queued = true;
     es_list_push_back(&table.resumed, &f->resume_link);
     if (!table.running)
-        uv_async_send(table.wake); /* called outside a worker run: apply it on the next wake-up */
+        es_worker_wake(table.worker); /* called outside a worker run: apply it on the next wake-up */
     return ENVOY_SWIFT_OK;
 }
 

@@ -30,8 +30,25 @@ static void registry_set(unsigned id, es_worker_t *w)
     uv_mutex_unlock(&registry_lock);
 }
 
+/* The worker whose loop runs on this thread, if any. */
+static __thread es_worker_t *self;
+
+static void on_kick(uv_idle_t *h)
+{
+    uv_idle_stop(h);
+    es_handles_run();
+}
+
 void es_worker_wake(unsigned id)
 {
+    /* An async filter's own thread posts most of its work (a task resuming on the worker's executor, a result
+     * from a task that ran there): an idle handle runs it before the loop next polls, where uv_async_send would
+     * write to an eventfd and the loop read it back, two system calls per post. */
+    if (self != NULL && self->id == id) {
+        if (!self->stopping)
+            uv_idle_start(&self->kick, on_kick);
+        return;
+    }
     uv_once(&registry_once, registry_init);
     uv_mutex_lock(&registry_lock);
     if (id < MAX_WORKERS && registry[id] != NULL)
@@ -81,6 +98,7 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&w->tick, on_closed_quiet);
     uv_close((uv_handle_t *)&w->stop, on_closed_quiet);
     uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
+    uv_close((uv_handle_t *)&w->kick, on_closed_quiet);
 }
 
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
@@ -107,6 +125,8 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
     w->stop.data = w;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
+    uv_idle_init(&w->loop, &w->kick);
+    w->kick.data = w;
     registry_set(id, w);
     uv_prepare_init(&w->loop, &w->tick);
     w->tick.data = w;
@@ -134,10 +154,12 @@ static void run(void *arg)
 {
     es_worker_t *w = arg;
     es_log_set_tag(w->tag);
-    es_handles_thread_init(w->id, &w->wake);
+    es_handles_thread_init(w->id);
+    self = w;
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
     es_debug("worker stopped");
+    self = NULL;
     es_handles_thread_dispose();
     es_filters_cache_drain();
     es_small_drain();
