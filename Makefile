@@ -22,7 +22,7 @@ SUP_SRC    := $(filter-out %_main.c,$(wildcard Tests/support/*.c))
 SUP_HDR    := $(wildcard Tests/support/*.h)
 TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' 2>/dev/null) Package.swift
+SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' -o -name '*.[ch]' 2>/dev/null) Package.swift
 
 .PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench-instr bench clean
 all: build
@@ -94,7 +94,7 @@ bench-tls: build
 
 # One call from C into a Swift filter and back, in process (never asserted): ns per hook and per
 # stream for noop, header_touch and async_noop, and instructions per hook when valgrind is there.
-$(BUILD)/bench-crossing: bench/crossing.c CHost/include/envoy_swift_abi.h
+$(BUILD)/bench-crossing: bench/crossing.c CHost/include/envoy_swift_abi.h CHost/field_check.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -o $@ bench/crossing.c -ldl
 
