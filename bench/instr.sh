@@ -22,6 +22,7 @@
 # python3 and curl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/configs.sh
 
 bin="${1:-build/envoy-swift}" lib="${2:-build/libswiftfilter.so}"
 n1="${BENCH_INSTR_N1:-2000}" n2="${BENCH_INSTR_N2:-12000}" ns="${BENCH_STRACE_N:-5000}"
@@ -42,19 +43,7 @@ declare -A label=([nginx]="nginx proxy_pass" [haproxy]="HAProxy"
                   [es-none]="envoy-swift, no filter" [es-noop]="envoy-swift, 1 no-op filter"
                   [es-headers3]="envoy-swift, 3 header filters" [es-async]="envoy-swift, 1 async no-op")
 
-busy="$(python3 - "$base" $((base + 1)) $((base + 2)) $((base + 3)) <<'EOF'
-import socket, sys
-for p in sys.argv[1:]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
-    try:
-        s.bind(("127.0.0.1", int(p)))
-    except OSError:
-        print(p, end=" ")
-    finally:
-        s.close()
-EOF
-)"
+busy="$(ports_busy "$base" $((base + 1)) $((base + 2)) $((base + 3)))"
 [ -z "$busy" ] || { echo "ports in use: $busy(set BENCH_PORT_BASE)" >&2; exit 2; }
 
 tmp="$(mktemp -d)"
@@ -98,100 +87,14 @@ failures=()
 fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
 progress() { echo "[$(date +%T)] $*" >&2; }
 
-# --- configurations: bench/run.sh's (keep them in step), 1 worker ---------------------------------
-nginx_conf() { # name workers -> head of the file, up to "http {" and its common settings
-    mkdir -p "$tmp/$1.tmp"
-    cat <<EOF
-worker_processes $2;
-pid $tmp/$1.pid;
-error_log $tmp/$1.error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/$1.tmp/body;
-    proxy_temp_path $tmp/$1.tmp/proxy;
-    fastcgi_temp_path $tmp/$1.tmp/fastcgi;
-    uwsgi_temp_path $tmp/$1.tmp/uwsgi;
-    scgi_temp_path $tmp/$1.tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-EOF
-}
-
-{ nginx_conf upstream 1
-  cat <<EOF
-    server {
-        listen 127.0.0.1:${port[upstream]} reuseport backlog=4096;
-        location / { default_type text/plain; return 200 "hello\n"; }
-    }
-}
-EOF
-} >"$tmp/upstream.conf"
-
+# --- configurations: bench/configs.sh's, as bench/run.sh measures them, 1 worker ---------------------
+max_conns=1024
+upstream_conf 1 >"$tmp/upstream.conf"
 # master_process off: nginx is the one process that valgrind and strace see, the worker itself.
-{ echo "master_process off;"
-  nginx_conf nginx 1
-  cat <<EOF
-    upstream backend {
-        server 127.0.0.1:${port[upstream]};
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 60s;
-    }
-    server {
-        listen 127.0.0.1:${port[nginx]} reuseport backlog=4096;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-        }
-    }
-}
-EOF
-} >"$tmp/nginx.conf"
-
-cat >"$tmp/haproxy.cfg" <<EOF
-global
-    nbthread 1
-    maxconn 1024
-    no strict-limits
-defaults
-    mode http
-    maxconn 1024
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-request 300s
-    timeout http-keep-alive 300s
-    option forwardfor
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:${port[haproxy]} backlog 4096
-    http-request set-header X-Forwarded-Proto http
-    default_backend be
-backend be
-    server up 127.0.0.1:${port[upstream]}
-EOF
-
-es_filter() { # name plugin config
-    printf '      - { name: %s, so_path: %s, plugin_name: %s, plugin_config: %s }\n' "$1" "$lib" "$2" "$3"
-}
+{ echo "master_process off;"; nginx_proxy_conf 1; } >"$tmp/nginx.conf"
+haproxy_conf 1 >"$tmp/haproxy.cfg"
 for s in es-none es-noop es-headers3 es-async; do
-    {
-        printf 'workers: 1\nlisteners:\n'
-        printf '  - name: %s\n    address: 127.0.0.1\n    port: %s\n    idle_timeout: 300s\n' "$s" "${port[$s]}"
-        case "$s" in
-        es-noop) echo "    http_filters:"; es_filter noop noop '{}' ;;
-        es-headers3) echo "    http_filters:"
-                     for i in 1 2 3; do es_filter "touch$i" header_touch "{ name: x-t$i }"; done ;;
-        es-async) echo "    http_filters:"; es_filter anoop async_noop '{}' ;;
-        esac
-        printf '    routes:\n      - match: { prefix: / }\n        cluster: backend\n'
-        printf 'clusters:\n  - name: backend\n    endpoints: [ { address: 127.0.0.1, port: %s } ]\n' "${port[upstream]}"
-    } >"$tmp/$s.yaml"
+    es_conf 1 "$s" >"$tmp/$s.yaml"
 done
 
 proxy_cmd() { # setup -> the command line, one word a line

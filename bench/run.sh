@@ -29,6 +29,7 @@
 # removed at exit, with every process (also on Ctrl-C or failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/configs.sh
 
 smoke=0
 case "${1:-}" in
@@ -80,19 +81,7 @@ declare -A label=([upstream]="upstream direct (nginx)" [nginx]="nginx proxy_pass
                   [es-headers3]="envoy-swift, 3 header filters" [es-async]="envoy-swift, 1 async no-op")
 
 # Every port must be free before anything starts.
-busy="$(python3 - "${port[@]}" <<'EOF'
-import socket, sys
-for p in sys.argv[1:]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
-    try:
-        s.bind(("127.0.0.1", int(p)))
-    except OSError:
-        print(p, end=" ")
-    finally:
-        s.close()
-EOF
-)"
+busy="$(ports_busy "${port[@]}")"
 [ -z "$busy" ] || { echo "ports in use: $busy(set BENCH_PORT_BASE)" >&2; exit 2; }
 
 tmp="$(mktemp -d)"
@@ -163,125 +152,26 @@ fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
 progress() { echo "[$(date +%T)] $*" >&2; }
 
 # --- configurations -------------------------------------------------------------------------------
-# nginx writes nothing outside $tmp. Idle timeouts everywhere are 300 s, far beyond a measurement;
-# keep-alive request limits are lifted (nginx closes after 1000 by default, the others never do).
-nginx_conf() { # name workers -> head of the file, up to "http {" and its common settings
-    mkdir -p "$tmp/$1.tmp"
-    cat <<EOF
-worker_processes $2;
-worker_rlimit_nofile $fd_limit;
-pid $tmp/$1.pid;
-error_log $tmp/$1.error.log warn;
-events { worker_connections $max_conns; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/$1.tmp/body;
-    proxy_temp_path $tmp/$1.tmp/proxy;
-    fastcgi_temp_path $tmp/$1.tmp/fastcgi;
-    uwsgi_temp_path $tmp/$1.tmp/uwsgi;
-    scgi_temp_path $tmp/$1.tmp/scgi;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-EOF
-}
+# bench/configs.sh writes them (shared with bench/instr.sh); these start them.
 start_nginx() { # name
     launch "$1" "$nginx" -p "$tmp" -c "$tmp/$1.conf" -g 'daemon off;'
 }
-
 start_upstream() {
-    { nginx_conf upstream "$up_workers"
-      cat <<EOF
-    server {
-        listen 127.0.0.1:${port[upstream]} reuseport backlog=4096;
-        location / { default_type text/plain; return 200 "hello\n"; }
-    }
-}
-EOF
-    } >"$tmp/upstream.conf"
+    upstream_conf "$up_workers" >"$tmp/upstream.conf"
     start_nginx upstream
 }
-
-# nginx in front: reuseport (a socket per worker, as envoy-swift's SO_REUSEPORT), an idle upstream
-# connection cache larger than any connection count used, the headers envoy-swift sets.
 start_nginx_proxy() { # workers
-    { nginx_conf nginx "$1"
-      cat <<EOF
-    upstream backend {
-        server 127.0.0.1:${port[upstream]};
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 60s;
-    }
-    server {
-        listen 127.0.0.1:${port[nginx]} reuseport backlog=4096;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$http_host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto \$scheme;
-        }
-    }
-}
-EOF
-    } >"$tmp/nginx.conf"
+    nginx_proxy_conf "$1" >"$tmp/nginx.conf"
     start_nginx nginx
 }
-
-# HAProxy: one process, nbthread N, keep-alive both ways, any idle server connection reused.
-# HAProxy wants 2 descriptors per maxconn; where it cannot raise its limit that far (no
-# CAP_SYS_RESOURCE), "no strict-limits" lets it run with what there is, which is enough here: the
-# idle connections need one each and the upstream side only a few.
 start_haproxy() { # workers
-    cat >"$tmp/haproxy.cfg" <<EOF
-global
-    nbthread $1
-    maxconn $max_conns
-    no strict-limits
-defaults
-    mode http
-    maxconn $max_conns
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-request 300s
-    timeout http-keep-alive 300s
-    option forwardfor
-    http-reuse always
-frontend fe
-    bind 127.0.0.1:${port[haproxy]} backlog 4096
-    http-request set-header X-Forwarded-Proto http
-    default_backend be
-backend be
-    server up 127.0.0.1:${port[upstream]}
-EOF
+    haproxy_conf "$1" >"$tmp/haproxy.cfg"
     launch haproxy haproxy -db -f "$tmp/haproxy.cfg"
 }
-
-es_filter() { # name plugin config
-    printf '      - { name: %s, so_path: %s, plugin_name: %s, plugin_config: %s }\n' "$1" "$lib" "$2" "$3"
-}
-# envoy-swift: one listener per setup (or only those named), so each run hits one chain.
 start_envoy_swift() { # name workers setup...
-    local name="$1" workers="$2" s
-    shift 2
-    {
-        echo "workers: $workers"
-        echo "listeners:"
-        for s in "$@"; do
-            printf '  - name: %s\n    address: 127.0.0.1\n    port: %s\n    idle_timeout: 300s\n' "$s" "${port[$s]}"
-            case "$s" in
-            es-noop) echo "    http_filters:"; es_filter noop noop '{}' ;;
-            es-headers3) echo "    http_filters:"
-                         for i in 1 2 3; do es_filter "touch$i" header_touch "{ name: x-t$i }"; done ;;
-            es-async) echo "    http_filters:"; es_filter anoop async_noop '{}' ;;
-            es-probe) echo "    http_filters:"; es_filter probe resume_probe '{}' ;;
-            esac
-            printf '    routes:\n      - match: { prefix: / }\n        cluster: backend\n'
-        done
-        printf 'clusters:\n  - name: backend\n    endpoints: [ { address: 127.0.0.1, port: %s } ]\n' "${port[upstream]}"
-    } >"$tmp/$name.yaml"
+    local name="$1"
+    shift
+    es_conf "$@" >"$tmp/$name.yaml"
     launch "$name" "$bin" -c "$tmp/$name.yaml" --log-level warn
 }
 
