@@ -547,6 +547,22 @@ EOF
     echo "| 1 no-op filter: req/s ≥ 1.0x nginx and p99 ≤ nginx's | ${t1%; } | $(yesno $t1ok) |"
     echo "| no filter: req/s ≥ 1.2x nginx | ${t2%; } | $(yesno $t2ok) |"
     echo "| a no-op filter costs ≤ 3% of envoy-swift's no-filter req/s | ${t3%; } | $(yesno $t3ok) |"
+    # The same cost where load hardly moves it: CPU per request, and (from bench/instr.sh)
+    # user-space instructions. Shown beside the target, not as its verdict.
+    t3c=""
+    for w in "${workers_list[@]}"; do for c in "${conns_list[@]}"; do
+        zc="$(med2 "${tcpu[$w/$c/es-none]:-}")" oc="$(med2 "${tcpu[$w/$c/es-noop]:-}")"
+        [ "$zc" != - ] && [ "$oc" != - ] || continue
+        t3c+="$(printf '%s +%.2f µs (%.1f%%); ' "${w}w/${c}c" "$(calc "$oc - $zc")" "$(calc "100 * ($oc - $zc) / ($zc > 0 ? $zc : 1)")")"
+    done; done
+    [ -z "$t3c" ] || echo "| (the no-op filter's added CPU per request, same runs) | ${t3c%; } | — |"
+    # The first table of instr.sh's output is the instructions one.
+    zi="$(awk -F'|' '$2 ~ /envoy-swift, no filter/ {gsub(/ /, "", $3); print $3; exit}' <<<"$instr_out")"
+    oi="$(awk -F'|' '$2 ~ /envoy-swift, 1 no-op filter/ {gsub(/ /, "", $3); print $3; exit}' <<<"$instr_out")"
+    if [[ "$zi" =~ ^[0-9]+$ && "$oi" =~ ^[0-9]+$ && "$zi" -gt 0 ]]; then
+        printf '| (its added user-space instructions per request, bench/instr.sh) | +%d (%.1f%% of the no-filter request'"'"'s) | — |\n' \
+            "$((oi - zi))" "$(calc "100 * ($oi - $zi) / $zi")"
+    fi
     if [ -n "${mem[es-none]:-}" ]; then
         read -r b a _ _ <<<"${mem[es-none]}"
         per="$(calc "($a - $b) * 1024 / $idle_n")"
