@@ -33,20 +33,35 @@ static void registry_set(unsigned id, es_worker_t *w)
 /* The worker whose loop runs on this thread, if any. */
 static __thread es_worker_t *self;
 
-static void on_kick(uv_idle_t *h)
+static void kick_run(es_worker_t *w)
 {
-    uv_idle_stop(h);
+    uv_check_stop(&w->kick);
+    uv_idle_stop(&w->kick_next);
     es_handles_run();
+}
+
+static void on_kick(uv_check_t *h)
+{
+    kick_run(h->data);
+}
+
+static void on_kick_next(uv_idle_t *h)
+{
+    kick_run(h->data);
 }
 
 void es_worker_wake(unsigned id)
 {
     /* An async filter's own thread posts most of its work (a task resuming on the worker's executor, a result
-     * from a task that ran there): an idle handle runs it before the loop next polls, where uv_async_send would
-     * write to an eventfd and the loop read it back, two system calls per post. */
+     * from a task that ran there). uv_async_send would write to an eventfd and the loop read it back, two system
+     * calls per post, and the work would wait for the next poll. A check handle runs it right after this
+     * iteration's I/O callbacks; a post made after the check phase (or in it) is picked up by the idle handle,
+     * which runs first in the next iteration and keeps its poll from blocking meanwhile. */
     if (self != NULL && self->id == id) {
-        if (!self->stopping)
-            uv_idle_start(&self->kick, on_kick);
+        if (!self->stopping) {
+            uv_check_start(&self->kick, on_kick);
+            uv_idle_start(&self->kick_next, on_kick_next);
+        }
         return;
     }
     uv_once(&registry_once, registry_init);
@@ -99,6 +114,7 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&w->stop, on_closed_quiet);
     uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick, on_closed_quiet);
+    uv_close((uv_handle_t *)&w->kick_next, on_closed_quiet);
 }
 
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
@@ -125,8 +141,10 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
     w->stop.data = w;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
-    uv_idle_init(&w->loop, &w->kick);
+    uv_check_init(&w->loop, &w->kick);
     w->kick.data = w;
+    uv_idle_init(&w->loop, &w->kick_next);
+    w->kick_next.data = w;
     registry_set(id, w);
     uv_prepare_init(&w->loop, &w->tick);
     w->tick.data = w;

@@ -31,7 +31,8 @@ struct es_worker_s {
     uv_thread_t thread;
     uv_async_t stop;
     uv_async_t wake;          /* filter libraries' work and posted results (es_worker_wake) */
-    uv_idle_t kick;           /* the same, when posted from this worker's own thread */
+    uv_check_t kick;          /* the same, posted from this worker's own thread: runs after this poll */
+    uv_idle_t kick_next;      /* ... or, posted too late for that, before the next poll (which it keeps from blocking) */
     uv_prepare_t tick;        /* counts loop iterations, for deferring upstream reuse */
     uint64_t iteration;
     es_listener_t *listeners; /* cfg->nlisteners */
@@ -55,7 +56,7 @@ void es_worker_join(es_worker_t *w);
 void es_worker_dispose(es_worker_t *w);
 
 /* Wakes worker `id` to run filter work; any thread, any time (a stopped worker ignores it). From the worker's own
- * thread it costs no system call: the work runs at the start of the loop's next iteration. */
+ * thread it costs no system call: the work runs once the loop's current I/O callbacks are done. */
 void es_worker_wake(unsigned id);
 
 /* Read buffers: a small per-worker cache, so idle connections hold none and busy ones never malloc. */
