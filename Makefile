@@ -94,9 +94,9 @@ bench-tls: build
 
 # One call from C into a Swift filter and back, in process (never asserted): ns per hook and per
 # stream for noop, header_touch and async_noop, and instructions per hook when valgrind is there.
-$(BUILD)/bench-crossing: bench/crossing.c CHost/include/envoy_swift_abi.h CHost/field_check.h
+$(BUILD)/bench-crossing: bench/crossing.c CHost/filter_resolve.c $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) -o $@ bench/crossing.c -ldl
+	$(CC) $(CFLAGS_REL) -o $@ bench/crossing.c CHost/filter_resolve.c -ldl
 
 bench-crossing: $(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 	@$(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so

@@ -33,6 +33,10 @@ typedef struct {
     void (*callout_done)(uint64_t token, const envoy_swift_callout_response_t *response);
 } es_filter_lib_t;
 
+/* Resolves every hook of `l` from `dl` (abi_version first, and checked against this host's). Returns 0, or -1
+ * with a one-line reason naming `path` in `err`. (filter_resolve.c) */
+int es_filter_lib_resolve(es_filter_lib_t *l, void *dl, const char *path, char *err, size_t errlen);
+
 typedef struct {
     const es_filter_lib_t *lib;
     void *config;               /* the library's, from config_new */

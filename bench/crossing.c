@@ -38,6 +38,7 @@
 
 #include "envoy_swift_abi.h"
 #include "field_check.h"
+#include "filter_lib.h"
 
 #if defined(__has_include) && __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h> /* client requests: a few no-op instructions outside valgrind */
@@ -51,65 +52,7 @@
 #define TARGET_NS 100.0
 #define CALLGRIND_ITERS 20000
 
-/* ---- the library, resolved as CHost/filter_lib.c does ------------------------------------ */
-
-typedef struct {
-    uint32_t (*abi_version)(void);
-    int (*program_init)(const envoy_swift_host_t *host);
-    void *(*config_new)(envoy_swift_bytes_t name, envoy_swift_bytes_t plugin, envoy_swift_bytes_t json, char *err,
-                        size_t errlen);
-    void (*config_destroy)(void *config);
-    void *(*filter_new)(void *config, envoy_swift_stream_t stream, uint32_t worker);
-    envoy_swift_status_t (*on_request_headers)(void *filter, bool end_of_stream);
-    envoy_swift_status_t (*on_request_body)(void *filter, bool end_of_stream);
-    envoy_swift_status_t (*on_request_trailers)(void *filter);
-    envoy_swift_status_t (*on_response_headers)(void *filter, bool end_of_stream);
-    envoy_swift_status_t (*on_response_body)(void *filter, bool end_of_stream);
-    envoy_swift_status_t (*on_response_trailers)(void *filter);
-    void (*on_stream_complete)(void *filter);
-    void (*destroy)(void *filter);
-    void (*cancel)(void *filter);
-    void (*worker_run)(uint32_t worker);
-    void (*callout_done)(uint64_t token, const envoy_swift_callout_response_t *response);
-} filter_lib_t;
-
-static filter_lib_t lib;
-
-#define RESOLVE(field, symbol)                                                                     \
-    do {                                                                                           \
-        *(void **)&lib.field = dlsym(dl, symbol);                                                  \
-        if (lib.field == NULL) {                                                                   \
-            fprintf(stderr, "bench-crossing: %s: missing symbol %s\n", path, symbol);              \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
-static int resolve_all(void *dl, const char *path)
-{
-    RESOLVE(abi_version, "envoy_swift_abi_version");
-    uint32_t v = lib.abi_version();
-    if (v != ENVOY_SWIFT_ABI_VERSION) {
-        fprintf(stderr, "bench-crossing: %s: built for ABI version %u, this program speaks %u\n", path, v,
-                ENVOY_SWIFT_ABI_VERSION);
-        return -1;
-    }
-    RESOLVE(program_init, "envoy_swift_program_init");
-    RESOLVE(config_new, "envoy_swift_filter_config_new");
-    RESOLVE(config_destroy, "envoy_swift_filter_config_destroy");
-    RESOLVE(filter_new, "envoy_swift_filter_new");
-    RESOLVE(on_request_headers, "envoy_swift_filter_on_request_headers");
-    RESOLVE(on_request_body, "envoy_swift_filter_on_request_body");
-    RESOLVE(on_request_trailers, "envoy_swift_filter_on_request_trailers");
-    RESOLVE(on_response_headers, "envoy_swift_filter_on_response_headers");
-    RESOLVE(on_response_body, "envoy_swift_filter_on_response_body");
-    RESOLVE(on_response_trailers, "envoy_swift_filter_on_response_trailers");
-    RESOLVE(on_stream_complete, "envoy_swift_filter_on_stream_complete");
-    RESOLVE(destroy, "envoy_swift_filter_destroy");
-    RESOLVE(cancel, "envoy_swift_filter_cancel");
-    RESOLVE(worker_run, "envoy_swift_worker_run");
-    RESOLVE(callout_done, "envoy_swift_callout_done");
-    return 0;
-}
+static es_filter_lib_t lib; /* resolved by the host's own code (CHost/filter_resolve.c) */
 
 /* ---- the in-memory host ------------------------------------------------------------------ */
 
@@ -783,8 +726,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-crossing: cannot load %s: %s\n", path, dlerror());
         return 2;
     }
-    if (resolve_all(dl, path) != 0)
+    char err[512];
+    if (es_filter_lib_resolve(&lib, dl, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench-crossing: %s\n", err);
         return 2;
+    }
     if (lib.program_init(&host_table) != 0) {
         fprintf(stderr, "bench-crossing: %s: the library's initialisation failed\n", path);
         return 2;
