@@ -32,13 +32,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "envoy_swift_abi.h"
 #include "field_check.h"
 #include "filter_lib.h"
+#include "msg.h" /* es_name_eq, the host's own name compare */
 
 #if defined(__has_include) && __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h> /* client requests: a few no-op instructions outside valgrind */
@@ -158,7 +158,7 @@ static int host_header_get(envoy_swift_stream_t h, envoy_swift_header_map_t map,
         return err;
     for (size_t i = 0; i < m->n; i++) {
         field_t *f = &m->f[i];
-        if (f->nlen == name.length && strncasecmp(f->name, name.ptr, name.length) == 0 && nth-- == 0) {
+        if (es_name_eq(f->name, f->nlen, name.ptr, name.length) && nth-- == 0) {
             *value = (envoy_swift_bytes_t){f->value, f->vlen};
             return ENVOY_SWIFT_OK;
         }
@@ -178,7 +178,7 @@ static int header_change(envoy_swift_stream_t h, envoy_swift_header_map_t map, e
     if (replace) {
         size_t j = 0;
         for (size_t i = 0; i < m->n; i++)
-            if (!(m->f[i].nlen == name.length && strncasecmp(m->f[i].name, name.ptr, name.length) == 0)) {
+            if (!es_name_eq(m->f[i].name, m->f[i].nlen, name.ptr, name.length)) {
                 if (i != j)
                     m->f[j] = m->f[i];
                 j++;
@@ -350,7 +350,7 @@ static const field_t *find(envoy_swift_header_map_t map, const char *name)
 {
     const hmap_t *m = &st.maps[map];
     for (size_t i = 0; i < m->n; i++)
-        if (m->f[i].nlen == strlen(name) && strncasecmp(m->f[i].name, name, m->f[i].nlen) == 0)
+        if (es_name_eq(m->f[i].name, m->f[i].nlen, name, strlen(name)))
             return &m->f[i];
     return NULL;
 }

@@ -3,7 +3,8 @@
  * step, so each bad byte is tried at every position of values of every length around the word size, and a
  * differential run compares both checks with the plain byte-by-byte definition on random fields. Each field sits
  * at the very end of its own heap block, so AddressSanitizer reports any read past it. es_name_eq (msg.h), which
- * compares names with a first-byte shortcut, is held to strncasecmp the same way.
+ * compares names with a first-byte shortcut, is held to a byte-by-byte ASCII case-insensitive compare the same
+ * way (for names without NUL, which no header name has: strncasecmp, behind the shortcut, stops at one).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,6 +171,73 @@ static void test_name_eq(void **state)
     }
 }
 
+/* The definition: every byte equal after C-locale tolower. */
+static int ref_name_eq(const unsigned char *a, const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int x = a[i] >= 'A' && a[i] <= 'Z' ? a[i] + 32 : a[i];
+        int y = b[i] >= 'A' && b[i] <= 'Z' ? b[i] + 32 : b[i];
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
+static int name_eq(const void *a, const void *b, size_t n)
+{
+    char *x = at_end(a, n), *y = at_end(b, n);
+    int r = es_name_eq(x, n, y, n);
+    free(x);
+    free(y);
+    return r;
+}
+
+static void test_name_eq_lengths(void **state)
+{
+    (void)state;
+    /* Names of 0 to 40 bytes, so every word step and overlap is taken. At every position, every byte value
+     * against the name's own byte (case changes included): equal exactly when the definition says so. */
+    unsigned char a[40], b[40];
+    for (size_t len = 0; len <= sizeof a; len++) {
+        for (size_t i = 0; i < len; i++)
+            a[i] = (unsigned char)("x-Forwarded_FOR.09^~"[i % 20]);
+        assert_true(name_eq(a, a, len));
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int c = 0; c < 256; c++) {
+                memcpy(b, a, len);
+                b[pos] = (unsigned char)c;
+                int want = ref_name_eq(a, b, len);
+                if (name_eq(a, b, len) != want || name_eq(b, a, len) != want)
+                    fail_msg("byte 0x%02x at %zu of %zu: want %d", c, pos, len, want);
+            }
+        }
+    }
+    /* Bytes 'A'..'Z' and their neighbours in every lane, case swapped in one name: a carry between lanes would
+     * show here. */
+    for (int c = '@'; c <= '['; c++) {
+        for (size_t len = 8; len <= 24; len++) {
+            memset(a, c, len);
+            memset(b, c >= 'A' && c <= 'Z' ? c + 32 : c, len);
+            assert_int_equal(name_eq(a, b, len), ref_name_eq(a, b, len));
+        }
+    }
+    /* Random pairs: the same name with random case, or a random near-miss. */
+    uint64_t x = 0x2545f4914f6cdd1dull;
+    for (int round = 0; round < 100000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t len = (size_t)(x % (sizeof a + 1));
+        for (size_t i = 0; i < len; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            a[i] = (unsigned char)(x >> 24) ? (unsigned char)(x >> 24) : 'n';
+            b[i] = (x & 1) && ((a[i] | 0x20) >= 'a' && (a[i] | 0x20) <= 'z') ? a[i] ^ 0x20 : a[i];
+        }
+        if (len > 0 && (x & 6) == 0)
+            b[(x >> 40) % len] ^= (unsigned char)(1u << ((x >> 8) % 8)); /* a NUL here still differs from a's byte */
+        if (name_eq(a, b, len) != ref_name_eq(a, b, len))
+            fail_msg("round %d, %zu bytes: want %d", round, len, ref_name_eq(a, b, len));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -178,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_value_neighbours),
         cmocka_unit_test(test_differential),
         cmocka_unit_test(test_name_eq),
+        cmocka_unit_test(test_name_eq_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
