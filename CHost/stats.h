@@ -1,6 +1,7 @@
 /*
- * Process-wide counters: what operators ask "how often?" about. Relaxed atomic adds, so any
- * worker can count without a lock; read with es_stats_format (the `stats` route and the exit log).
+ * Process-wide counters: what operators ask "how often?" about. Each worker counts in its own block,
+ * without a lock or a shared cache line; a read sums the blocks. Read with es_stats_format (the `stats`
+ * route and the exit log).
  */
 #ifndef ES_STATS_H
 #define ES_STATS_H
@@ -34,7 +35,11 @@ typedef enum {
     ES_STAT_COUNT
 } es_stat_t;
 
+/* Gives the calling thread counters of its own (worker threads, at start): no cache line shared with
+ * another worker's. A thread that does not call it counts in a shared block, with atomic adds. */
+void es_stats_thread_init(void);
 void es_stats_inc(es_stat_t which);
+void es_stats_add(es_stat_t which, uint64_t n);
 uint64_t es_stats_get(es_stat_t which);
 /* "name value\n" per counter into buf; returns the length written (truncated to len - 1). */
 size_t es_stats_format(char *buf, size_t len);

@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "filter_chain.h"
 #include "log.h"
+#include "stats.h"
 #include "upstream.h"
 
 /* Workers by id, for wake-ups from filter libraries' threads. The lock keeps a wake from racing
@@ -173,6 +174,7 @@ static void run(void *arg)
     es_worker_t *w = arg;
     es_log_set_tag(w->tag);
     es_handles_thread_init(w->id);
+    es_stats_thread_init();
     self = w;
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
