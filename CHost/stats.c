@@ -72,9 +72,9 @@ void es_stats_inc(es_stat_t which)
 
 uint64_t es_stats_get(es_stat_t which)
 {
-    unsigned used = atomic_load_explicit(&blocks_used, memory_order_relaxed);
+    /* Every block, used or not (unused ones hold 0): a reader need not agree with blocks_used. */
     uint64_t sum = 0;
-    for (unsigned i = 0; i < used && i < STAT_BLOCKS; i++)
+    for (unsigned i = 0; i < STAT_BLOCKS; i++)
         sum += atomic_load_explicit(&blocks[i].v[which], memory_order_relaxed);
     return sum;
 }

@@ -1,6 +1,6 @@
 /*
- * es_field_name_ok / es_field_value_ok: what a filter may set as a header. The value check reads eight bytes per
- * step, so each bad byte is tried at every position of values of every length around the word size, and a
+ * es_field_name_ok / es_field_value_ok: what a filter may set as a header. The value check reads 16 bytes (or two
+ * words of 8) per step, so each bad byte is tried at every position of values of 1 to 40 bytes, and a
  * differential run compares both checks with the plain byte-by-byte definition on random fields. Each field sits
  * at the very end of its own heap block, so AddressSanitizer reports any read past it. es_name_eq (msg.h), which
  * compares names with a first-byte shortcut, is held to a byte-by-byte ASCII case-insensitive compare the same
