@@ -14,6 +14,8 @@
 # started here (also on Ctrl-C or failure). Ports: 19443-19447 (BENCH_TLS_PORT_BASE moves them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/configs.sh  # ports_busy, nginx_conf (the same nginx settings as bench/run.sh)
+max_conns=4096
 
 secs="${1:-5}"
 rounds="${2:-3}"
@@ -34,19 +36,7 @@ up_port=$((base + 4))
 variants=(envoy-swift/https nginx/https envoy-swift/http nginx/http)
 
 # Every port must be free before anything starts.
-busy="$(python3 - "${port[@]}" "$up_port" <<'EOF'
-import socket, sys
-for p in sys.argv[1:]:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no obstacle
-    try:
-        s.bind(("127.0.0.1", int(p)))
-    except OSError:
-        print(p, end=" ")
-    finally:
-        s.close()
-EOF
-)"
+busy="$(ports_busy "${port[@]}" "$up_port")"
 [ -z "$busy" ] || { echo "ports in use: $busy(set BENCH_TLS_PORT_BASE)" >&2; exit 2; }
 
 tmp="$(mktemp -d)"
@@ -82,27 +72,6 @@ openssl x509 -req -in "$tmp/server.csr" -CA "$tmp/ca.crt" -CAkey "$tmp/ca.key" -
     -extfile "$tmp/server.ext" -out "$tmp/server.crt" 2>/dev/null
 cert="$tmp/server.crt" key="$tmp/server.key"
 
-# nginx writes nothing outside $tmp: pid, logs and temp paths live there.
-nginx_common() { # name
-    cat <<EOF
-worker_processes 1;
-pid $tmp/$1.pid;
-error_log $tmp/$1.error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/$1.tmp/body;
-    proxy_temp_path $tmp/$1.tmp/proxy;
-    fastcgi_temp_path $tmp/$1.tmp/fastcgi;
-    uwsgi_temp_path $tmp/$1.tmp/uwsgi;
-    scgi_temp_path $tmp/$1.tmp/scgi;
-    # nginx closes a keep-alive connection after 1000 requests by default; envoy-swift does not.
-    # Lifted so that neither wrk's connections nor the upstream ones are re-made (and, on HTTPS,
-    # re-handshaken) during a run.
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-EOF
-}
 start_nginx() { # name
     mkdir -p "$tmp/$1.tmp"
     "$nginx" -p "$tmp" -c "$tmp/$1.conf" -g 'daemon off;' >"$tmp/$1.log" 2>&1 &
@@ -111,7 +80,7 @@ start_nginx() { # name
 
 # 2. The upstream: nginx answering a fixed "hello\n" with keep-alive.
 {
-    nginx_common upstream
+    nginx_conf upstream 1
     cat <<EOF
     server {
         listen 127.0.0.1:$up_port backlog=4096;
@@ -131,7 +100,7 @@ proxy_location='location / {
             proxy_set_header X-Forwarded-Proto $scheme;
         }'
 {
-    nginx_common proxy
+    nginx_conf proxy 1
     cat <<EOF
     upstream backend { server 127.0.0.1:$up_port; keepalive 64; keepalive_requests 1000000; }
     ssl_protocols TLSv1.2 TLSv1.3;
