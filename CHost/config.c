@@ -611,11 +611,41 @@ static int to_json(parser_t *p, buf_t *b, const yaml_node_t *n, int depth)
 
 /* ---- the schema -------------------------------------------------------------------------- */
 
+/* crash_policy: { quarantine_after: N, window: DURATION, then: reject | bypass }: a filter that crashed
+ * workers N times within the window is quarantined. */
+static int parse_crash_policy(parser_t *p, es_filter_config_t *flt, const field_t *cf)
+{
+    static const char *const keys[] = { "quarantine_after", "window", "then", NULL };
+    enum { AFTER, WINDOW, THEN, NKEYS };
+    field_t f[NKEYS];
+    if (!has(cf)) return 0;
+    size_t mark = enter(p, cf);
+    const yaml_node_t *node = cf->value;
+    if (node->type != YAML_MAPPING_NODE) return fail(p, cf->key, "expected a mapping, got %s", describe(p, node));
+    long n = flt->quarantine_after;
+    char *then = NULL;
+    if (read_fields(p, node, node, keys, f) || take_int(p, node, &f[AFTER], OPTIONAL, 1, 1000, &n) ||
+        take_duration(p, node, &f[WINDOW], &flt->crash_window_ms) || take_string(p, node, &f[THEN], OPTIONAL, &then))
+        return -1;
+    flt->quarantine_after = (unsigned)n;
+    if (then != NULL) {
+        int ok = !strcmp(then, "reject") || !strcmp(then, "bypass");
+        flt->quarantine_bypass = !strcmp(then, "bypass");
+        free(then);
+        if (!ok) {
+            enter(p, &f[THEN]);
+            return fail(p, f[THEN].key, "expected reject or bypass, got %s", describe(p, f[THEN].value));
+        }
+    }
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const yaml_node_t *node)
 {
     static const char *const keys[] = { "name", "so_path", "plugin_name", "plugin_config", "timeout",
-                                        "timeout_status", NULL };
-    enum { NAME, SO_PATH, PLUGIN_NAME, PLUGIN_CONFIG, TIMEOUT, TIMEOUT_STATUS, NKEYS };
+                                        "timeout_status", "crash_policy", NULL };
+    enum { NAME, SO_PATH, PLUGIN_NAME, PLUGIN_CONFIG, TIMEOUT, TIMEOUT_STATUS, CRASH_POLICY, NKEYS };
     field_t f[NKEYS];
     es_filter_config_t *flt = &l->filters[fi];
     char *so_path = NULL;
@@ -623,6 +653,8 @@ static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const y
 
     flt->line = (int)line_of(node);
     flt->timeout_ms = 30000;
+    flt->quarantine_after = 3;
+    flt->crash_window_ms = 60000;
     if (read_fields(p, node, node, keys, f) || take_string(p, node, &f[NAME], REQUIRED, &flt->name))
         return -1;
     for (size_t i = 0; i < fi; i++)
@@ -644,7 +676,7 @@ static int parse_filter(parser_t *p, es_listener_config_t *l, size_t fi, const y
     }
     if (take_string(p, node, &f[PLUGIN_NAME], REQUIRED, &flt->plugin_name) ||
         take_duration(p, node, &f[TIMEOUT], &flt->timeout_ms) ||
-        take_int(p, node, &f[TIMEOUT_STATUS], OPTIONAL, 400, 599, &status))
+        take_int(p, node, &f[TIMEOUT_STATUS], OPTIONAL, 400, 599, &status) || parse_crash_policy(p, flt, &f[CRASH_POLICY]))
         return -1;
     flt->timeout_status = (int)status;
 
@@ -1061,16 +1093,18 @@ static int resolve_clusters(parser_t *p)
 
 static int parse_top(parser_t *p, const yaml_node_t *root)
 {
-    static const char *const keys[] = { "workers", "listeners", "clusters", NULL };
-    enum { WORKERS, LISTENERS, CLUSTERS, NKEYS };
+    static const char *const keys[] = { "workers", "listeners", "clusters", "drain_timeout", NULL };
+    enum { WORKERS, LISTENERS, CLUSTERS, DRAIN_TIMEOUT, NKEYS };
     field_t f[NKEYS];
     es_config_t *cfg = p->cfg;
     const yaml_node_t *listeners, *clusters;
-    long workers = 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long workers = cpus < 1 ? 1 : cpus > 256 ? 256 : cpus;
 
     if (root->type != YAML_MAPPING_NODE)
         return fail(p, root, "expected a mapping at the top level, got %s", describe(p, root));
-    if (read_fields(p, root, root, keys, f) || take_int(p, root, &f[WORKERS], OPTIONAL, 1, 256, &workers))
+    if (read_fields(p, root, root, keys, f) || take_int(p, root, &f[WORKERS], OPTIONAL, 1, 256, &workers) ||
+        take_duration(p, root, &f[DRAIN_TIMEOUT], &cfg->drain_timeout_ms))
         return -1;
     cfg->workers = (unsigned)workers;
 
@@ -1226,6 +1260,7 @@ int es_config_load(es_config_t *cfg, const char *path, char *err, size_t errlen)
     if (extra) goto out_doc;
 
     cfg->workers = 1;
+    cfg->drain_timeout_ms = 30000;
     rc = set_paths(&p, path) || parse_top(&p, root) ? -1 : 0;
 
 out_doc:

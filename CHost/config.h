@@ -63,6 +63,11 @@ typedef struct {
     char *plugin_config_json;      /* plugin_config converted to JSON text; "null" when absent */
     uint64_t timeout_ms;           /* timeout: longest an async hook may run; default 30s */
     int timeout_status;            /* timeout_status: the answer when it does; default 504 */
+    /* crash_policy: quarantined after `quarantine_after` worker crashes within `window` (3 in 60s):
+     * then reject (503) or bypass. */
+    unsigned quarantine_after;
+    uint64_t crash_window_ms;
+    int quarantine_bypass;
     int line;
 } es_filter_config_t;
 
@@ -99,7 +104,8 @@ typedef struct {
 typedef struct {
     char *path;                    /* the file as given */
     char *dir;                     /* its folder, for relative paths */
-    unsigned workers;              /* default 1, 1..256 */
+    unsigned workers;              /* worker processes; default the number of CPUs, 1..256 */
+    uint64_t drain_timeout_ms;     /* how long a draining worker may take before it closes what is left; 30s */
     es_listener_config_t *listeners;
     size_t nlisteners;
     es_cluster_config_t *clusters;

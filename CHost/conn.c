@@ -70,6 +70,10 @@ static void on_timer(uv_timer_t *t)
                  (unsigned long long)l->tls_handshake_timeout_ms);
         es_conn_abort(c);
         break;
+    case ES_CONN_TIMER_DRAIN_IDLE:
+        es_debug("client %s:%u: idle while the worker drains; closing", c->peer_ip, c->peer_port);
+        es_conn_abort(c);
+        break;
     case ES_CONN_TIMER_DRAIN:
         es_stats_inc(ES_STAT_DELAYED_CLOSE_TIMEOUTS);
         es_debug("client %s:%u: delayed close timeout", c->peer_ip, c->peer_port);
@@ -129,6 +133,7 @@ void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *serve
         es_error("out of memory accepting a connection");
         return;
     }
+    es_stats_inc(ES_STAT_CONNECTIONS);
     c->worker = w;
     c->listener = listener_cfg;
     uv_tcp_init(&w->loop, &c->tcp);
@@ -192,9 +197,12 @@ static void closed_one(es_conn_t *c)
         es_tls_dispose(c->tls);
         free(c->tls);
     }
+    es_worker_t *w = c->worker;
     if (c->rbuf != NULL)
-        es_worker_block_put(c->worker, c->rbuf);
+        es_worker_block_put(w, c->rbuf);
     free(c);
+    es_stats_sub(ES_STAT_CONNECTIONS, 1);
+    es_worker__conn_closed(w);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -330,13 +338,32 @@ void es_conn__update_reading(es_conn_t *c)
 
 /* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its
  * head is due; or the connection is idle, and gives its buffers back to the worker's cache. */
+static uint64_t drain_grace(const es_conn_t *c)
+{
+    uint64_t idle = listener_of(c)->idle_timeout_ms;
+    return idle != 0 && idle < ES_DRAIN_IDLE_GRACE_MS ? idle : ES_DRAIN_IDLE_GRACE_MS;
+}
+
+void es_conn_drain(es_conn_t *c)
+{
+    if (c->closing || c->close_after || c->draining || c->stream.active || c->rlen > 0)
+        return; /* a request in progress: its response says Connection: close and the close follows */
+    if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_HEADERS)
+        arm_timer(c, ES_CONN_TIMER_DRAIN_IDLE, drain_grace(c));
+}
+
 static void between_requests(es_conn_t *c)
 {
     if (c->rlen > 0) {
         request_begins(c);
         return;
     }
-    arm_timer(c, ES_CONN_TIMER_IDLE, listener_of(c)->idle_timeout_ms);
+    if (c->worker->draining) {
+        /* The response went out keep-alive before the drain began: the client may already be sending. */
+        arm_timer(c, ES_CONN_TIMER_DRAIN_IDLE, drain_grace(c));
+    } else {
+        arm_timer(c, ES_CONN_TIMER_IDLE, listener_of(c)->idle_timeout_ms);
+    }
     es_msg_dispose(&c->stream.req);
     es_writeq_release(&c->out);
 }
@@ -514,7 +541,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
     } else {
         c->rlen += (size_t)nread;
     }
-    if (c->timer_kind == ES_CONN_TIMER_IDLE)
+    if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_DRAIN_IDLE)
         request_begins(c); /* the first byte of the next request on a keep-alive connection */
     process(c);
 }

@@ -74,7 +74,12 @@ typedef enum {
     ES_CONN_TIMER_IDLE,          /* idle_timeout: between requests on a keep-alive connection */
     ES_CONN_TIMER_DRAIN,         /* delayed_close_timeout: half-closed, draining unread input */
     ES_CONN_TIMER_HANDSHAKE,     /* tls.handshake_timeout: the TLS handshake is not done */
+    ES_CONN_TIMER_DRAIN_IDLE,    /* the worker drains: an idle connection closes after a short grace */
 } es_conn_timer_t;
+
+/* A draining worker closes a keep-alive connection only once it has been idle this long: a client may be
+ * sending its next request on it right now, and a close then loses that request (a reset, or nothing). */
+#define ES_DRAIN_IDLE_GRACE_MS 1000
 
 struct es_conn_s {
     uv_tcp_t tcp;
@@ -115,6 +120,9 @@ struct es_conn_s {
 
 /* Accepts a connection from `server`. */
 void es_conn_accept(es_worker_t *w, const void *listener_cfg, uv_stream_t *server);
+/* The worker drains: an idle connection closes after ES_DRAIN_IDLE_GRACE_MS; one serving a request closes
+ * once its response (sent with Connection: close) is out. */
+void es_conn_drain(es_conn_t *c);
 /* Closes at once; the stream's upstream connection, if any, is abandoned. */
 void es_conn_abort(es_conn_t *c);
 /* Closes once everything queued is written (half-closing and draining if input is unread). */

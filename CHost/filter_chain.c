@@ -7,6 +7,7 @@
 #include "callout.h"
 #include "conn.h"
 #include "log.h"
+#include "proc_slot.h"
 #include "stats.h"
 
 enum { HOOK_HEADERS = 0, HOOK_BODY = 1, HOOK_TRAILERS = 2 };
@@ -26,6 +27,58 @@ enum { AT_HOLDER_BUF, AT_HOLDER_NOBUF, AT_SBUF, AT_PLAIN };
 
 static __thread es_filters_t *state_cache;
 static __thread unsigned state_count;
+
+static size_t index_of(const es_filters_t *f, int dir, int pos);
+
+/* ---- crash attribution: which filter, hook and request this worker is in (proc_slot.h) ---------- */
+
+/* Copies "METHOD /path" of the stream into the slot, once per stream (most hooks of a stream follow one
+ * another, so this is a compare per hook). */
+static void slot_request(es_proc_slot_t *slot, const es_filters_t *f)
+{
+    if (atomic_load_explicit(&slot->stream, memory_order_relaxed) == f->handle)
+        return;
+    const es_stream_t *s = f->stream;
+    size_t ulen;
+    const char *url = es_msg_first(&s->req, &ulen);
+    const char *method = http_method_str((enum http_method)s->method);
+    size_t mlen = strlen(method), room = sizeof(slot->request) - 1;
+    if (mlen + 1 > room)
+        mlen = room - 1;
+    memcpy(slot->request, method, mlen);
+    slot->request[mlen] = ' ';
+    if (ulen > room - mlen - 1)
+        ulen = room - mlen - 1;
+    memcpy(slot->request + mlen + 1, url, ulen);
+    slot->request[mlen + 1 + ulen] = '\0';
+    atomic_store_explicit(&slot->stream, f->handle, memory_order_relaxed);
+}
+
+static inline void slot_enter(const es_filters_t *f, size_t i, int hook)
+{
+    es_proc_slot_t *slot = es_proc_slot;
+    if (slot == NULL)
+        return;
+    slot_request(slot, f);
+    atomic_store_explicit(&slot->hook, hook, memory_order_relaxed);
+    atomic_store_explicit(&slot->filter, (int32_t)f->chain->filters[i].id, memory_order_relaxed);
+}
+
+static inline void slot_leave(void)
+{
+    if (es_proc_slot != NULL)
+        atomic_store_explicit(&es_proc_slot->filter, ES_SLOT_NO_FILTER, memory_order_relaxed);
+}
+
+void es_filters_job_stream(es_filters_t *f)
+{
+    if (f == NULL || !f->run.active || f->dead) {
+        slot_leave();
+        return;
+    }
+    size_t i = index_of(f, f->run.dir, f->run.pos);
+    slot_enter(f, i, (f->run.dir * 3 + f->run.hook) | ES_SLOT_AFTER_AWAIT);
+}
 
 static es_filters_t *state_get(size_t n)
 {
@@ -84,8 +137,19 @@ void es_filters_cache_drain(void)
 enum { STEP_NEXT, STEP_WAIT, STEP_HALT };
 
 es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
-                             size_t max_body)
+                             size_t max_body, const es_filter_entry_t **quarantined)
 {
+    *quarantined = NULL;
+    es_proc_slot_t *slot = es_proc_slot;
+    if (slot != NULL) {
+        /* A filter the supervisor quarantined (it kept crashing workers): refuse the stream, or go without it. */
+        for (size_t i = 0; i < chain->n; i++)
+            if (atomic_load_explicit(&slot->quarantine[chain->filters[i].id], memory_order_relaxed) ==
+                ES_QUARANTINE_REJECT) {
+                *quarantined = &chain->filters[i];
+                return NULL;
+            }
+    }
     es_filters_t *f = state_get(chain->n);
     if (f == NULL)
         return NULL;
@@ -107,7 +171,13 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
     }
     for (size_t i = 0; i < chain->n; i++) {
         const es_filter_entry_t *e = &chain->filters[i];
+        if (slot != NULL && atomic_load_explicit(&slot->quarantine[e->id], memory_order_relaxed) == ES_QUARANTINE_BYPASS) {
+            f->inst[i] = NULL; /* bypassed: its hooks are not called */
+            continue;
+        }
+        slot_enter(f, i, ES_SLOT_HOOK_NEW);
         f->inst[i] = e->lib->filter_new(e->config, f->handle, worker);
+        slot_leave();
         if (f->inst[i] == NULL) {
             es_warn("filter %s: could not create an instance for a stream", e->name);
             es_filters_free(f);
@@ -178,8 +248,10 @@ void es_filters_free(es_filters_t *f)
             continue;
         const es_filter_lib_t *lib = f->chain->filters[i].lib;
         /* A RUNNING hook's task learns of the end here: the library cancels it and drops its result. */
+        slot_enter(f, i, ES_SLOT_HOOK_COMPLETE);
         lib->on_stream_complete(f->inst[i]);
         lib->destroy(f->inst[i]);
+        slot_leave();
         f->inst[i] = NULL;
     }
     drop_inboxes(f);
@@ -219,10 +291,13 @@ static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bo
     }
     const es_filter_lib_t *lib = e->lib;
     void *inst = f->inst[i];
+    if (inst == NULL)
+        return ENVOY_SWIFT_STATUS_CONTINUE; /* quarantined with crash_policy.then: bypass */
     envoy_swift_status_t st;
     f->in_hook = 1;
     f->hook_index = i;
     f->has_reply = false;
+    slot_enter(f, i, dir * 3 + hook);
     if (dir == ES_DIR_REQUEST)
         st = hook == HOOK_HEADERS ? lib->on_request_headers(inst, eos)
              : hook == HOOK_BODY  ? lib->on_request_body(inst, eos)
@@ -231,6 +306,7 @@ static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bo
         st = hook == HOOK_HEADERS ? lib->on_response_headers(inst, eos)
              : hook == HOOK_BODY  ? lib->on_response_body(inst, eos)
                                   : lib->on_response_trailers(inst);
+    slot_leave();
     f->in_hook = 0;
     if (st == ENVOY_SWIFT_STATUS_CONTINUE_SKIP) {
         atomic_fetch_or_explicit(&e->skip, bit, memory_order_relaxed);

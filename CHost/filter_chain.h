@@ -102,9 +102,13 @@ typedef enum {
 
 /* Frees this thread's cache of chain states (at worker exit). */
 void es_filters_cache_drain(void);
-/* Creates the instances for a stream. Returns NULL when out of memory or a filter refused. */
+/* Creates the instances for a stream (a filter quarantined with `bypass` gets none). Returns NULL when out
+ * of memory or a filter refused, or, with *quarantined set, when a filter is quarantined with `reject`. */
 es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
-                             size_t max_body);
+                             size_t max_body, const es_filter_entry_t **quarantined);
+/* The library is about to run a job of stream `f`'s task (NULL: of no stream): blame a crash on its RUNNING
+ * filter (the host's job_stream callback). */
+void es_filters_job_stream(es_filters_t *f);
 /* Runs on_stream_complete and destroy for every instance, exactly once, and frees the state
  * (once the chain calls on the stack have returned, if it is called from inside one). */
 void es_filters_free(es_filters_t *f);

@@ -497,6 +497,11 @@ static int callout(envoy_swift_stream_t h, const envoy_swift_callout_request_t *
     return es_callout_start(f, req, token);
 }
 
+static void job_stream(envoy_swift_stream_t h)
+{
+    es_filters_job_stream(h != 0 ? lookup_alive(h) : NULL);
+}
+
 envoy_swift_host_t es_filter_host = {
     .abi_version = ENVOY_SWIFT_ABI_VERSION,
     .size = sizeof(envoy_swift_host_t),
@@ -519,4 +524,5 @@ envoy_swift_host_t es_filter_host = {
     .wake = wake,
     .resume = resume,
     .callout = callout,
+    .job_stream = job_stream,
 };

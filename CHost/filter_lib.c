@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "proc_slot.h"
 
 static es_filter_lib_t **libs; /* each allocated alone: chains keep pointers to them */
 static size_t nlibs;
@@ -66,6 +67,7 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
         return -1;
     }
     nchains = cfg->nlisteners;
+    unsigned id = 0;
     for (size_t li = 0; li < cfg->nlisteners; li++) {
         const es_listener_config_t *l = &cfg->listeners[li];
         if (l->nfilters == 0)
@@ -75,8 +77,13 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        for (size_t fi = 0; fi < l->nfilters; fi++) {
+        for (size_t fi = 0; fi < l->nfilters; fi++, id++) {
             const es_filter_config_t *f = &l->filters[fi];
+            if (id >= ES_MAX_FILTERS) {
+                snprintf(err, errlen, "%s:%d: listeners[%zu].http_filters[%zu]: more than %d filters in all", cfg->path,
+                         f->line, li, fi, ES_MAX_FILTERS);
+                return -1;
+            }
             const es_filter_lib_t *lib = load(f->so_path, why, sizeof(why));
             if (lib == NULL) {
                 snprintf(err, errlen, "%s:%d: listeners[%zu].http_filters[%zu].so_path: %s", cfg->path, f->line, li, fi,
@@ -92,7 +99,7 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
                          f->line, li, fi, f->name, f->plugin_name, why[0] ? why : "rejected by the library");
                 return -1;
             }
-            chains[li].filters[fi] = (es_filter_entry_t){.lib = lib, .config = c, .name = f->name,
+            chains[li].filters[fi] = (es_filter_entry_t){.lib = lib, .config = c, .name = f->name, .id = id,
                                                          .timeout_ms = f->timeout_ms, .timeout_status = f->timeout_status};
             chains[li].n = fi + 1;
         }
@@ -121,8 +128,17 @@ void es_filters_teardown(void)
 
 void es_filters_worker_run(unsigned worker)
 {
-    for (size_t i = 0; i < nlibs; i++)
+    es_proc_slot_t *slot = es_proc_slot;
+    for (size_t i = 0; i < nlibs; i++) {
+        /* A library that names the stream of each job (job_stream) makes this more precise. */
+        if (slot != NULL) {
+            atomic_store_explicit(&slot->hook, ES_SLOT_HOOK_ASYNC, memory_order_relaxed);
+            atomic_store_explicit(&slot->filter, ES_SLOT_NO_FILTER, memory_order_relaxed);
+        }
         libs[i]->worker_run(worker);
+    }
+    if (slot != NULL)
+        atomic_store_explicit(&slot->filter, ES_SLOT_NO_FILTER, memory_order_relaxed);
 }
 
 const es_filter_chain_t *es_filters_chain(size_t index)

@@ -41,6 +41,7 @@ typedef struct {
     const es_filter_lib_t *lib;
     void *config;               /* the library's, from config_new */
     const char *name;           /* the instance name from YAML */
+    unsigned id;                /* its place among every listener's filters: crash records and quarantine */
     uint64_t timeout_ms;        /* longest a RUNNING hook may take */
     int timeout_status;
     /* Hooks (bit dir * 3 + hook) the library said it does not implement (CONTINUE_SKIP): not called

@@ -68,3 +68,20 @@ fail:
         close(fds[--i]);
     return fd;
 }
+
+int es_listener_bind_more(const es_listener_config_t *l, unsigned port, int *fds, size_t n, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr = l->addr;
+    set_port(&addr, port);
+    for (size_t i = 0; i < n; i++) {
+        int fd = open_socket(&addr, l->addrlen, 1);
+        if (fd < 0) {
+            snprintf(err, errlen, "cannot listen on %s:%u: %s", l->address, port, strerror(-fd));
+            while (i > 0)
+                close(fds[--i]);
+            return fd;
+        }
+        fds[i] = fd;
+    }
+    return 0;
+}

@@ -13,5 +13,8 @@
  * Returns 0, or a negative errno with a message in err.
  */
 int es_listener_bind(const es_listener_config_t *l, int *fds, size_t n, unsigned *port, char *err, size_t errlen);
+/* Binds `n` more sockets into the SO_REUSEPORT group of `l` already bound at `port` (a reload that raised
+ * `workers`). Returns 0, or a negative errno with a message in err. */
+int es_listener_bind_more(const es_listener_config_t *l, unsigned port, int *fds, size_t n, char *err, size_t errlen);
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 es_log_level_t es_log_level = ES_LOG_INFO;
+int es_log_fd = STDERR_FILENO;
 
 static __thread char tag[16] = "main";
 static const char *const names[] = {"debug", "info", "warn", "error"};
@@ -28,18 +29,22 @@ void es_log_set_tag(const char *t)
     snprintf(tag, sizeof(tag), "%s", t);
 }
 
+int es_log_prefix(char *line, size_t len, es_log_level_t level, const char *t)
+{
+    struct timeval tv;
+    struct tm tm;
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    return snprintf(line, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ", tm.tm_year + 1900, tm.tm_mon + 1,
+                    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), names[level], t);
+}
+
 void es_log(es_log_level_t level, const char *fmt, ...)
 {
     if (level < es_log_level)
         return;
     char line[1024];
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %-5s [%s] ", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000),
-                     names[level], tag);
+    int n = es_log_prefix(line, sizeof(line), level, tag);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
@@ -49,6 +54,6 @@ void es_log(es_log_level_t level, const char *fmt, ...)
         len = sizeof(line) - 2;
     line[len++] = '\n';
     /* One write per line so lines from several workers never interleave. */
-    ssize_t r = write(STDERR_FILENO, line, len);
+    ssize_t r = write(es_log_fd, line, len);
     (void)r;
 }

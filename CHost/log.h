@@ -1,6 +1,8 @@
-/* Logging to stderr: one line per event, with a level and the thread's tag ([main], [w0], ...). */
+/* Logging to stderr: one line per event, with a level and a tag ([main], [w0.g1] for worker 0 of generation 1, ...). */
 #ifndef ES_LOG_H
 #define ES_LOG_H
+
+#include <stddef.h>
 
 typedef enum {
     ES_LOG_DEBUG = 0,
@@ -10,11 +12,15 @@ typedef enum {
 } es_log_level_t;
 
 extern es_log_level_t es_log_level;
+/* Where lines go: stderr, or (in a worker process, whose stderr the supervisor relays) the log itself. */
+extern int es_log_fd;
 
 /* Parses "debug", "info", "warn" or "error". Returns 0 or -1. */
 int es_log_parse_level(const char *s, es_log_level_t *out);
 /* Names the calling thread in its log lines, e.g. "w0". */
 void es_log_set_tag(const char *tag);
+/* Writes a line's "TIME LEVEL [tag] " prefix into line; returns its length (for lines relayed from workers). */
+int es_log_prefix(char *line, size_t len, es_log_level_t level, const char *tag);
 void es_log(es_log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define es_debug(...) do { if (es_log_level <= ES_LOG_DEBUG) es_log(ES_LOG_DEBUG, __VA_ARGS__); } while (0)

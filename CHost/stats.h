@@ -1,7 +1,12 @@
 /*
- * Process-wide counters: what operators ask "how often?" about. Each worker counts in its own block,
- * without a lock or a shared cache line; a read sums the blocks. Read with es_stats_format (the `stats`
- * route and the exit log).
+ * Counters and gauges: what operators ask "how often?" and "how many now?" about. Each worker counts in
+ * its own block, without a lock or a shared cache line; a read sums the blocks. Read with
+ * es_stats_format (the `stats` route and the exit log).
+ *
+ * In one process the blocks are a static array, a block per worker thread. Under the supervisor they
+ * live in memory shared by every process (es_stats_attach): a block per worker process, and block 0
+ * for the supervisor's own counts and for the counts of workers that have exited (es_stats_retire
+ * folds a dead worker's block into it), so totals only grow across reloads and crashes.
  */
 #ifndef ES_STATS_H
 #define ES_STATS_H
@@ -32,14 +37,64 @@ typedef enum {
     ES_STAT_TLS_HANDSHAKE_TIMEOUTS, /* client TLS handshakes not done within handshake_timeout */
     ES_STAT_TLS_PLAIN_HTTP,       /* plain HTTP sent to a TLS listener */
     ES_STAT_UPSTREAM_TLS_FAILURES, /* upstream TLS handshakes that failed (certificate, host name, ...) */
+    ES_STAT_RELOADS,              /* generations that took over after a reload */
+    ES_STAT_RELOAD_FAILURES,      /* reloads refused (bad config, a worker that failed or crashed starting) */
+    ES_STAT_WORKER_CRASHES,       /* worker processes that died (signal, exit != 0) */
+    ES_STAT_DRAIN_TIMEOUTS,       /* draining workers that still held connections at drain_timeout */
+    /* Gauges from here on: per live worker, never folded into the totals when a worker exits. */
+    ES_STAT_GAUGES,
+    ES_STAT_GENERATION = ES_STAT_GAUGES, /* the serving generation (set by the supervisor) */
+    ES_STAT_WORKERS,              /* worker processes serving (each ready worker holds 1) */
+    ES_STAT_CONNECTIONS,          /* downstream connections open */
     ES_STAT_COUNT
 } es_stat_t;
+
+#define ES_STAT_BLOCKS 64           /* in-process blocks, and the shared blocks' default */
+
+typedef struct {
+    _Alignas(64) _Atomic uint64_t v[ES_STAT_COUNT];
+} es_stat_block_t;
+
+/* Counts the supervisor keeps per filter name, across generations: shown as filter.NAME.crashes and
+ * filter.NAME.quarantined. */
+#define ES_STAT_FILTER_NAMES 64
+typedef struct {
+    char name[64];                /* "" = free entry */
+    _Atomic uint64_t crashes;
+    _Atomic uint64_t quarantined; /* 1 while a serving generation has the filter quarantined */
+} es_stat_filter_t;
+
+/* The shared part: a seqlock that readers retry on while the supervisor folds a block, the per-filter
+ * table, and the blocks themselves (block 0 first). */
+typedef struct {
+    _Atomic uint64_t seq;
+    es_stat_filter_t filters[ES_STAT_FILTER_NAMES];
+    es_stat_block_t blocks[];
+} es_stats_shared_t;
+
+/* Size of the shared part for `nblocks` blocks (block 0 included). */
+size_t es_stats_shared_size(unsigned nblocks);
+/* Counts in `shared` (already zeroed memory of es_stats_shared_size(nblocks) bytes) from now on, in this
+ * process and in every process it forks. */
+void es_stats_attach(es_stats_shared_t *shared, unsigned nblocks);
+/* This process (a worker) counts in block `index` (1..nblocks-1) from now on, without atomics. */
+void es_stats_own_block(unsigned index);
+/* Supervisor: the worker that counted in block `index` has exited: its counters join block 0 and the
+ * block is zeroed for the next worker; its gauges are dropped. Readers never see a count twice or
+ * missing (they retry around the fold). */
+void es_stats_retire(unsigned index);
+/* Sets a gauge held in block 0 (the supervisor's: the generation). */
+void es_stats_set(es_stat_t which, uint64_t value);
+/* The entry for filter `name`, made on first use; NULL when the table is full or not attached. */
+es_stat_filter_t *es_stats_filter(const char *name);
 
 /* Gives the calling thread counters of its own (worker threads, at start): no cache line shared with
  * another worker's. A thread that does not call it counts in a shared block, with atomic adds. */
 void es_stats_thread_init(void);
 void es_stats_inc(es_stat_t which);
 void es_stats_add(es_stat_t which, uint64_t n);
+/* Gauges go down too. */
+void es_stats_sub(es_stat_t which, uint64_t n);
 uint64_t es_stats_get(es_stat_t which);
 /* "name value\n" per counter into buf; returns the length written (truncated to len - 1). */
 size_t es_stats_format(char *buf, size_t len);

@@ -92,6 +92,13 @@ static int request_unread(const es_stream_t *s)
     return !s->req_headers_done || (!s->req_done && s->req_has_body);
 }
 
+/* The response about to be written must end the connection: the request is not all read, or the worker
+ * drains (each request still to come on a connection is answered with Connection: close). */
+static int must_close(const es_stream_t *s)
+{
+    return request_unread(s) || s->conn->worker->draining;
+}
+
 /* Returns 1 when the stream finished (the connection may already have begun the next request). */
 static int maybe_finished(es_stream_t *s)
 {
@@ -133,7 +140,7 @@ static void local_reply(es_stream_t *s, int status, const char *body, size_t len
     es_conn_t *c = s->conn;
     /* The rest of the request is not waited for (nor is a body held back for 100 Continue): the reply
      * says Connection: close and the connection drains and closes (DESIGN.md, closing). */
-    if (close || request_unread(s))
+    if (close || must_close(s))
         s->keepalive = 0;
     if (es_http1_write_local_reply(&c->out, status, body, len, s->http10, s->keepalive, s->head) != 0) {
         es_conn_abort(c);
@@ -150,7 +157,7 @@ void es_stream__filter_reply(es_stream_t *s, int status, const es_msg_t *headers
         es_conn_abort(c); /* part of another response is out: the close is all that can be said */
         return;
     }
-    if (request_unread(s))
+    if (must_close(s))
         s->keepalive = 0;
     es_writeq_t *q = &c->out;
     int err = es_writeq_appendf(q, "HTTP/1.1 %d %s\r\n", status, es_http1_reason(status));
@@ -449,7 +456,7 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
     /* The upstream answers before the request body is all in: once this response is out, the rest
      * of the upload is drained, not waited for, so the connection closes. */
-    if (request_unread(s))
+    if (must_close(s))
         s->keepalive = 0;
     size_t rlen;
     const char *reason = es_msg_first(m, &rlen);
@@ -627,7 +634,15 @@ int es_stream__request_headers(es_stream_t *s)
     const es_listener_config_t *l = c->listener;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - c->worker->cfg->listeners));
     if (chain->n > 0) {
-        s->filters = es_filters_new(chain, s, c->worker->id, l->buffer_high, l->buffer_low, l->max_body);
+        const es_filter_entry_t *quarantined;
+        s->filters = es_filters_new(chain, s, c->worker->id, l->buffer_high, l->buffer_low, l->max_body, &quarantined);
+        if (s->filters == NULL && quarantined != NULL) {
+            char body[200];
+            int n = snprintf(body, sizeof(body), "filter \"%s\" is quarantined: it kept crashing workers\n",
+                             quarantined->name);
+            local_reply(s, 503, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, 0);
+            return 0;
+        }
         if (s->filters == NULL) {
             static const char body[] = "filter error\n";
             local_reply(s, 500, body, sizeof(body) - 1, 0);

@@ -98,15 +98,24 @@ static void on_closed_quiet(uv_handle_t *h)
 {
 }
 
+static void close_listeners(es_worker_t *w)
+{
+    for (size_t i = 0; i < w->cfg->nlisteners; i++) {
+        if (w->listeners[i].worker != NULL) {
+            uv_close((uv_handle_t *)&w->listeners[i].tcp, on_closed_quiet);
+            w->listeners[i].worker = NULL;
+        }
+    }
+}
+
 static void on_stop(uv_async_t *a)
 {
     es_worker_t *w = a->data;
+    if (w->stopping)
+        return;
     w->stopping = 1;
     registry_set(w->id, NULL);
-    for (size_t i = 0; i < w->cfg->nlisteners; i++) {
-        if (w->listeners[i].worker != NULL)
-            uv_close((uv_handle_t *)&w->listeners[i].tcp, on_closed_quiet);
-    }
+    close_listeners(w);
     while (!es_list_empty(&w->conns))
         es_conn_abort(es_container_of(w->conns.next, es_conn_t, link));
     for (size_t i = 0; i < w->cfg->nclusters; i++)
@@ -116,6 +125,48 @@ static void on_stop(uv_async_t *a)
     uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick_next, on_closed_quiet);
+    uv_close((uv_handle_t *)&w->drain_timer, on_closed_quiet);
+    if (w->on_exit != NULL)
+        w->on_exit(w);
+}
+
+void es_worker_stop_now(es_worker_t *w)
+{
+    on_stop(&w->stop);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    es_worker_t *w = t->data;
+    size_t left = 0;
+    for (es_link_t *l = w->conns.next; l != &w->conns; l = l->next)
+        left++;
+    es_stats_inc(ES_STAT_DRAIN_TIMEOUTS);
+    es_warn("drain_timeout: closing the %zu connection%s still open", left, left == 1 ? "" : "s");
+    es_worker_stop_now(w);
+}
+
+void es_worker_drain(es_worker_t *w, uint64_t timeout_ms)
+{
+    if (w->draining || w->stopping)
+        return;
+    w->draining = 1;
+    close_listeners(w);
+    uv_timer_start(&w->drain_timer, on_drain_timeout, timeout_ms, 0);
+    es_link_t *next;
+    for (es_link_t *l = w->conns.next; l != &w->conns; l = next) {
+        next = l->next;
+        es_conn_drain(es_container_of(l, es_conn_t, link));
+    }
+    es_worker__conn_closed(w);
+}
+
+void es_worker__conn_closed(es_worker_t *w)
+{
+    if (w->draining && !w->stopping && es_list_empty(&w->conns)) {
+        es_debug("drained: no connection left");
+        es_worker_stop_now(w);
+    }
 }
 
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
@@ -147,6 +198,8 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
     uv_idle_init(&w->loop, &w->kick_next);
     w->kick_next.data = w;
     registry_set(id, w);
+    uv_timer_init(&w->loop, &w->drain_timer);
+    w->drain_timer.data = w;
     uv_prepare_init(&w->loop, &w->tick);
     w->tick.data = w;
     uv_prepare_start(&w->tick, on_tick);
@@ -188,6 +241,17 @@ static void run(void *arg)
 int es_worker_start(es_worker_t *w)
 {
     return uv_thread_create(&w->thread, run, w);
+}
+
+static void release(es_worker_t *w);
+
+void es_worker_run(es_worker_t *w)
+{
+    run(w);
+    int err = uv_loop_close(&w->loop);
+    if (err)
+        es_warn("worker %u: loop still has handles at exit: %s", w->id, uv_strerror(err));
+    release(w);
 }
 
 void es_worker_stop(es_worker_t *w)

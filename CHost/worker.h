@@ -1,6 +1,8 @@
 /*
- * A worker: one thread, one libuv loop, its own listening sockets (SO_REUSEPORT) and its own
- * upstream pools. A connection and everything it touches live on one worker for their whole life.
+ * A worker: one libuv loop, its own listening sockets (SO_REUSEPORT) and its own upstream pools. A
+ * connection and everything it touches live on one worker for their whole life. Under the supervisor a
+ * worker is a process that runs its loop on its main thread (es_worker_run); tests may run several
+ * workers as threads of one process (es_worker_start).
  */
 #ifndef ES_WORKER_H
 #define ES_WORKER_H
@@ -25,7 +27,7 @@ typedef struct {
 
 struct es_worker_s {
     unsigned id;
-    char tag[12];
+    char tag[16];
     const es_config_t *cfg;
     uv_loop_t loop;
     uv_thread_t thread;
@@ -40,7 +42,10 @@ struct es_worker_s {
     es_link_t conns;          /* live downstream connections */
     void *blocks[ES_BLOCK_CACHE];
     unsigned nblocks;
+    uv_timer_t drain_timer;   /* drain_timeout: what is left is closed */
+    void (*on_exit)(es_worker_t *w); /* optional: called on the loop when the worker stops (drained or stopped) */
     int stopping;
+    int draining;             /* accepts nothing more; each response closes its connection */
 };
 
 /* Sets up the loop and pools; listeners are added with es_worker_listen before es_worker_start. */
@@ -48,6 +53,16 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg);
 /* Takes ownership of a bound socket `fd` for listener `index`. Returns 0 or a libuv error. */
 int es_worker_listen(es_worker_t *w, size_t index, int fd);
 int es_worker_start(es_worker_t *w);
+/* Runs the worker's loop on the calling thread until it stops; then its memory is freed (as join does). */
+void es_worker_run(es_worker_t *w);
+/* Drains, on the worker's own thread: stops accepting at once, answers every request still to come with
+ * Connection: close, closes idle connections after a grace, and stops when it holds no connection, or
+ * after timeout_ms, closing what is left. */
+void es_worker_drain(es_worker_t *w, uint64_t timeout_ms);
+/* Stops at once, on the worker's own thread (what es_worker_stop asks for from any thread). */
+void es_worker_stop_now(es_worker_t *w);
+/* A connection of `w` was freed (conn.c): a draining worker may be done. */
+void es_worker__conn_closed(es_worker_t *w);
 /* Asks the worker to close everything; thread-safe. */
 void es_worker_stop(es_worker_t *w);
 /* Waits for the thread and frees the worker's memory. */

@@ -217,6 +217,13 @@ typedef struct envoy_swift_host_s {
      * never inside this call. ERR_NOT_FOUND for an unknown cluster, ERR_INVALID for a bad method,
      * path or header. */
     int (*callout)(envoy_swift_stream_t s, const envoy_swift_callout_request_t *request, uint64_t token);
+
+    /* ---- crash attribution (appended in ABI 3; check `size` before calling) ---- */
+    /* Says which stream the work the library is about to run on this worker thread belongs to (a job
+     * of an async hook's task, inside envoy_swift_worker_run); 0 when it belongs to none. The host only
+     * records it, so that a trap in that work is blamed on the stream's RUNNING filter and request. The
+     * worker's thread only; cheap enough to call before every job. */
+    void (*job_stream)(envoy_swift_stream_t s);
 } envoy_swift_host_t;
 
 /* ------------------------------------------------------------------------------------------ */
