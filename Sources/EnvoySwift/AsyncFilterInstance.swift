@@ -14,15 +14,22 @@ import CEnvoySwiftShims
 /// defers the filter's `onStreamComplete()` to the task's end, since until then the task holds
 /// `inout` access to the filter value. `onStreamComplete()` runs exactly once either way.
 ///
-/// `@unchecked Sendable` invariant: the task's closure captures this instance, hence the
-/// conformance; but every stored property is read and written on the stream's worker thread only.
-/// The hooks, cancel and stream-complete are called there by the host (never two at once), and the
-/// task's code runs there too: synchronously inside the hook until it suspends, then only in the
-/// jobs that worker's ``WorkerExecutor`` runs from `envoy_swift_worker_run`, which the host calls
-/// on that thread between hooks, never inside one.
-final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchecked Sendable {
+/// The instance is also its tasks' executor preference: its ``enqueue(_:)`` hands each job of a
+/// task to the worker's ``WorkerExecutor`` together with the stream's handle, so the worker run
+/// can tell the host which stream the job about to run works for (crash attribution). Being the
+/// executor itself costs no allocation per stream or per job.
+///
+/// `@unchecked Sendable` invariant: the task's closure captures this instance, and the runtime
+/// calls its ``enqueue(_:)`` from any thread, hence the conformance. ``enqueue(_:)`` reads only
+/// `let` properties (`worker` and `context`). Every other stored property is read and written on
+/// the stream's worker thread only. The hooks, cancel and stream-complete are called there by the
+/// host (never two at once), and the task's code runs there too: synchronously inside the hook
+/// until it suspends, then only in the jobs that worker's ``WorkerExecutor`` runs from
+/// `envoy_swift_worker_run`, which the host calls on that thread between hooks, never inside one.
+final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, TaskExecutor, @unchecked Sendable {
     private var filter: F
-    private let executor: WorkerExecutor
+    /// The executor of the stream's worker, where this instance's jobs are queued and run.
+    private let worker: WorkerExecutor
     /// The task of the callback in flight (it returned RUNNING), until it ends.
     private var task: Task<Void, Never>?
     /// True while a hook waits for `Task.immediate` to return.
@@ -37,8 +44,14 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
 
     init(filter: F, context: FilterContext, executor: WorkerExecutor) {
         self.filter = filter
-        self.executor = executor
+        self.worker = executor
         super.init(context: context)
+    }
+
+    /// Queues a job of this instance's task on the worker's executor, tagged with the stream. Any
+    /// thread (a timer, a continuation resumed elsewhere).
+    func enqueue(_ job: consuming ExecutorJob) {
+        worker.enqueue(UnownedJob(job), stream: context.stream, on: asUnownedTaskExecutor())
     }
 
     override func onRequestHeaders(endOfStream: Bool) -> envoy_swift_status_t {
@@ -90,7 +103,8 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
         filter.onStreamComplete()
     }
 
-    /// Runs one callback in a task on the worker's executor.
+    /// Runs one callback in a task whose executor preference is this instance, so every job of it
+    /// goes to the worker's executor with the stream's handle.
     private func start(
         _ hook: StaticString, _ call: @escaping @Sendable (inout F) async throws -> FilterStatus
     ) -> envoy_swift_status_t {
@@ -104,7 +118,7 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, @unchec
         lastError = nil
         starting = true
         _ = envoy_swift_shim_take_default()
-        let task = Task.immediate(executorPreference: executor) { [self] in
+        let task = Task.immediate(executorPreference: self) { [self] in
             let result: Result<FilterStatus, any Error>
             do {
                 result = .success(try await call(&filter))

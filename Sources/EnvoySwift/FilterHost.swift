@@ -65,4 +65,15 @@ public protocol FilterHost: AnyObject, Sendable {
     /// ``HostError/notFound`` for an unknown cluster, ``HostError/invalid`` for a bad method, path or
     /// header.
     func callout(_ stream: StreamID, _ request: HTTPCallout, token: UInt64) throws(HostError)
+    /// Says which stream the work about to run on this worker thread belongs to (a job of an
+    /// async callback's task, in the worker run); `nil` when it belongs to none. The host only
+    /// records it, so that a crash in that work is blamed on the stream's running filter and
+    /// request. The worker's thread only. The SDK tells the host before every job of a worker run,
+    /// and `nil` once after the run's jobs.
+    func jobStream(_ stream: StreamID?)
+}
+
+extension FilterHost {
+    /// Records nothing: a host that cannot attribute a crash need not implement it.
+    public func jobStream(_ stream: StreamID?) {}
 }

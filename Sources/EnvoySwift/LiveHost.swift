@@ -3,6 +3,9 @@ import CEnvoySwiftABI
 /// The real host: each method is one call through the `envoy_swift_host_t` table the host gave
 /// `envoy_swift_program_init`.
 ///
+/// Callbacks appended to the ABI after the first table of this version (`job_stream`) are
+/// optional: a host whose `size` stops short of one, or leaves it NULL, simply is not told.
+///
 /// `@unchecked Sendable` invariant: the table is copied once at init and never changes; the ABI
 /// keeps the functions valid for the life of the process, and the host itself checks that each
 /// call comes from the stream's thread (a wrong thread answers ``HostError/gone``).
@@ -29,6 +32,11 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
     private let wakeFn: @convention(c) (UInt32) -> Void
     private let resumeFn: @convention(c) (UInt64, envoy_swift_status_t) -> Int32
     private let calloutFn: @convention(c) (UInt64, UnsafePointer<envoy_swift_callout_request_t>?, UInt64) -> Int32
+    /// `job_stream`, when the host's table has it.
+    private let jobStreamFn: (@convention(c) (UInt64) -> Void)?
+
+    /// The table size a host must provide: everything up to `callout`. Later callbacks are optional.
+    static let requiredSize = MemoryLayout<envoy_swift_host_t>.offset(of: \envoy_swift_host_t.job_stream)!
 
     /// How many workers the host runs (at least one).
     let workerCount: Int
@@ -36,7 +44,7 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
     let workers: WorkerPool
 
     /// Copies the host's table; fails with the reason when the host speaks another ABI version,
-    /// provides a smaller table, or leaves a callback out.
+    /// provides a table smaller than ``requiredSize``, or leaves a required callback out.
     /// - Parameter table: the table from `envoy_swift_program_init`.
     init(table: UnsafePointer<envoy_swift_host_t>) throws(ConfigError) {
         // Read the version and size before the rest: an older host's table may be shorter.
@@ -45,10 +53,14 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
         guard version == UInt32(ENVOY_SWIFT_ABI_VERSION) else {
             throw ConfigError("the host speaks ABI version \(version), this library \(ENVOY_SWIFT_ABI_VERSION)")
         }
-        guard size >= MemoryLayout<envoy_swift_host_t>.size else {
-            throw ConfigError("the host's callback table is \(size) bytes, this library needs \(MemoryLayout<envoy_swift_host_t>.size)")
+        guard size >= Self.requiredSize else {
+            throw ConfigError("the host's callback table is \(size) bytes, this library needs \(Self.requiredSize)")
         }
-        let t = table.pointee
+        // Copy only the `size` bytes the host has; the optional callbacks past them stay NULL.
+        var t = envoy_swift_host_t()
+        withUnsafeMutableBytes(of: &t) { out in
+            out.copyMemory(from: UnsafeRawBufferPointer(start: table, count: min(size, out.count)))
+        }
         guard let headerCount = t.header_count, let headerAt = t.header_at, let headerGet = t.header_get,
             let headerSet = t.header_set, let headerAdd = t.header_add, let headerRemove = t.header_remove,
             let bodyGet = t.body_get, let bodyAppend = t.body_append, let bodyPrepend = t.body_prepend,
@@ -79,8 +91,14 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
         wakeFn = wake
         resumeFn = resume
         calloutFn = callout
+        jobStreamFn = t.job_stream
         workerCount = Int(t.worker_count)
-        workers = WorkerPool(count: Int(t.worker_count)) { executor in wake(UInt32(executor.worker)) }
+        var tellJobStream: (@Sendable (StreamID?) -> Void)?
+        if let jobStream = t.job_stream {
+            tellJobStream = { stream in jobStream(stream?.rawValue ?? 0) }
+        }
+        workers = WorkerPool(
+            count: Int(t.worker_count), wake: { executor in wake(UInt32(executor.worker)) }, jobStream: tellJobStream)
     }
 
     func headerCount(_ stream: StreamID, _ map: HeaderMapKind) throws(HostError) -> Int {
@@ -184,6 +202,10 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
 
     func resume(_ stream: StreamID, _ status: HookStatus) throws(HostError) {
         try check(resumeFn(stream.rawValue, envoy_swift_status_t(status.rawValue)))
+    }
+
+    func jobStream(_ stream: StreamID?) {
+        jobStreamFn?(stream?.rawValue ?? 0)
     }
 
     func callout(_ stream: StreamID, _ request: HTTPCallout, token: UInt64) throws(HostError) {

@@ -21,8 +21,8 @@ enum Program {
         } catch {
             // Only a table of our own version has a log callback where we expect it.
             if table.pointer(to: \.abi_version)!.pointee == UInt32(ENVOY_SWIFT_ABI_VERSION),
-                table.pointer(to: \.size)!.pointee >= MemoryLayout<envoy_swift_host_t>.size,
-                let log = table.pointee.log
+                table.pointer(to: \.size)!.pointee >= LiveHost.requiredSize,
+                let log = table.pointer(to: \.log)!.pointee
             {
                 LiveHost.withBytes("", "envoy_swift_program_init: \(error)") { f, m in log(ENVOY_SWIFT_LOG_ERROR, f, m) }
             }

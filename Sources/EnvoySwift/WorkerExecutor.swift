@@ -10,16 +10,31 @@ import Synchronization
 /// ``runQueued()``: it runs the jobs that were queued when it started, and no more, so a filter
 /// that loops on `Task.yield()` cannot hold the worker; jobs queued meanwhile have already woken
 /// the host again (the queue went from empty to non-empty), and run in the next round.
+///
+/// Each queued job carries the stream it works for, so that a trap inside it can be blamed on
+/// that stream: an async filter instance is its task's executor preference and hands its jobs to
+/// ``enqueue(_:stream:on:)`` with its stream; ``runQueued()`` tells the host each job's stream
+/// (`job_stream`) before running it, and "none" once after the batch.
 package final class WorkerExecutor: TaskExecutor {
     /// The worker index, `0..<workerCount`.
     package let worker: Int
     private let wake: @Sendable (WorkerExecutor) -> Void
+    private let jobStream: (@Sendable (StreamID?) -> Void)?
+
+    /// One queued job: the job, the stream it works for (0: none), and the task executor it runs
+    /// on (this one, or the filter instance that forwarded it), so the runtime sees the executor
+    /// the task prefers and does not hop again. Plain values: queueing copies, never allocates.
+    private struct Entry {
+        var job: UnownedJob
+        var stream: UInt64
+        var executor: UnownedTaskExecutor
+    }
 
     private struct Queue: ~Copyable {
         /// Jobs waiting for the next run.
-        var jobs: [UnownedJob] = []
+        var jobs: [Entry] = []
         /// An emptied array kept for the next swap, so a run allocates nothing.
-        var spare: [UnownedJob] = []
+        var spare: [Entry] = []
     }
 
     private let queue = Mutex(Queue())
@@ -29,35 +44,62 @@ package final class WorkerExecutor: TaskExecutor {
     ///   - worker: the worker index.
     ///   - wake: asks the host to run ``runQueued()`` of this executor on the worker's thread soon;
     ///     called from any thread.
-    package init(worker: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void) {
+    ///   - jobStream: tells the host which stream the job about to run works for (`nil`: none);
+    ///     called on the worker's thread, inside ``runQueued()``. `nil` when the host does not
+    ///     want to know (an older host without `job_stream`).
+    package init(
+        worker: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void,
+        jobStream: (@Sendable (StreamID?) -> Void)? = nil
+    ) {
         self.worker = worker
         self.wake = wake
+        self.jobStream = jobStream
     }
 
-    /// Queues a job; wakes the worker when the queue was empty. Any thread.
+    /// Queues a job that works for no stream in particular; wakes the worker when the queue was
+    /// empty. Any thread.
     package func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
+        enqueue(UnownedJob(job), stream: nil, on: asUnownedTaskExecutor())
+    }
+
+    /// Queues a job for `stream`, to be run on `executor`; wakes the worker when the queue was
+    /// empty. Any thread.
+    /// - Parameters:
+    ///   - job: the job.
+    ///   - stream: the stream the job works for, or `nil`.
+    ///   - executor: the task executor the job's task prefers, which forwarded it here (the job
+    ///     runs on this worker's thread either way).
+    package func enqueue(_ job: UnownedJob, stream: StreamID?, on executor: UnownedTaskExecutor) {
+        let entry = Entry(job: job, stream: stream?.rawValue ?? 0, executor: executor)
         let wasEmpty = queue.withLock { q in
-            q.jobs.append(job)
+            q.jobs.append(entry)
             return q.jobs.count == 1
         }
         if wasEmpty { wake(self) }
     }
 
     /// Runs the jobs queued before this call, on the calling thread (the worker's, from
-    /// `envoy_swift_worker_run`). Returns how many ran.
+    /// `envoy_swift_worker_run`), each after telling the host its stream; then tells the host
+    /// "none" once. Returns how many ran.
     @discardableResult
     package func runQueued() -> Int {
-        var batch = queue.withLock { q -> [UnownedJob] in
+        var batch = queue.withLock { q -> [Entry] in
             var batch = q.spare
             q.spare = []
             swap(&batch, &q.jobs)
             return batch
         }
         let count = batch.count
-        let me = asUnownedTaskExecutor()
-        for job in batch {
-            job.runSynchronously(on: me)
+        if let jobStream {
+            for entry in batch {
+                jobStream(entry.stream == 0 ? nil : StreamID(entry.stream))
+                entry.job.runSynchronously(on: entry.executor)
+            }
+            if count > 0 { jobStream(nil) }
+        } else {
+            for entry in batch {
+                entry.job.runSynchronously(on: entry.executor)
+            }
         }
         batch.removeAll(keepingCapacity: true)
         queue.withLock { q in q.spare = batch }
@@ -79,8 +121,13 @@ package final class WorkerPool: Sendable {
     /// - Parameters:
     ///   - count: the host's worker count.
     ///   - wake: asks the host to run the executor's jobs on its worker's thread; any thread.
-    package init(count: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void) {
-        executors = (0..<max(1, count)).map { WorkerExecutor(worker: $0, wake: wake) }
+    ///   - jobStream: tells the host which stream the job about to run on the calling worker
+    ///     thread works for (`nil`: none), as ``FilterHost/jobStream(_:)``; `nil` to tell nothing.
+    package init(
+        count: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void,
+        jobStream: (@Sendable (StreamID?) -> Void)? = nil
+    ) {
+        executors = (0..<max(1, count)).map { WorkerExecutor(worker: $0, wake: wake, jobStream: jobStream) }
     }
 
     /// The executor of `worker`, or `nil` when the index is out of range.

@@ -10,10 +10,13 @@ import Synchronization
 ///
 /// Each worker is a serial dispatch queue standing in for a worker thread: ``TestStream`` calls
 /// every hook of a stream on its worker, and the worker runs the async filters' jobs when they wake
-/// it, as the proxy's loop does. Call-outs go to ``calloutHandler``.
+/// it, as the proxy's loop does. Before each such job the worker tells the host which stream it
+/// works for, and "none" after the run's jobs, as in the proxy (``jobStream(_:)``). Call-outs go to
+/// ``calloutHandler``.
 ///
 /// You rarely use it directly: ``FilterTester`` creates one, and ``TestStream`` drives it. Read
-/// ``logs`` to check what a filter logged, ``callouts`` for the call-outs it made.
+/// ``logs`` to check what a filter logged, ``callouts`` for the call-outs it made,
+/// ``jobStreamCalls`` and ``currentJobStream`` for the stream its async jobs were attributed to.
 public final class TestHost: FilterHost, WorkerPoolHost {
     /// Answers a call-out: return the response, or throw an ``HTTPCalloutError`` (any other error
     /// is an ``HTTPCalloutError/upstream(_:)`` failure). It runs in its own task; past the
@@ -47,6 +50,9 @@ public final class TestHost: FilterHost, WorkerPoolHost {
 
     private let state: Mutex<State>
     private let queues: [DispatchQueue]
+    /// What the workers said about their jobs' streams; apart from `state` because the worker pool,
+    /// created before `self`, reports to it.
+    private let jobStreams: JobStreamLog
     /// The worker executors of the async filters; each runs its jobs on its worker's queue.
     package let workers: WorkerPool
     /// How many workers (serial queues) the host has.
@@ -59,11 +65,13 @@ public final class TestHost: FilterHost, WorkerPoolHost {
     public init(logLevel: LogLevel = .debug, workerCount: Int = 1) {
         state = Mutex(State(logLevel: logLevel))
         let queues = (0..<max(1, workerCount)).map { DispatchQueue(label: "envoy-swift.test-worker.\($0)") }
+        let jobStreams = JobStreamLog(queues: queues)
         self.queues = queues
+        self.jobStreams = jobStreams
         self.workerCount = queues.count
-        workers = WorkerPool(count: queues.count) { executor in
-            queues[executor.worker].async { executor.runQueued() }
-        }
+        workers = WorkerPool(
+            count: queues.count, wake: { executor in queues[executor.worker].async { executor.runQueued() } },
+            jobStream: { stream in jobStreams.record(stream) })
     }
 
     /// Answers the filters' call-outs; `nil` (the default) makes every call-out fail at once with
@@ -86,6 +94,19 @@ public final class TestHost: FilterHost, WorkerPoolHost {
     /// Forgets the lines logged so far.
     public func clearLogs() {
         state.withLock { $0.logs.removeAll() }
+    }
+
+    /// Every ``jobStream(_:)`` call so far, oldest first: the stream before each job of an async
+    /// callback's task that a worker ran, and `nil` after each worker run's jobs.
+    public var jobStreamCalls: [JobStreamCall] {
+        jobStreams.calls
+    }
+
+    /// On a worker's queue (inside a filter's callback, for example after an `await`), the stream
+    /// the worker's last ``jobStream(_:)`` call named: the one the proxy would blame for a crash
+    /// here. `nil` after a worker run, before the first job, or off the workers' queues.
+    public var currentJobStream: StreamID? {
+        jobStreams.current
     }
 
     /// The lowest level the host records; lower levels are dropped, as by the real host.
@@ -190,6 +211,13 @@ public final class TestHost: FilterHost, WorkerPoolHost {
     public func wake(worker: Int) {
         guard let executor = workers.executor(worker) else { return }
         queues[worker].async { executor.runQueued() }
+    }
+
+    /// See ``FilterHost/jobStream(_:)``: recorded in ``jobStreamCalls`` and ``currentJobStream``
+    /// for the worker whose queue calls it; ignored elsewhere (the proxy's rule: the worker's
+    /// thread only).
+    public func jobStream(_ stream: StreamID?) {
+        jobStreams.record(stream)
     }
 
     /// See ``FilterHost/resume(_:_:)``.
@@ -353,5 +381,41 @@ public final class TestHost: FilterHost, WorkerPoolHost {
 
     private func checkField(_ name: String, _ value: String?) throws(HostError) {
         guard HeaderField.isValidName(name), value.map(HeaderField.isValidValue) ?? true else { throw .invalid }
+    }
+}
+
+/// The ``TestHost``'s record of ``FilterHost/jobStream(_:)`` calls: each worker's current stream
+/// and the whole sequence. A worker is known by its queue's specific value, as the proxy knows it by
+/// the calling thread.
+private final class JobStreamLog: Sendable {
+    private struct State {
+        var calls: [JobStreamCall] = []
+        var current: [StreamID?]
+    }
+
+    private let key = DispatchSpecificKey<Int>()
+    private let state: Mutex<State>
+
+    init(queues: [DispatchQueue]) {
+        state = Mutex(State(current: Array(repeating: nil, count: queues.count)))
+        for (i, queue) in queues.enumerated() { queue.setSpecific(key: key, value: i) }
+    }
+
+    /// The worker whose queue runs the caller, if any.
+    private var worker: Int? { DispatchQueue.getSpecific(key: key) }
+
+    func record(_ stream: StreamID?) {
+        guard let worker else { return }
+        state.withLock { s in
+            s.calls.append(JobStreamCall(worker: worker, stream: stream))
+            s.current[worker] = stream
+        }
+    }
+
+    var calls: [JobStreamCall] { state.withLock { $0.calls } }
+
+    var current: StreamID? {
+        guard let worker else { return nil }
+        return state.withLock { $0.current[worker] }
     }
 }

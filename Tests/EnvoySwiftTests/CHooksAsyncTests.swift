@@ -101,6 +101,50 @@ extension CHooksTests {
         envoySwiftFilterConfigDestroy(c)
     }
 
+    @Test func theWorkerRunTellsTheHostEachJobsStreamThenNone() throws {
+        let gate = Gate()
+        let c = try asyncConfig { $0.requestHeaders = { _, _ in await gate.wait(); return .continue } }
+        let f1 = try #require(envoySwiftFilterNew(c, 25, 0))
+        let f2 = try #require(envoySwiftFilterNew(c, 26, 0))
+        #expect(envoySwiftFilterOnRequestHeaders(f1, true) == Self.running)
+        #expect(envoySwiftFilterOnRequestHeaders(f2, true) == Self.running)
+        // The code before the await ran inside the hooks, which the host attributes itself.
+        envoySwiftWorkerRun(0)  // nothing queued: nothing to tell
+        #expect(fake.withLock { $0.jobStreams }.isEmpty)
+        gate.open()  // both tasks' next jobs are queued at once
+        envoySwiftWorkerRun(0)
+        #expect(fake.withLock { $0.resumes.map(\.stream) } == [25, 26])
+        #expect(fake.withLock { $0.jobStreams } == [25, 26, 0])
+        envoySwiftWorkerRun(0)
+        #expect(fake.withLock { $0.jobStreams } == [25, 26, 0])
+        for f in [f1, f2] {
+            envoySwiftFilterOnStreamComplete(f)
+            envoySwiftFilterDestroy(f)
+        }
+        envoySwiftFilterConfigDestroy(c)
+    }
+
+    @Test func aHostTableThatEndsBeforeJobStreamIsAcceptedAndNotTold() throws {
+        // The table of a host built before job_stream: its size stops at callout. The callback set
+        // past that size must not be read.
+        var short = Self.table()
+        short.size = LiveHost.requiredSize
+        #expect(envoySwiftProgramInit(&short) == 0)
+        let c = try asyncConfig { $0.requestHeaders = { _, _ in await Task.yield(); return .continue } }
+        let f = try #require(envoySwiftFilterNew(c, 27, 0))
+        #expect(envoySwiftFilterOnRequestHeaders(f, true) == Self.running)
+        #expect(runWorker { !resumes.isEmpty })
+        #expect(fake.withLock { $0.resumes.map(\.stream) } == [27])
+        #expect(fake.withLock { $0.jobStreams }.isEmpty)
+        envoySwiftFilterOnStreamComplete(f)
+        envoySwiftFilterDestroy(f)
+        envoySwiftFilterConfigDestroy(c)
+        // A NULL job_stream in a full-size table is the same: not told, not refused.
+        var none = Self.table()
+        none.job_stream = nil
+        #expect(envoySwiftProgramInit(&none) == 0)
+    }
+
     @Test func aResumeTheHostRefusesIsDroppedQuietly() throws {
         fake.withLock { $0.resumeResult = ENVOY_SWIFT_ERR_GONE.rawValue }
         let c = try asyncConfig { $0.requestHeaders = { _, _ in await Task.yield(); return .continue } }

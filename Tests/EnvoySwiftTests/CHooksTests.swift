@@ -19,6 +19,7 @@ struct FakeHost: Sendable {
     var resumeResult: Int32 = 0
     var callouts: [(stream: UInt64, line: String, token: UInt64)] = []
     var calloutResult: Int32 = 0
+    var jobStreams: [UInt64] = []
     var arena: [Int] = []
 
     mutating func keep(_ s: String) -> envoy_swift_bytes_t {
@@ -156,6 +157,7 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
                 return f.resumeResult
             }
         }
+        t.job_stream = { stream in fake.withLock { $0.jobStreams.append(stream) } }
         t.callout = { stream, request, token in
             let r = request!.pointee
             var line = "\(fakeString(r.cluster)) \(fakeString(r.method)) \(fakeString(r.path)) timeout=\(r.timeout_ms)"
@@ -214,6 +216,9 @@ func fakeString(_ b: envoy_swift_bytes_t) -> String {
         var small = Self.table()
         small.size = 16
         #expect(envoySwiftProgramInit(&small) == -1)
+        var noCalloutRoom = Self.table()
+        noCalloutRoom.size = MemoryLayout<envoy_swift_host_t>.offset(of: \envoy_swift_host_t.callout)!
+        #expect(envoySwiftProgramInit(&noCalloutRoom) == -1)
         var holes = Self.table()
         holes.body_drain = nil
         #expect(envoySwiftProgramInit(&holes) == -1)
