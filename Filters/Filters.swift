@@ -20,4 +20,6 @@ public func registerFilters() {
     FilterRegistry.register(ResumeProbe.self, as: "resume_probe")
     FilterRegistry.register(RequestBuffer.self, as: "request_buffer")
     FilterRegistry.register(HeaderTouch.self, as: "header_touch")
+    FilterRegistry.register(Crash.self, as: "crash")
+    FilterRegistry.register(CrashAsync.self, as: "crash_async")
 }
