@@ -64,14 +64,19 @@ $(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(LIB_SRC) $(LIBS) -lcmocka
 
-# Deliberately broken filter libraries for the host's load checks.
-FIXTURES   := $(BUILD)/fixtures/libwrongabi.so $(BUILD)/fixtures/libmissing.so
+# Deliberately broken filter libraries for the host's load checks, and two working C ones that
+# answer every request themselves with "build a" / "build b" (which library a worker runs).
+FIXTURES   := $(BUILD)/fixtures/libwrongabi.so $(BUILD)/fixtures/libmissing.so \
+              $(BUILD)/fixtures/libanswer_a.so $(BUILD)/fixtures/libanswer_b.so
 $(BUILD)/fixtures/libwrongabi.so: Tests/fixtures/bad_filter_lib.c CHost/include/envoy_swift_abi.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -DABI_VERSION=999 -o $@ $<
 $(BUILD)/fixtures/libmissing.so: Tests/fixtures/bad_filter_lib.c CHost/include/envoy_swift_abi.h
 	@mkdir -p $(@D)
 	$(CC) -shared -fPIC -ICHost/include -DSAME_ABI -o $@ $<
+$(BUILD)/fixtures/libanswer_%.so: Tests/fixtures/answer_filter_lib.c CHost/include/envoy_swift_abi.h
+	@mkdir -p $(@D)
+	$(CC) -shared -fPIC -Wall -Wextra -Werror -ICHost/include -DANSWER='"$*"' -o $@ $<
 
 $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 	@mkdir -p $(@D)
