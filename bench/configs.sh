@@ -5,6 +5,10 @@
 #   lib         the filter library the envoy-swift configurations load
 #   max_conns   nginx worker_connections and HAProxy maxconn
 #   fd_limit    (optional) nginx worker_rlimit_nofile
+#   conf_mark   (optional) nginx and HAProxy set the response header X-Config-Generation to it, so
+#               that bench/reload.sh tells a reloaded configuration's answers from the old one's
+#   haproxy_sock (optional) HAProxy's stats socket, with `expose-fd listeners`: in master-worker
+#               mode a reload passes the listening sockets to the new worker through it
 # Idle timeouts everywhere are 300 s, far beyond a measurement; keep-alive request limits are
 # lifted (nginx closes after 1000 by default, the others never do).
 
@@ -77,6 +81,7 @@ nginx_proxy_conf() { # workers
             proxy_set_header Host \$http_host;
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
+            ${conf_mark:+add_header X-Config-Generation $conf_mark always;}
         }
     }
 }
@@ -93,6 +98,7 @@ global
     nbthread $1
     maxconn $max_conns
     no strict-limits
+    ${haproxy_sock:+stats socket $haproxy_sock mode 600 level admin expose-fd listeners}
 defaults
     mode http
     maxconn $max_conns
@@ -106,6 +112,7 @@ defaults
 frontend fe
     bind 127.0.0.1:${port[haproxy]} backlog 4096
     http-request set-header X-Forwarded-Proto http
+    ${conf_mark:+http-response set-header X-Config-Generation $conf_mark}
     default_backend be
 backend be
     server up 127.0.0.1:${port[upstream]}

@@ -16,6 +16,8 @@
 #   build/bench-crossing was built (`make bench-crossing`), its output verbatim.
 # - Cost per request (full run only, when valgrind and strace are installed): bench/instr.sh's
 #   output verbatim, user-space instructions and syscalls per request of each proxy.
+# - Reloads under load: bench/reload.sh's output verbatim (--smoke in a smoke run), failed requests
+#   across configuration reloads, the time to the new configuration, RSS per worker process.
 #
 # Prints the report (Markdown) and writes it to BENCHMARKS.md.
 #
@@ -24,7 +26,7 @@
 #                           exits 0 if everything started and answered; BENCHMARKS.md untouched
 #
 # Environment: BENCH_SECS (5), BENCH_ROUNDS (3), BENCH_IDLE (10000), BENCH_OUT (BENCHMARKS.md),
-# BENCH_PORT_BASE (19600: ports 19600-19611 must be free; bench/instr.sh uses the last 4). Needs the release build (make build),
+# BENCH_PORT_BASE (19600: ports 19600-19611 must be free; bench/instr.sh, then bench/reload.sh use the last 4). Needs the release build (make build),
 # wrk, nginx, haproxy, python3 and curl. Everything started here runs from a temp dir that is
 # removed at exit, with every process (also on Ctrl-C or failure).
 set -euo pipefail
@@ -94,7 +96,7 @@ cp "$bin" "$lib" "$tmp/bin/"
 bin="$tmp/bin/envoy-swift" lib="$tmp/bin/libswiftfilter.so"
 es_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- CHost Sources Filters 2>/dev/null || echo ' + uncommitted changes')"
 declare -A proc launched  # name -> pid, name -> the command that started it
-wrk_pid="" idle_pid="" instr_pid=""
+wrk_pid="" idle_pid="" instr_pid="" reload_pid=""
 stop() { # name...: TERM, a moment, then KILL
     local n p alive
     for n in "$@"; do [ -z "${proc[$n]:-}" ] || kill -TERM "${proc[$n]}" 2>/dev/null || true; done
@@ -139,6 +141,7 @@ cleanup() {
     [ -z "$wrk_pid" ] || kill -TERM "$wrk_pid" 2>/dev/null || true
     [ -z "$idle_pid" ] || kill -TERM "$idle_pid" 2>/dev/null || true
     [ -z "$instr_pid" ] || { kill -TERM "$instr_pid" 2>/dev/null || true; wait "$instr_pid" 2>/dev/null || true; }
+    [ -z "$reload_pid" ] || { kill -TERM "$reload_pid" 2>/dev/null || true; wait "$reload_pid" 2>/dev/null || true; }
     stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -400,6 +403,21 @@ elif command -v valgrind >/dev/null && command -v strace >/dev/null; then
 else
     instr_note="not measured: \`bench/instr.sh\` needs valgrind and strace (\`make bench-deps\` installs them)."
 fi
+
+# --- reloads under load: bench/reload.sh ----------------------------------------------------------
+# On the ports instr.sh used (it is done); in the background, so that a signal reaches the trap at
+# once; reload.sh stops its own processes. It fails only when a proxy cannot start: a proxy that
+# dies on a reload is a result in its tables.
+progress "bench/reload.sh$([ "$smoke" = 0 ] || echo ' --smoke')"
+reload_args=()
+[ "$smoke" = 0 ] || reload_args=(--smoke)
+BENCH_PORT_BASE=$((base + 8)) timeout 600 bench/reload.sh "${reload_args[@]}" "$bin" "$lib" >"$tmp/reload.md" &
+reload_pid=$!
+reload_rc=0
+wait "$reload_pid" || reload_rc=$?
+reload_pid=""
+reload_out="$(cat "$tmp/reload.md")"
+[ "$reload_rc" = 0 ] || fail "bench/reload.sh exited $reload_rc"
 took=$(( $(date +%s) - started_at ))
 
 # --- the report -----------------------------------------------------------------------------------
@@ -606,6 +624,12 @@ EOF
     echo "$crossing_note"
     if [ -n "$crossing_out" ]; then echo; echo '```'; echo "$crossing_out"; echo '```'; fi
     echo
+    echo "## Reloads"
+    echo
+    echo "\`bench/reload.sh\` (\`make bench-reload\`) on the same copies of the binaries, its output verbatim:"
+    echo
+    if [ -n "$reload_out" ]; then echo "$reload_out"; else echo "no output (bench/reload.sh exited $reload_rc)."; fi
+    echo
     cat <<EOF
 ## Versions
 
@@ -619,6 +643,7 @@ EOF
 \`\`\`sh
 make build && make bench        # or: bench/run.sh (BENCH_SECS, BENCH_ROUNDS, BENCH_IDLE change the run)
 make bench-instr                # the cost per request alone: bench/instr.sh
+make bench-reload               # the reloads alone: bench/reload.sh
 \`\`\`
 EOF
     if [ "${#failures[@]}" -gt 0 ]; then
