@@ -81,7 +81,9 @@ $(BUILD)/fixtures/libanswer_%.so: Tests/fixtures/answer_filter_lib.c CHost/inclu
 $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 	@mkdir -p $(@D)
 	swift build -c release --product swiftfilter
-	cp "$$(swift build -c release --show-bin-path)/libswiftfilter.so" $@
+	@# A new file renamed over the old: a running worker has the old one mapped, and rewriting it in place
+	@# (plain cp) can crash it. A reload (or --watch, as in `make run`) then loads the new one.
+	cp "$$(swift build -c release --show-bin-path)/libswiftfilter.so" $@.tmp && mv -f $@.tmp $@
 
 run: build
 	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)

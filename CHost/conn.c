@@ -274,8 +274,11 @@ void es_conn_close_after_flush(es_conn_t *c)
         return;
     c->close_after = 1;
     if (c->tls != NULL && c->tls->handshake_done && !c->tls_notified) {
-        /* Say the end in TLS too, so the client knows the response was not cut off. */
+        /* Say the end in TLS too, so the client knows the response was not cut off: after the response, whose
+         * plaintext may still wait to be encrypted (OpenSSL refuses to write after its close_notify). */
         c->tls_notified = 1;
+        if (es_writeq_encode(&c->out) != 0 || c->closing)
+            return;
         es_tls_close_notify(c->tls);
         es_writeq_flush(&c->out);
         if (c->closing)

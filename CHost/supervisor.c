@@ -126,7 +126,8 @@ static void lsock_trim(void)
         while (l->nfds > need)
             close(l->fds[--l->nfds]);
         if (need == 0) {
-            es_info("listener \"%s\" on %s:%u closed", l->name, l->address, l->port);
+            if (S.serving != NULL && !S.stopping)
+                es_info("listener \"%s\" on %s:%u closed", l->name, l->address, l->port);
             *pl = l->next;
             free(l->name);
             free(l->address);

@@ -67,6 +67,13 @@ static int encode(es_writeq_t *q)
     return 0;
 }
 
+int es_writeq_encode(es_writeq_t *q)
+{
+    if (q->tls == NULL || q->failed)
+        return q->failed ? -1 : 0;
+    return encode(q);
+}
+
 static void check_high(es_writeq_t *q)
 {
     if (!q->above_high && es_writeq_size(q) > q->high)

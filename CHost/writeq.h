@@ -55,6 +55,10 @@ int es_writeq_appendf(es_writeq_t *q, const char *fmt, ...) __attribute__((forma
 int es_writeq_append_field(es_writeq_t *q, const char *name, size_t nlen, const char *value, size_t vlen);
 int es_writeq_append_u64(es_writeq_t *q, uint64_t v);
 int es_writeq_append_num_field(es_writeq_t *q, const char *name, size_t nlen, uint64_t v);
+/* With TLS: encrypts everything queued so far, now, even while a write is in flight (a close_notify must
+ * follow the last response byte, not overtake it). Returns 0, or -1 when the queue failed (the callback was
+ * told). */
+int es_writeq_encode(es_writeq_t *q);
 /* Starts writing what is pending (a uv_try_write first, so small responses cost one syscall). */
 void es_writeq_flush(es_writeq_t *q);
 /* Drops anything queued and not yet handed to the kernel. */

@@ -7,8 +7,8 @@ import EnvoySwift
 /// ```yaml
 /// plugin_config: { header: x-crash, reply: "alive\n" }
 /// ```
-/// - `header` (default `x-crash`): a request with this header, any value, traps in the request
-///   headers callback.
+/// - `header` (default `x-crash`): a request with this header traps in the request headers
+///   callback: a bounds check fails, or, when the value is `fatal`, `fatalError` is called.
 /// - `reply` (optional): a request without the header is answered at once with 200 and this body
 ///   (text/plain); without `reply` it continues upstream.
 public struct Crash: HTTPFilter {
@@ -65,8 +65,11 @@ public struct Crash: HTTPFilter {
     /// the library is not built so). The byte is returned so the read is not dead code either.
     /// - Parameter value: any string, here the header's value.
     /// - Returns: never returns.
+    /// The value `fatal` calls `fatalError` instead, whose "Fatal error: ..." line the runtime prints
+    /// in release builds too (a failed bounds check there traps without a message).
     @inline(never)
     static func trap(_ value: String) -> UInt8 {
+        if value == "fatal" { fatalError("the crash filter was asked to crash") }
         let bytes = Array(value.utf8)
         return bytes[bytes.count]
     }

@@ -23,7 +23,8 @@ if [ "$config" = envoy-swift.yaml ]; then
 fi
 
 echo "make run: proxy on 127.0.0.1:10000 (try: curl -v localhost:10000/ and curl -v localhost:10000/api/hi); Ctrl-C stops" >&2
-"$build/envoy-swift" -c "$config" --log-level "$level" &
+echo "make run: --watch: edit a filter and run \`make build\` in another terminal; the proxy reloads by itself" >&2
+"$build/envoy-swift" -c "$config" --log-level "$level" --watch &
 proxy_pid=$!
 trap 'kill -TERM $proxy_pid 2>/dev/null || true' INT TERM
 wait "$proxy_pid" || status=$?

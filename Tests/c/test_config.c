@@ -227,13 +227,55 @@ static void test_full_example(void **state)
     es_config_dispose(&cfg);   /* twice is harmless */
 }
 
+/* drain_timeout (top level) and each filter's crash_policy: defaults, values, errors. */
+static void test_drain_timeout_and_crash_policy(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+#define FILTER "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin_name: f\n"
+    assert_int_equal(load(&cfg, MINIMAL FILTER, err, sizeof err), 0);
+    const es_filter_config_t *f = &cfg.listeners[0].filters[0];
+    assert_int_equal(f->quarantine_after, 3);
+    assert_int_equal(f->crash_window_ms, 60000);
+    assert_int_equal(f->quarantine_bypass, 0);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, "drain_timeout: 2500ms\n" MINIMAL FILTER
+                                "        crash_policy: { quarantine_after: 5, window: 10s, then: bypass }\n",
+                          err, sizeof err), 0);
+    f = &cfg.listeners[0].filters[0];
+    assert_int_equal(cfg.drain_timeout_ms, 2500);
+    assert_int_equal(f->quarantine_after, 5);
+    assert_int_equal(f->crash_window_ms, 10000);
+    assert_int_equal(f->quarantine_bypass, 1);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, MINIMAL FILTER "        crash_policy: { then: reject }\n", err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].filters[0].quarantine_bypass, 0);
+    assert_int_equal(cfg.listeners[0].filters[0].quarantine_after, 3);
+    es_config_dispose(&cfg);
+
+    expect_error("drain_timeout: 0s\n" MINIMAL, "1: drain_timeout: must be greater than 0, got \"0s\"");
+    expect_error(MINIMAL FILTER "        crash_policy: { then: ignore }\n",
+                 "12: listeners[0].http_filters[0].crash_policy.then: expected reject or bypass, got \"ignore\"");
+    expect_error(MINIMAL FILTER "        crash_policy: { quarantine_after: 0 }\n",
+                 "12: listeners[0].http_filters[0].crash_policy.quarantine_after: expected an integer 1-1000, got \"0\"");
+    expect_error(MINIMAL FILTER "        crash_policy: { after: 2 }\n",
+                 "12: listeners[0].http_filters[0].crash_policy.after: unknown key (expected one of: quarantine_after, window, then)");
+    expect_error(MINIMAL FILTER "        crash_policy: reject\n",
+                 "12: listeners[0].http_filters[0].crash_policy: expected a mapping, got \"reject\"");
+#undef FILTER
+}
+
 static void test_defaults(void **state)
 {
     es_config_t cfg;
     char err[512];
     assert_int_equal(load(&cfg, MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
                           err, sizeof err), 0);
-    assert_int_equal(cfg.workers, 1);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* workers: one per CPU */
+    assert_int_equal(cfg.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
+    assert_int_equal(cfg.drain_timeout_ms, 30000);
     assert_int_equal(cfg.clusters[0].connect_timeout_ms, 1000);
     assert_int_equal(cfg.listeners[0].nfilters, 0);
     assert_null(cfg.listeners[0].routes[0].host);
@@ -241,7 +283,7 @@ static void test_defaults(void **state)
 
     /* clusters may be absent, and explicit nulls read as absent */
     assert_int_equal(load(&cfg, "workers:\n" MINIMAL "    http_filters:\nclusters: ~\n", err, sizeof err), 0);
-    assert_int_equal(cfg.workers, 1);
+    assert_int_equal(cfg.workers, cpus < 1 ? 1 : cpus > 256 ? 256 : cpus);
     assert_int_equal(cfg.nclusters, 0);
     assert_null(cfg.clusters);
     es_config_dispose(&cfg);
@@ -559,7 +601,7 @@ static void test_relative_config_path(void **state)
 static void test_unknown_key_top(void **state)
 {
     expect_error("workers: 1\nlisten: []\n" MINIMAL,
-                 "2: listen: unknown key (expected one of: workers, listeners, clusters)");
+                 "2: listen: unknown key (expected one of: workers, listeners, clusters, drain_timeout)");
 }
 
 static void test_unknown_key_listener(void **state)
@@ -592,7 +634,7 @@ static void test_unknown_key_cluster(void **state)
 static void test_unknown_key_filter(void **state)
 {
     expect_error(MINIMAL "    http_filters:\n      - name: f\n        so_path: f.so\n        plugin: f\n",
-                 "11: listeners[0].http_filters[0].plugin: unknown key (expected one of: name, so_path, plugin_name, plugin_config, timeout, timeout_status)");
+                 "11: listeners[0].http_filters[0].plugin: unknown key (expected one of: name, so_path, plugin_name, plugin_config, timeout, timeout_status, crash_policy)");
 }
 
 static void test_duplicate_key(void **state)
@@ -854,6 +896,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_full_example),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_drain_timeout_and_crash_policy),
         cmocka_unit_test(test_header_matches),
         cmocka_unit_test(test_async_limits),
         cmocka_unit_test(test_connection_limits),

@@ -300,6 +300,7 @@ static void test_left_out_hooks_are_skipped(void **state)
     free(a);
     free(b);
     es_proxy_start(&f->px, 1,
+                   "workers: 1\n" /* one process learns which hooks each filter left out */
                    "listeners:\n"
                    "  - name: main\n"
                    "    address: 127.0.0.1\n"

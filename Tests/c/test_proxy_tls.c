@@ -149,6 +149,28 @@ static void test_curl_through_tls_listener(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* Connection: close over TLS with the response arriving later: the whole response, then close_notify. (The
+ * close_notify used to be written before the response's plaintext was encrypted, and OpenSSL then refused the
+ * response: the client got nothing.) */
+static void test_connection_close_after_a_late_response(void **state)
+{
+    es_fixture_t *f = *state;
+    start_proxy(f, f->up.port, NULL, "10s");
+    es_client_t c;
+    es_client_connect_tls(&c, f->px.port, certs.ca_cert, "localhost");
+    es_client_sendf(&c, "GET /delay?ms=200 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    es_response_t r;
+    es_client_read(&c, &r, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "upstream ok GET /delay\n");
+    assert_false(r.keep_alive);
+    es_response_dispose(&r);
+    assert_int_equal(es_client_wait_closed(&c, 2000), 1);
+    assert_true(c.tls_close_notify);
+    es_client_close(&c);
+    es_proxy_stop(&f->px);
+}
+
 static void test_verified_tls_upstream(void **state)
 {
     es_fixture_t *f = *state;
@@ -374,6 +396,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_curl_through_tls_listener, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_connection_close_after_a_late_response, es_fixture_setup,
+                                        es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_verified_tls_upstream, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_name_or_untrusted_upstream_is_503, es_fixture_setup,
                                         es_fixture_teardown),

@@ -223,7 +223,8 @@ static void test_two_workers(void **state)
 {
     es_fixture_t *f = *state;
     es_proxy_start_backend(&f->px, 2, f->up.port);
-    assert_true(es_proc_threads(f->px.pid) >= 3); /* main + 2 workers */
+    pid_t pids[4];
+    assert_int_equal(es_proxy_workers(&f->px, pids, 4), 2); /* the supervisor forked 2 worker processes */
     enum { N = 40 };
     es_client_t c[N];
     for (int i = 0; i < N; i++)
@@ -238,8 +239,8 @@ static void test_two_workers(void **state)
         es_client_close(&c[i]);
     }
     /* SO_REUSEPORT spreads connections over both workers. */
-    assert_true(es_proxy_log_count(&f->px, "[w0] accepted connection") > 0);
-    assert_true(es_proxy_log_count(&f->px, "[w1] accepted connection") > 0);
+    assert_true(es_proxy_log_count(&f->px, "[w0.g1] accepted connection") > 0);
+    assert_true(es_proxy_log_count(&f->px, "[w1.g1] accepted connection") > 0);
     es_proxy_stop(&f->px);
 }
 

@@ -139,11 +139,23 @@ static void check_bin(void) {
     if (access(bin, X_OK) != 0) fail_msg("ES_BIN %s is not an executable: %s", bin, strerror(errno));
 }
 
-/* environ plus `extra` (NULL-terminated), in a malloc'd array whose strings are borrowed. */
-static char **make_env(const char *const *extra) {
-    size_t n = 0, m = 0;
+/*
+ * environ plus `extra` (NULL-terminated), in a malloc'd array whose strings are borrowed. The Swift runtime's
+ * crash backtracer is off unless `extra` says otherwise: it reads the dying process's memory in ways
+ * AddressSanitizer reports as overflows, which turns a filter's trap into a sanitizer report and a slow exit(1)
+ * instead of the signal a release build dies of.
+ */
+static char **make_env(const char *const *extra_in) {
+    const char *extra_buf[32];
+    size_t m = 0, n = 0;
+    extra_buf[m++] = "SWIFT_BACKTRACE=enable=no";
+    for (size_t j = 0; extra_in && extra_in[j] && m < 31; j++) {
+        if (strncmp(extra_in[j], "SWIFT_BACKTRACE=", 16) == 0) extra_buf[0] = extra_in[j];
+        else extra_buf[m++] = extra_in[j];
+    }
+    extra_buf[m] = NULL;
+    const char *const *extra = extra_buf;
     while (environ[n]) n++;
-    while (extra && extra[m]) m++;
     char **env = calloc(n + m + 1, sizeof *env);
     assert_non_null(env);
     size_t k = 0;
@@ -288,7 +300,14 @@ void es_proxy_start(es_proxy_t *p, size_t nlisteners, const char *yaml_fmt, ...)
     free(yaml);
 
     const char *level = p->log_level ? p->log_level : "debug";
-    const char *argv[] = { es_bin(), "-c", p->config_path, *level ? "--log-level" : NULL, level, NULL };
+    const char *argv[16] = { es_bin(), "-c", p->config_path };
+    size_t argc = 3;
+    for (size_t i = 0; p->extra_args != NULL && p->extra_args[i] != NULL && argc < 12; i++) argv[argc++] = p->extra_args[i];
+    if (*level) {
+        argv[argc++] = "--log-level";
+        argv[argc++] = level;
+    }
+    argv[argc] = NULL;
     p->pid = spawn(argv, p->extra_env, p->log_path, p->log_path);
 
     uint64_t deadline = es_now_ms() + START_TIMEOUT_MS;
@@ -373,6 +392,92 @@ void es_proxy_kill(es_proxy_t *p) {
     p->pid = 0;
 }
 
+void es_proxy_write_config(es_proxy_t *p, const char *yaml_fmt, ...) {
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    char *yaml = NULL;
+    if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
+    va_end(ap);
+    /* A new file renamed over the old one: the proxy never reads half a file. */
+    char tmp[700];
+    snprintf(tmp, sizeof tmp, "%s.tmp", p->config_path);
+    write_file(tmp, yaml);
+    free(yaml);
+    if (rename(tmp, p->config_path) != 0) fail_msg("rename %s: %s", tmp, strerror(errno));
+}
+
+int es_proxy_wait_log(const es_proxy_t *p, const char *needle, size_t n, int timeout_ms) {
+    uint64_t deadline = es_now_ms() + (uint64_t)timeout_ms;
+    for (;;) {
+        if (es_proxy_log_count(p, needle) >= n) return 1;
+        if (es_now_ms() >= deadline) return 0;
+        sleep_ms(5);
+    }
+}
+
+int es_proxy_reload(es_proxy_t *p) {
+    size_t served = es_proxy_log_count(p, " serving ("), failed = es_proxy_log_count(p, "reload failed");
+    if (p->pid <= 0) fail_msg("es_proxy_reload: the proxy is not running");
+    kill(p->pid, SIGHUP);
+    uint64_t deadline = es_now_ms() + 30000;
+    for (;;) {
+        if (es_proxy_log_count(p, " serving (") > served) return 1;
+        if (es_proxy_log_count(p, "reload failed") > failed) return 0;
+        if (es_now_ms() >= deadline) {
+            es_proxy_print_log(p);
+            fail_msg("no outcome of the reload in the log within 30 s");
+        }
+        sleep_ms(5);
+    }
+}
+
+uint64_t es_proxy_wait_exit(es_proxy_t *p, int timeout_ms) {
+    if (p->pid <= 0) fail_msg("es_proxy_wait_exit: the proxy is not running");
+    uint64_t t0 = es_now_ms();
+    int status = 0;
+    if (!wait_child(p->pid, timeout_ms, &status)) {
+        es_proxy_print_log(p);
+        es_proxy_kill(p);
+        fail_msg("the proxy did not exit within %d ms", timeout_ms);
+    }
+    p->pid = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char why[128];
+        describe_status(status, why, sizeof why);
+        es_proxy_print_log(p);
+        fail_msg("the proxy ended with %s", why);
+    }
+    return es_now_ms() - t0;
+}
+
+size_t es_proxy_workers(const es_proxy_t *p, pid_t *pids, size_t max) {
+    DIR *d = opendir("/proc");
+    if (d == NULL) fail_msg("opendir /proc: %s", strerror(errno));
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL) continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        /* "pid (comm) state ppid ...": comm may hold spaces and parentheses; the last ')' ends it. */
+        char *rp = strrchr(buf, ')');
+        char state;
+        int ppid;
+        if (rp == NULL || sscanf(rp + 1, " %c %d", &state, &ppid) != 2 || state == 'Z') continue;
+        if (ppid == (int)p->pid) {
+            if (n < max) pids[n] = (pid_t)atoi(e->d_name);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 long es_proc_status_kb(pid_t pid, const char *key) {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
@@ -407,12 +512,12 @@ int es_proc_threads(pid_t pid) {
 
 /* ---- running the binary to see it fail ---- */
 
-static void run_bin(es_run_t *r, const char *config) {
+static void run_bin(es_run_t *r, const char *config, int check) {
     check_bin();
     char out_path[600], err_path[600];
     snprintf(out_path, sizeof out_path, "%s/stdout.txt", r->dir);
     snprintf(err_path, sizeof err_path, "%s/stderr.txt", r->dir);
-    const char *argv[] = { es_bin(), "-c", config, NULL };
+    const char *argv[] = { es_bin(), "-c", config, check ? "-t" : NULL, NULL };
     pid_t pid = spawn(argv, NULL, out_path, err_path);
     int status = 0;
     if (wait_child(pid, RUN_TIMEOUT_MS, &status)) {
@@ -439,14 +544,28 @@ void es_run_config(es_run_t *r, const char *yaml_fmt, ...) {
     va_end(ap);
     write_file(r->config_path, yaml);
     free(yaml);
-    run_bin(r, r->config_path);
+    run_bin(r, r->config_path, 0);
+}
+
+void es_run_check(es_run_t *r, const char *yaml_fmt, ...) {
+    memset(r, 0, sizeof *r);
+    make_tmpdir(r->dir, sizeof r->dir);
+    snprintf(r->config_path, sizeof r->config_path, "%s/config.yaml", r->dir);
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    char *yaml = NULL;
+    if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
+    va_end(ap);
+    write_file(r->config_path, yaml);
+    free(yaml);
+    run_bin(r, r->config_path, 1);
 }
 
 void es_run_path(es_run_t *r, const char *path) {
     memset(r, 0, sizeof *r);
     make_tmpdir(r->dir, sizeof r->dir);
     snprintf(r->config_path, sizeof r->config_path, "%s", path);
-    run_bin(r, path);
+    run_bin(r, path, 0);
 }
 
 void es_run_dispose(es_run_t *r) {

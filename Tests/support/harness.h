@@ -36,6 +36,8 @@ typedef struct {
     /* Optional, set before es_proxy_start: the --log-level (NULL = "debug", "" = no --log-level flag: the
      * default level). The harness needs the `listening on` lines, logged at info. */
     const char *log_level;
+    /* Optional, set before es_proxy_start: more command-line arguments (e.g. "--watch"), NULL-terminated. */
+    const char *const *extra_args;
 
     /* Set by es_proxy_start. */
     pid_t pid;                           /* 0 once stopped */
@@ -73,6 +75,21 @@ size_t es_proxy_log_count(const es_proxy_t *p, const char *needle);
 /* Prints the log to stderr, framed (for failure messages). */
 void es_proxy_print_log(const es_proxy_t *p);
 
+/* ---- the supervisor and its workers ---- */
+
+/* Rewrites the proxy's config.yaml (printf format), for a reload. */
+void es_proxy_write_config(es_proxy_t *p, const char *yaml_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sends SIGHUP and waits (at most 30 s) for its outcome in the log: returns 1 when a new generation serves
+ * ("generation N serving"), 0 when the reload failed ("reload failed"). */
+int es_proxy_reload(es_proxy_t *p);
+/* Waits at most timeout_ms for the proxy to exit after a signal the test sent itself, and asserts exit status
+ * 0; returns how long it waited (ms). */
+uint64_t es_proxy_wait_exit(es_proxy_t *p, int timeout_ms);
+/* The worker processes (the supervisor's children), at most `max` of them; returns how many there are. */
+size_t es_proxy_workers(const es_proxy_t *p, pid_t *pids, size_t max);
+/* Waits at most timeout_ms until the log holds `needle` at least `n` times; returns 1, or 0 on timeout. */
+int es_proxy_wait_log(const es_proxy_t *p, const char *needle, size_t n, int timeout_ms);
+
 /* Reads a "Key:   N kB" line of /proc/PID/status, in kB; -1 when absent. */
 long es_proc_status_kb(pid_t pid, const char *key);
 /* How many threads /proc/PID/task lists; -1 on error. */
@@ -92,6 +109,8 @@ typedef struct {
 
 /* Writes the YAML to a temp folder and runs $ES_BIN -c FILE with a 5 s timeout. */
 void es_run_config(es_run_t *r, const char *yaml_fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Writes the YAML to a temp folder and runs $ES_BIN -t -c FILE (check the config, serve nothing). */
+void es_run_check(es_run_t *r, const char *yaml_fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Runs $ES_BIN -c PATH (PATH need not exist) with a 5 s timeout. */
 void es_run_path(es_run_t *r, const char *path);
 void es_run_dispose(es_run_t *r);
