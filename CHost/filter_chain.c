@@ -32,42 +32,49 @@ static size_t index_of(const es_filters_t *f, int dir, int pos);
 
 /* ---- crash attribution: which filter, hook and request this worker is in (proc_slot.h) ---------- */
 
-/* Copies "METHOD /path" of the stream into the slot, once per stream (most hooks of a stream follow one
- * another, so this is a compare per hook). */
-static void slot_request(es_proc_slot_t *slot, const es_filters_t *f)
-{
-    if (atomic_load_explicit(&slot->stream, memory_order_relaxed) == f->handle)
-        return;
-    const es_stream_t *s = f->stream;
-    size_t ulen;
-    const char *url = es_msg_first(&s->req, &ulen);
-    const char *method = http_method_str((enum http_method)s->method);
-    size_t mlen = strlen(method), room = sizeof(slot->request) - 1;
-    if (mlen + 1 > room)
-        mlen = room - 1;
-    memcpy(slot->request, method, mlen);
-    slot->request[mlen] = ' ';
-    if (ulen > room - mlen - 1)
-        ulen = room - mlen - 1;
-    memcpy(slot->request + mlen + 1, url, ulen);
-    slot->request[mlen + 1 + ulen] = '\0';
-    atomic_store_explicit(&slot->stream, f->handle, memory_order_relaxed);
-}
+/* The stream whose filter code runs, for es_filters_crash_note; NULL outside filter code. */
+static __thread const es_filters_t *current;
 
+/* A few plain stores per hook: the request line is copied only when the worker dies (es_filters_crash_note). */
 static inline void slot_enter(const es_filters_t *f, size_t i, int hook)
 {
     es_proc_slot_t *slot = es_proc_slot;
     if (slot == NULL)
         return;
-    slot_request(slot, f);
+    current = f;
     atomic_store_explicit(&slot->hook, hook, memory_order_relaxed);
     atomic_store_explicit(&slot->filter, (int32_t)f->chain->filters[i].id, memory_order_relaxed);
 }
 
 static inline void slot_leave(void)
 {
-    if (es_proc_slot != NULL)
+    if (es_proc_slot != NULL) {
         atomic_store_explicit(&es_proc_slot->filter, ES_SLOT_NO_FILTER, memory_order_relaxed);
+        current = NULL;
+    }
+}
+
+void es_filters_crash_note(void)
+{
+    es_proc_slot_t *slot = es_proc_slot;
+    const es_filters_t *f = current;
+    if (slot == NULL || f == NULL || atomic_load_explicit(&slot->filter, memory_order_relaxed) < 0 ||
+        f->stream == NULL)
+        return;
+    const es_stream_t *s = f->stream;
+    size_t ulen = s->req.first_len, room = sizeof(slot->request) - 1;
+    const char *url = s->req.data.base != NULL ? s->req.data.base + s->req.first_off : "";
+    const char *method = http_method_str((enum http_method)s->method);
+    size_t mlen = strlen(method);
+    if (mlen + 1 > room)
+        mlen = room - 1;
+    memcpy(slot->request, method, mlen);
+    slot->request[mlen] = ' ';
+    if (s->req.data.base == NULL || ulen > room - mlen - 1)
+        ulen = s->req.data.base == NULL ? 0 : room - mlen - 1;
+    memcpy(slot->request + mlen + 1, url, ulen);
+    slot->request[mlen + 1 + ulen] = '\0';
+    atomic_store_explicit(&slot->stream, f->handle, memory_order_relaxed);
 }
 
 void es_filters_job_stream(es_filters_t *f)

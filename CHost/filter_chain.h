@@ -109,6 +109,10 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
 /* The library is about to run a job of stream `f`'s task (NULL: of no stream): blame a crash on its RUNNING
  * filter (the host's job_stream callback). */
 void es_filters_job_stream(es_filters_t *f);
+/* The worker is dying of a signal inside filter code: copy the request line ("GET /path") of the stream whose
+ * filter runs into the worker's slot, for the supervisor's crash line. Only plain memory reads: called from
+ * the fatal-signal handler. */
+void es_filters_crash_note(void);
 /* Runs on_stream_complete and destroy for every instance, exactly once, and frees the state
  * (once the chain calls on the stack have returned, if it is called from inside one). */
 void es_filters_free(es_filters_t *f);

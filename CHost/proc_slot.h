@@ -34,8 +34,9 @@ typedef enum {
 typedef struct {
     _Atomic int32_t filter;         /* es_filter_entry_t.id whose code runs, or ES_SLOT_NO_FILTER */
     _Atomic int32_t hook;
-    _Atomic uint64_t stream;        /* the stream handle `request` was copied from */
-    char request[240];              /* "GET /path" of that stream, NUL-terminated, cut to fit */
+    _Atomic uint64_t stream;        /* the stream handle `request` was copied from (0: none) */
+    char request[240];              /* "GET /path" of that stream, NUL-terminated, cut to fit: written by the
+                                     * worker's fatal-signal handler, not on every hook */
     _Atomic uint8_t quarantine[ES_MAX_FILTERS]; /* es_quarantine_t by filter id */
 } es_proc_slot_t;
 

@@ -614,10 +614,10 @@ static void blame(const proc_t *p, char *buf, size_t len, int *filter)
     buf[0] = '\0';
     if (f >= 0 && (unsigned)f < p->gen->nfilters) {
         const es_filter_config_t *fc = p->gen->filters[f];
-        char req[sizeof(ps->request)];
-        memcpy(req, ps->request, sizeof(req));
-        req[sizeof(req) - 1] = '\0';
-        snprintf(buf, len, " in filter \"%s\" (plugin %s), hook %s, request \"%s\"", fc->name, fc->plugin_name,
+        char req[sizeof(ps->request) + 16] = "";
+        if (atomic_load(&ps->stream) != 0) /* the worker's fatal-signal handler noted the request */
+            snprintf(req, sizeof(req), ", request \"%.*s\"", (int)sizeof(ps->request) - 1, ps->request);
+        snprintf(buf, len, " in filter \"%s\" (plugin %s), hook %s%s", fc->name, fc->plugin_name,
                  es_proc_slot_hook_name(hook, hn, sizeof(hn)), req);
         *filter = f;
     } else if (hook == ES_SLOT_HOOK_ASYNC) {
@@ -659,9 +659,12 @@ static void proc_exited(proc_t *p, int st)
         gen_fail(g, why);
     } else if (p->told) {
         if (failed && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)) {
+            /* A crash all the same (a filter's trap while finishing a request), or a sanitizer's report at exit. */
+            es_stats_inc(ES_STAT_WORKER_CRASHES);
             es_error("worker %u (pid %d, generation %u) %s while draining%s", p->index, (int)p->pid, g->number, how,
                      where);
-            S.exit_code = 1;
+            if (S.stopping)
+                S.exit_code = 1; /* the stop did not go cleanly: say so to whoever waits for the exit */
         } else {
             es_debug("worker %u (pid %d, generation %u) %s", p->index, (int)p->pid, g->number, how);
         }

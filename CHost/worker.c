@@ -108,9 +108,8 @@ static void close_listeners(es_worker_t *w)
     }
 }
 
-static void on_stop(uv_async_t *a)
+void es_worker_stop_now(es_worker_t *w)
 {
-    es_worker_t *w = a->data;
     if (w->stopping)
         return;
     w->stopping = 1;
@@ -121,18 +120,12 @@ static void on_stop(uv_async_t *a)
     for (size_t i = 0; i < w->cfg->nclusters; i++)
         es_pool_close(&w->pools[i]);
     uv_close((uv_handle_t *)&w->tick, on_closed_quiet);
-    uv_close((uv_handle_t *)&w->stop, on_closed_quiet);
     uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick_next, on_closed_quiet);
     uv_close((uv_handle_t *)&w->drain_timer, on_closed_quiet);
     if (w->on_exit != NULL)
         w->on_exit(w);
-}
-
-void es_worker_stop_now(es_worker_t *w)
-{
-    on_stop(&w->stop);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -189,8 +182,6 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
     }
     for (size_t i = 0; i < cfg->nclusters; i++)
         es_pool_init(&w->pools[i], w, &cfg->clusters[i]);
-    uv_async_init(&w->loop, &w->stop, on_stop);
-    w->stop.data = w;
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
     uv_check_init(&w->loop, &w->kick);
@@ -222,9 +213,8 @@ int es_worker_listen(es_worker_t *w, size_t index, int fd)
     return err;
 }
 
-static void run(void *arg)
+static void run(es_worker_t *w)
 {
-    es_worker_t *w = arg;
     es_log_set_tag(w->tag);
     es_handles_thread_init(w->id);
     es_stats_thread_init();
@@ -238,27 +228,6 @@ static void run(void *arg)
     es_small_drain();
 }
 
-int es_worker_start(es_worker_t *w)
-{
-    return uv_thread_create(&w->thread, run, w);
-}
-
-static void release(es_worker_t *w);
-
-void es_worker_run(es_worker_t *w)
-{
-    run(w);
-    int err = uv_loop_close(&w->loop);
-    if (err)
-        es_warn("worker %u: loop still has handles at exit: %s", w->id, uv_strerror(err));
-    release(w);
-}
-
-void es_worker_stop(es_worker_t *w)
-{
-    uv_async_send(&w->stop);
-}
-
 static void release(es_worker_t *w)
 {
     for (unsigned i = 0; i < w->nblocks; i++)
@@ -270,21 +239,12 @@ static void release(es_worker_t *w)
     w->pools = NULL;
 }
 
-void es_worker_join(es_worker_t *w)
+void es_worker_run(es_worker_t *w)
 {
-    uv_thread_join(&w->thread);
+    run(w);
     int err = uv_loop_close(&w->loop);
     if (err)
         es_warn("worker %u: loop still has handles at exit: %s", w->id, uv_strerror(err));
-    release(w);
-}
-
-void es_worker_dispose(es_worker_t *w)
-{
-    /* Never started: close what init and listen opened, then let the loop finish the closes. */
-    on_stop(&w->stop);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    uv_loop_close(&w->loop);
     release(w);
 }
 

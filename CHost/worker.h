@@ -1,8 +1,7 @@
 /*
  * A worker: one libuv loop, its own listening sockets (SO_REUSEPORT) and its own upstream pools. A
- * connection and everything it touches live on one worker for their whole life. Under the supervisor a
- * worker is a process that runs its loop on its main thread (es_worker_run); tests may run several
- * workers as threads of one process (es_worker_start).
+ * connection and everything it touches live on one worker for their whole life. A worker is a process of
+ * its own (worker_proc.h) that runs the loop on its main thread (es_worker_run).
  */
 #ifndef ES_WORKER_H
 #define ES_WORKER_H
@@ -30,8 +29,6 @@ struct es_worker_s {
     char tag[16];
     const es_config_t *cfg;
     uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t stop;
     uv_async_t wake;          /* filter libraries' work and posted results (es_worker_wake) */
     uv_check_t kick;          /* the same, posted from this worker's own thread: runs after this poll */
     uv_idle_t kick_next;      /* ... or, posted too late for that, before the next poll (which it keeps from blocking) */
@@ -48,27 +45,20 @@ struct es_worker_s {
     int draining;             /* accepts nothing more; each response closes its connection */
 };
 
-/* Sets up the loop and pools; listeners are added with es_worker_listen before es_worker_start. */
+/* Sets up the loop and pools; listeners are added with es_worker_listen before es_worker_run. */
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg);
 /* Takes ownership of a bound socket `fd` for listener `index`. Returns 0 or a libuv error. */
 int es_worker_listen(es_worker_t *w, size_t index, int fd);
-int es_worker_start(es_worker_t *w);
-/* Runs the worker's loop on the calling thread until it stops; then its memory is freed (as join does). */
+/* Runs the worker's loop on the calling thread until it stops (drained, or stopped); then frees its memory. */
 void es_worker_run(es_worker_t *w);
 /* Drains, on the worker's own thread: stops accepting at once, answers every request still to come with
  * Connection: close, closes idle connections after a grace, and stops when it holds no connection, or
  * after timeout_ms, closing what is left. */
 void es_worker_drain(es_worker_t *w, uint64_t timeout_ms);
-/* Stops at once, on the worker's own thread (what es_worker_stop asks for from any thread). */
+/* Stops at once, on the worker's own thread: closes the listeners, every connection and the pools. */
 void es_worker_stop_now(es_worker_t *w);
 /* A connection of `w` was freed (conn.c): a draining worker may be done. */
 void es_worker__conn_closed(es_worker_t *w);
-/* Asks the worker to close everything; thread-safe. */
-void es_worker_stop(es_worker_t *w);
-/* Waits for the thread and frees the worker's memory. */
-void es_worker_join(es_worker_t *w);
-/* Tears down a worker that never started (startup failed). */
-void es_worker_dispose(es_worker_t *w);
 
 /* Wakes worker `id` to run filter work; any thread, any time (a stopped worker ignores it). From the worker's own
  * thread it costs no system call: the work runs once the loop's current I/O callbacks are done. */

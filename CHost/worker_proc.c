@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "buf.h"
+#include "filter_chain.h"
 #include "filter_lib.h"
 #include "log.h"
 #include "stats.h"
@@ -73,6 +74,35 @@ static void on_ctl(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_term(uv_signal_t *s, int sig)
 {
     drain(s->data, "SIGTERM");
+}
+
+/* ---- fatal signals: note the request, then die as before -------------------------------------- */
+
+static const int fatal_signals[] = {SIGILL, SIGTRAP, SIGSEGV, SIGBUS, SIGFPE, SIGABRT};
+static struct sigaction previous[NSIG];
+
+static void on_fatal(int sig, siginfo_t *si, void *ctx)
+{
+    es_filters_crash_note();
+    /* Hand the signal to whoever had it before (the Swift runtime's backtracer, a sanitizer, or the default:
+     * death). A fault returns to the faulting instruction and faults again; a signal sent with kill() or
+     * raise() (abort), or a trap that resumes after its instruction, is raised again. */
+    sigaction(sig, &previous[sig], NULL);
+    if (si->si_code <= 0 || sig == SIGTRAP)
+        raise(sig);
+}
+
+/* After the libraries are loaded, so that their runtime's handlers are the ones chained to. */
+static void catch_fatal_signals(void)
+{
+    for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_fatal;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        sigaction(fatal_signals[i], &sa, &previous[fatal_signals[i]]);
+    }
 }
 
 static int cmp_int(const void *a, const void *b)
@@ -158,6 +188,7 @@ void es_worker_proc_main(const es_worker_proc_t *a)
         report(a->ctl, line);
         _exit(1); /* what was loaded is abandoned with the process */
     }
+    catch_fatal_signals();
     proc_t *p = calloc(1, sizeof(*p));
     if (p == NULL) {
         report(a->ctl, "Eout of memory\n");

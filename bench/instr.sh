@@ -178,11 +178,14 @@ for s in "${setups[@]}"; do
     for n in "$n1" "$n2"; do
         out="$tmp/callgrind.$s.$n"
         progress "callgrind: ${label[$s]}, $n requests"
-        launch "$s" valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}"
+        # %p: one file per process (envoy-swift's supervisor and its forked worker, which valgrind follows).
+        launch "$s" valgrind --tool=callgrind --callgrind-out-file="$out.%p" "${cmd[@]}"
         if ready "$s" 120 && drive "$s" "$n"; then
             stop "$s" 60
-            # "totals:" is the sum over the whole run, all threads (one file: no --separate-threads).
-            ir[$s/$n]="$(awk '/^(totals|summary):/ {print $2; exit}' "$out" 2>/dev/null || true)"
+            # "totals:" is the sum over the whole run, all threads (no --separate-threads), and the files
+            # of every process are added up.
+            ir[$s/$n]="$(awk '/^(totals|summary):/ {t += $2; seen = 1; nextfile} END {if (seen) print t}' "$out".* \
+                         2>/dev/null || true)"
             [ -n "${ir[$s/$n]}" ] || fail "${label[$s]}: callgrind wrote no totals ($(tail -n 2 "$tmp/$s.log" | tr '\n' ' '))"
         else
             fail "${label[$s]}: could not be driven under callgrind ($n requests)"
@@ -206,9 +209,12 @@ for s in "${setups[@]}"; do
         stop "$s"
         continue
     fi
-    # -f with -p attaches every thread of the process; counting starts once strace says so.
+    # -f with -p attaches every thread of the process (and, for envoy-swift's supervisor, -p each worker
+    # process it forked); counting starts once strace says so.
     : >"$tmp/strace.$s.err"
-    strace -c -f -p "${proc[$s]}" -o "$tmp/strace.$s" 2>"$tmp/strace.$s.err" &
+    pids=(-p "${proc[$s]}")
+    for c in $(pgrep -P "${proc[$s]}" || true); do pids+=(-p "$c"); done
+    strace -c -f "${pids[@]}" -o "$tmp/strace.$s" 2>"$tmp/strace.$s.err" &
     tracer_pid=$!
     for _ in $(seq 100); do grep -q attached "$tmp/strace.$s.err" && break; sleep 0.05; done
     sleep 0.2

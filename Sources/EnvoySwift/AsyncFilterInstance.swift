@@ -14,22 +14,20 @@ import CEnvoySwiftShims
 /// defers the filter's `onStreamComplete()` to the task's end, since until then the task holds
 /// `inout` access to the filter value. `onStreamComplete()` runs exactly once either way.
 ///
-/// The instance is also its tasks' executor preference: its ``enqueue(_:)`` hands each job of a
-/// task to the worker's ``WorkerExecutor`` together with the stream's handle, so the worker run
-/// can tell the host which stream the job about to run works for (crash attribution). Being the
-/// executor itself costs no allocation per stream or per job.
+/// The instance is also its tasks' executor preference: its ``AsyncFilterInstanceBase/enqueue(_:)``
+/// hands each job of a task to the worker's ``WorkerExecutor`` together with the stream's handle,
+/// so the worker run can tell the host which stream the job about to run works for (crash
+/// attribution). Being the executor itself costs no allocation per stream or per job.
 ///
 /// `@unchecked Sendable` invariant: the task's closure captures this instance, and the runtime
-/// calls its ``enqueue(_:)`` from any thread, hence the conformance. ``enqueue(_:)`` reads only
-/// `let` properties (`worker` and `context`). Every other stored property is read and written on
+/// calls its `enqueue` from any thread, hence the conformance. `enqueue` reads only `let`
+/// properties (`worker` and `context`). Every other stored property is read and written on
 /// the stream's worker thread only. The hooks, cancel and stream-complete are called there by the
 /// host (never two at once), and the task's code runs there too: synchronously inside the hook
 /// until it suspends, then only in the jobs that worker's ``WorkerExecutor`` runs from
 /// `envoy_swift_worker_run`, which the host calls on that thread between hooks, never inside one.
-final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, TaskExecutor, @unchecked Sendable {
+final class AsyncFilterInstance<F: AsyncHTTPFilter>: AsyncFilterInstanceBase, @unchecked Sendable {
     private var filter: F
-    /// The executor of the stream's worker, where this instance's jobs are queued and run.
-    private let worker: WorkerExecutor
     /// The task of the callback in flight (it returned RUNNING), until it ends.
     private var task: Task<Void, Never>?
     /// True while a hook waits for `Task.immediate` to return.
@@ -44,14 +42,7 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, TaskExe
 
     init(filter: F, context: FilterContext, executor: WorkerExecutor) {
         self.filter = filter
-        self.worker = executor
-        super.init(context: context)
-    }
-
-    /// Queues a job of this instance's task on the worker's executor, tagged with the stream. Any
-    /// thread (a timer, a continuation resumed elsewhere).
-    func enqueue(_ job: consuming ExecutorJob) {
-        worker.enqueue(UnownedJob(job), stream: context.stream, on: asUnownedTaskExecutor())
+        super.init(context: context, worker: executor)
     }
 
     override func onRequestHeaders(endOfStream: Bool) -> envoy_swift_status_t {
@@ -170,5 +161,28 @@ final class AsyncFilterInstance<F: AsyncHTTPFilter>: FilterInstanceBase, TaskExe
             context.log.error("\(hook) failed: \(error)")
             return ENVOY_SWIFT_STATUS_ERROR
         }
+    }
+}
+
+/// The part of ``AsyncFilterInstance`` that does not depend on the filter type: its tasks'
+/// executor preference. The conformance lives here, on a class that is not generic, so that the
+/// runtime finds its witness table statically: a generic class's conformance is looked up
+/// (`swift_getWitnessTable`) each time the instance is used as an executor, a few hundred
+/// instructions per request.
+///
+/// `@unchecked Sendable`: see ``AsyncFilterInstance``; `enqueue` reads only `let` properties.
+class AsyncFilterInstanceBase: FilterInstanceBase, TaskExecutor, @unchecked Sendable {
+    /// The executor of the stream's worker, where this instance's jobs are queued and run.
+    let worker: WorkerExecutor
+
+    init(context: FilterContext, worker: WorkerExecutor) {
+        self.worker = worker
+        super.init(context: context)
+    }
+
+    /// Queues a job of this instance's task on the worker's executor, tagged with the stream. Any
+    /// thread (a timer, a continuation resumed elsewhere).
+    final func enqueue(_ job: consuming ExecutorJob) {
+        worker.enqueue(UnownedJob(job), stream: context.stream, on: asUnownedTaskExecutor())
     }
 }

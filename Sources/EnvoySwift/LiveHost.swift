@@ -97,8 +97,10 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
         if let jobStream = t.job_stream {
             tellJobStream = { stream in jobStream(stream?.rawValue ?? 0) }
         }
+        // The C host forgets the stream when envoy_swift_worker_run returns: no call after a batch.
         workers = WorkerPool(
-            count: Int(t.worker_count), wake: { executor in wake(UInt32(executor.worker)) }, jobStream: tellJobStream)
+            count: Int(t.worker_count), wake: { executor in wake(UInt32(executor.worker)) }, jobStream: tellJobStream,
+            tellsNoneAfterRun: false)
     }
 
     func headerCount(_ stream: StreamID, _ map: HeaderMapKind) throws(HostError) -> Int {

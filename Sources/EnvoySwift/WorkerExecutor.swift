@@ -14,12 +14,16 @@ import Synchronization
 /// Each queued job carries the stream it works for, so that a trap inside it can be blamed on
 /// that stream: an async filter instance is its task's executor preference and hands its jobs to
 /// ``enqueue(_:stream:on:)`` with its stream; ``runQueued()`` tells the host each job's stream
-/// (`job_stream`) before running it, and "none" once after the batch.
+/// (`job_stream`) before running it, when it differs from the stream of the job before, and
+/// "none" once after a batch that named one, unless the host forgets it by itself when the run
+/// returns (the C host does).
 package final class WorkerExecutor: TaskExecutor {
     /// The worker index, `0..<workerCount`.
     package let worker: Int
     private let wake: @Sendable (WorkerExecutor) -> Void
     private let jobStream: (@Sendable (StreamID?) -> Void)?
+    /// Whether ``runQueued()`` tells "none" after a batch that named a stream.
+    private let tellsNoneAfterRun: Bool
 
     /// One queued job: the job, the stream it works for (0: none), and the task executor it runs
     /// on (this one, or the filter instance that forwarded it), so the runtime sees the executor
@@ -47,13 +51,16 @@ package final class WorkerExecutor: TaskExecutor {
     ///   - jobStream: tells the host which stream the job about to run works for (`nil`: none);
     ///     called on the worker's thread, inside ``runQueued()``. `nil` when the host does not
     ///     want to know (an older host without `job_stream`).
+    ///   - tellsNoneAfterRun: tell "none" after a batch that named a stream; `false` for a host
+    ///     that forgets the stream by itself when the run returns.
     package init(
         worker: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void,
-        jobStream: (@Sendable (StreamID?) -> Void)? = nil
+        jobStream: (@Sendable (StreamID?) -> Void)? = nil, tellsNoneAfterRun: Bool = true
     ) {
         self.worker = worker
         self.wake = wake
         self.jobStream = jobStream
+        self.tellsNoneAfterRun = tellsNoneAfterRun
     }
 
     /// Queues a job that works for no stream in particular; wakes the worker when the queue was
@@ -91,11 +98,16 @@ package final class WorkerExecutor: TaskExecutor {
         }
         let count = batch.count
         if let jobStream {
+            // Told only when the stream changes: jobs of one stream often follow each other.
+            var told: UInt64 = 0
             for entry in batch {
-                jobStream(entry.stream == 0 ? nil : StreamID(entry.stream))
+                if entry.stream != told {
+                    jobStream(entry.stream == 0 ? nil : StreamID(entry.stream))
+                    told = entry.stream
+                }
                 entry.job.runSynchronously(on: entry.executor)
             }
-            if count > 0 { jobStream(nil) }
+            if told != 0 && tellsNoneAfterRun { jobStream(nil) }
         } else {
             for entry in batch {
                 entry.job.runSynchronously(on: entry.executor)
@@ -123,11 +135,14 @@ package final class WorkerPool: Sendable {
     ///   - wake: asks the host to run the executor's jobs on its worker's thread; any thread.
     ///   - jobStream: tells the host which stream the job about to run on the calling worker
     ///     thread works for (`nil`: none), as ``FilterHost/jobStream(_:)``; `nil` to tell nothing.
+    ///   - tellsNoneAfterRun: see ``WorkerExecutor/init(worker:wake:jobStream:tellsNoneAfterRun:)``.
     package init(
         count: Int, wake: @escaping @Sendable (WorkerExecutor) -> Void,
-        jobStream: (@Sendable (StreamID?) -> Void)? = nil
+        jobStream: (@Sendable (StreamID?) -> Void)? = nil, tellsNoneAfterRun: Bool = true
     ) {
-        executors = (0..<max(1, count)).map { WorkerExecutor(worker: $0, wake: wake, jobStream: jobStream) }
+        executors = (0..<max(1, count)).map {
+            WorkerExecutor(worker: $0, wake: wake, jobStream: jobStream, tellsNoneAfterRun: tellsNoneAfterRun)
+        }
     }
 
     /// The executor of `worker`, or `nil` when the index is out of range.

@@ -101,7 +101,7 @@ extension CHooksTests {
         envoySwiftFilterConfigDestroy(c)
     }
 
-    @Test func theWorkerRunTellsTheHostEachJobsStreamThenNone() throws {
+    @Test func theWorkerRunTellsTheHostEachJobsStream() throws {
         let gate = Gate()
         let c = try asyncConfig { $0.requestHeaders = { _, _ in await gate.wait(); return .continue } }
         let f1 = try #require(envoySwiftFilterNew(c, 25, 0))
@@ -114,9 +114,10 @@ extension CHooksTests {
         gate.open()  // both tasks' next jobs are queued at once
         envoySwiftWorkerRun(0)
         #expect(fake.withLock { $0.resumes.map(\.stream) } == [25, 26])
-        #expect(fake.withLock { $0.jobStreams } == [25, 26, 0])
+        // The C host forgets the stream when the run returns: nothing is told after the batch.
+        #expect(fake.withLock { $0.jobStreams } == [25, 26])
         envoySwiftWorkerRun(0)
-        #expect(fake.withLock { $0.jobStreams } == [25, 26, 0])
+        #expect(fake.withLock { $0.jobStreams } == [25, 26])
         for f in [f1, f2] {
             envoySwiftFilterOnStreamComplete(f)
             envoySwiftFilterDestroy(f)
