@@ -17,14 +17,13 @@ CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include \
 
 HOST_SRC   := $(wildcard CHost/*.c)
 HOST_HDR   := $(wildcard CHost/*.h CHost/include/*.h)
-LIB_SRC    := $(filter-out CHost/main.c,$(HOST_SRC))
 SUP_SRC    := $(filter-out %_main.c,$(wildcard Tests/support/*.c))
 SUP_HDR    := $(wildcard Tests/support/*.h)
 TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' -o -name '*.[ch]' 2>/dev/null) Package.swift
 
-.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench-instr bench-reload bench clean
+.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench-instr bench-reload bench bench-ab clean
 all: build
 
 # Install the Debian packages the build needs (and, for the benchmarks, theirs), only those missing.
@@ -50,19 +49,28 @@ $(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LIBS)
 
-# The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run.
-$(BUILD)/asan/envoy-swift: $(HOST_SRC) $(HOST_HDR)
+# The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run. Its objects
+# are compiled once; the test programs link the ones they need from an archive.
+ASAN_OBJ   := $(patsubst CHost/%.c,$(BUILD)/asan/obj/%.o,$(HOST_SRC))
+$(BUILD)/asan/obj/%.o: CHost/%.c $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_SAN) -o $@ $(HOST_SRC) $(LIBS)
+	$(CC) $(CFLAGS_SAN) -c -o $@ $<
+
+$(BUILD)/asan/libhost.a: $(filter-out %/main.o,$(ASAN_OBJ))
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/asan/envoy-swift: $(ASAN_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_SAN) -o $@ $(ASAN_OBJ) $(LIBS)
 
 # The test upstream, also what `make run` starts behind the default config.
 $(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -ITests/support -o $@ Tests/support/upstream.c Tests/support/upstream_main.c $(LIBS)
 
-$(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(LIB_SRC) $(HOST_HDR)
+$(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(BUILD)/asan/libhost.a $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(LIB_SRC) $(LIBS) -lcmocka
+	$(CC) $(CFLAGS_SAN) -ITests/support -o $@ $< $(SUP_SRC) $(BUILD)/asan/libhost.a $(LIBS) -lcmocka
 
 # Deliberately broken filter libraries for the host's load checks, and two working C ones that
 # answer every request themselves with "build a" / "build b" (which library a worker runs).
@@ -124,6 +132,17 @@ bench-instr: build bench-deps
 # BENCHMARKS.md.
 bench: build bench-deps $(BUILD)/bench-crossing
 	@./bench/run.sh
+
+# This build against an older one (measured, never asserted): req/s and CPU µs per request, workers 1
+# and 2, no filter and one no-op filter, rounds alternating the builds (bench/ab.sh, about 3 minutes).
+# BASE is built from an older checkout, for example:
+#   git worktree add /tmp/old <rev> && make -C /tmp/old build
+#   make bench-ab BASE_BIN=/tmp/old/build/envoy-swift      (BASE_LIB: the libswiftfilter.so beside it)
+BASE_BIN   ?=
+BASE_LIB   ?= $(dir $(BASE_BIN))libswiftfilter.so
+bench-ab: build bench-deps
+	@[ -n "$(BASE_BIN)" ] || { echo "usage: make bench-ab BASE_BIN=/tmp/old/build/envoy-swift [BASE_LIB=...]" >&2; exit 2; }
+	@./bench/ab.sh "$(BASE_BIN)" "$(BASE_LIB)" $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so
 
 # Every C test runs against the sanitized host; any failure fails `make test`. The benchmark
 # runs once, briefly, only to show it works (its numbers are never asserted).
