@@ -21,7 +21,7 @@
 #   git worktree add /tmp/old <rev> && make -C /tmp/old build
 #   bench/ab.sh /tmp/old/build/envoy-swift /tmp/old/build/libswiftfilter.so
 #
-# Environment: AB_ROUNDS (4), AB_SECS (4), AB_WARMUP (1), AB_CONNS (64), BENCH_PORT_BASE (19660:
+# Environment: AB_WORKERS ("1 2"), AB_ROUNDS (4), AB_SECS (4), AB_WARMUP (1), AB_CONNS (64), BENCH_PORT_BASE (19660:
 # ports 19660-19668 must be free). Needs wrk, nginx, python3 and curl. Both builds run from copies
 # in a temp dir (build/ may be rebuilt meanwhile), removed at exit with every process started here
 # (also on Ctrl-C or failure).
@@ -47,7 +47,8 @@ done
 nginx="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$nginx" ] || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 2; }
 
-builds=(base new) workers_list=(1 2) setups=(es-none es-noop)
+builds=(base new) setups=(es-none es-noop)
+read -r -a workers_list <<<"${AB_WORKERS:-1 2}"
 declare -A label=([es-none]="no filter" [es-noop]="1 no-op filter")
 threads=2 up_workers=2 max_conns=4096
 

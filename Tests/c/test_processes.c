@@ -840,28 +840,41 @@ static void test_sigsegv_to_a_worker_is_respawned(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* `n` requests that each cost a worker, each waited for until its worker is back. */
+static void crash_workers(es_fixture_t *f, int n)
+{
+    for (int i = 1; i <= n; i++) {
+        crash_request(f->px.port, "/boom", "1");
+        wait_back(f, (size_t)i, es_now_ms());
+    }
+}
+
+/* Requests carrying the crash header, on new connections (whichever worker each lands on), all get this. */
+static void expect_crash_requests_answered(es_fixture_t *f, int status, const char *body)
+{
+    for (int i = 0; i < 4; i++) {
+        es_client_t c;
+        es_response_t r;
+        es_client_connect(&c, f->px.port);
+        es_client_sendf(&c, "GET /q%d HTTP/1.1\r\nHost: t\r\nx-crash: 1\r\n\r\n", i);
+        es_client_read(&c, &r, NULL);
+        assert_int_equal(r.status, status);
+        assert_string_equal(r.body, body);
+        es_response_dispose(&r);
+        es_client_close(&c);
+    }
+}
+
 /* crash_policy: three crashes within the window quarantine the filter; reject answers 503 naming it, and a
  * successful reload clears it. */
 static void test_quarantine_rejects_then_a_reload_clears_it(void **state)
 {
     es_fixture_t *f = *state;
     crash_setup(f, "crash", "{ quarantine_after: 3, window: 60s, then: reject }", NULL);
-    for (int i = 1; i <= 3; i++) {
-        crash_request(f->px.port, "/boom", "1");
-        wait_back(f, (size_t)i, es_now_ms());
-    }
+    crash_workers(f, 3);
     assert_int_equal(log_count(f, "filter \"boom\" (plugin crash) quarantined: 3 crashes within 60000 ms"), 1);
+    expect_crash_requests_answered(f, 503, "filter \"boom\" is quarantined: it kept crashing workers\n");
     es_response_t r;
-    es_client_t c;
-    for (int i = 0; i < 4; i++) { /* both workers, whichever the connection lands on */
-        es_client_connect(&c, f->px.port);
-        es_client_sendf(&c, "GET /q%d HTTP/1.1\r\nHost: t\r\nx-crash: 1\r\n\r\n", i);
-        es_client_read(&c, &r, NULL);
-        assert_int_equal(r.status, 503);
-        assert_string_equal(r.body, "filter \"boom\" is quarantined: it kept crashing workers\n");
-        es_response_dispose(&r);
-        es_client_close(&c);
-    }
     assert_int_equal(stat_of(f, "filter.boom.crashes"), 3);
     assert_int_equal(stat_of(f, "filter.boom.quarantined"), 1);
     assert_int_equal(stat_of(f, "server.worker_crashes"), 3);
@@ -881,22 +894,9 @@ static void test_quarantine_bypasses(void **state)
 {
     es_fixture_t *f = *state;
     crash_setup(f, "crash", "{ quarantine_after: 2, then: bypass }", NULL);
-    for (int i = 1; i <= 2; i++) {
-        crash_request(f->px.port, "/boom", "1");
-        wait_back(f, (size_t)i, es_now_ms());
-    }
+    crash_workers(f, 2);
     assert_int_equal(log_count(f, "quarantined: 2 crashes within 60000 ms; it is bypassed"), 1);
-    for (int i = 0; i < 4; i++) {
-        es_client_t c;
-        es_response_t r;
-        es_client_connect(&c, f->px.port);
-        es_client_sendf(&c, "GET /b%d HTTP/1.1\r\nHost: t\r\nx-crash: 1\r\n\r\n", i);
-        es_client_read(&c, &r, NULL);
-        assert_int_equal(r.status, 200);
-        assert_string_equal(r.body, "route\n");
-        es_response_dispose(&r);
-        es_client_close(&c);
-    }
+    expect_crash_requests_answered(f, 200, "route\n");
     assert_int_equal(stat_of(f, "server.worker_crashes"), 2);
     es_proxy_stop(&f->px);
 }

@@ -533,32 +533,30 @@ static void run_bin(es_run_t *r, const char *config, int check) {
     r->err = read_file(err_path);
 }
 
-void es_run_config(es_run_t *r, const char *yaml_fmt, ...) {
+/* Writes the YAML to a new temp folder and runs the binary on it (with -t when `check`). */
+static void run_yaml(es_run_t *r, int check, const char *yaml_fmt, va_list ap) {
     memset(r, 0, sizeof *r);
     make_tmpdir(r->dir, sizeof r->dir);
     snprintf(r->config_path, sizeof r->config_path, "%s/config.yaml", r->dir);
-    va_list ap;
-    va_start(ap, yaml_fmt);
     char *yaml = NULL;
     if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
-    va_end(ap);
     write_file(r->config_path, yaml);
     free(yaml);
-    run_bin(r, r->config_path, 0);
+    run_bin(r, r->config_path, check);
+}
+
+void es_run_config(es_run_t *r, const char *yaml_fmt, ...) {
+    va_list ap;
+    va_start(ap, yaml_fmt);
+    run_yaml(r, 0, yaml_fmt, ap);
+    va_end(ap);
 }
 
 void es_run_check(es_run_t *r, const char *yaml_fmt, ...) {
-    memset(r, 0, sizeof *r);
-    make_tmpdir(r->dir, sizeof r->dir);
-    snprintf(r->config_path, sizeof r->config_path, "%s/config.yaml", r->dir);
     va_list ap;
     va_start(ap, yaml_fmt);
-    char *yaml = NULL;
-    if (vasprintf(&yaml, yaml_fmt, ap) < 0) fail_msg("vasprintf");
+    run_yaml(r, 1, yaml_fmt, ap);
     va_end(ap);
-    write_file(r->config_path, yaml);
-    free(yaml);
-    run_bin(r, r->config_path, 1);
 }
 
 void es_run_path(es_run_t *r, const char *path) {
