@@ -339,8 +339,7 @@ void es_conn__update_reading(es_conn_t *c)
     }
 }
 
-/* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its
- * head is due; or the connection is idle, and gives its buffers back to the worker's cache. */
+/* How long a draining worker leaves an idle keep-alive connection open: the grace, or idle_timeout if shorter. */
 static uint64_t drain_grace(const es_conn_t *c)
 {
     uint64_t idle = listener_of(c)->idle_timeout_ms;
@@ -355,6 +354,8 @@ void es_conn_drain(es_conn_t *c)
         arm_timer(c, ES_CONN_TIMER_DRAIN_IDLE, drain_grace(c));
 }
 
+/* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its
+ * head is due; or the connection is idle, and gives its buffers back to the worker's cache. */
 static void between_requests(es_conn_t *c)
 {
     if (c->rlen > 0) {

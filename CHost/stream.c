@@ -455,7 +455,7 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
     }
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
     /* The upstream answers before the request body is all in: once this response is out, the rest
-     * of the upload is drained, not waited for, so the connection closes. */
+     * of the upload is drained, not waited for, so the connection closes. So does a draining worker's. */
     if (must_close(s))
         s->keepalive = 0;
     size_t rlen;
