@@ -85,6 +85,11 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
                          f->line, li, fi, ES_MAX_FILTERS);
                 return -1;
             }
+            /* A library that traps loading or checking its config is blamed on this filter (a worker's start). */
+            if (es_proc_slot != NULL) {
+                atomic_store_explicit(&es_proc_slot->hook, ES_SLOT_HOOK_CONFIG, memory_order_relaxed);
+                atomic_store_explicit(&es_proc_slot->filter, (int32_t)id, memory_order_relaxed);
+            }
             const es_filter_lib_t *lib = load(f->so_path, why, sizeof(why));
             if (lib == NULL) {
                 snprintf(err, errlen, "%s:%d: listeners[%zu].http_filters[%zu].so_path: %s", cfg->path, f->line, li, fi,
@@ -105,6 +110,8 @@ int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen)
             chains[li].n = fi + 1;
         }
     }
+    if (es_proc_slot != NULL)
+        atomic_store_explicit(&es_proc_slot->filter, ES_SLOT_NO_FILTER, memory_order_relaxed);
     return 0;
 }
 

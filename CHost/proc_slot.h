@@ -22,6 +22,7 @@ enum {
     ES_SLOT_HOOK_NEW = 6,           /* creating the stream's instance */
     ES_SLOT_HOOK_COMPLETE = 7,      /* on_stream_complete / destroy */
     ES_SLOT_HOOK_ASYNC = 8,         /* async work with no stream named: the library's executor */
+    ES_SLOT_HOOK_CONFIG = 9,        /* loading the library and creating the filter's config, at the start */
     ES_SLOT_AFTER_AWAIT = 16,       /* or-ed in: a job of the hook's task, after an await */
 };
 

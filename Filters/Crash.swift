@@ -11,6 +11,8 @@ import EnvoySwift
 ///   callback: a bounds check fails, or, when the value is `fatal`, `fatalError` is called.
 /// - `reply` (optional): a request without the header is answered at once with 200 and this body
 ///   (text/plain); without `reply` it continues upstream.
+/// - `trap_at_config` (default false): trap while the configuration is validated, at a worker's
+///   start.
 public struct Crash: HTTPFilter {
     /// The configuration, shared with ``CrashAsync``.
     public struct Config: Decodable, Sendable {
@@ -18,6 +20,9 @@ public struct Crash: HTTPFilter {
         public var header: String
         /// The body of a 200 answered to requests without the header, if any.
         public var reply: String?
+        /// Trap while the configuration is validated, at a worker's start: a library that cannot
+        /// start (for the proxy's reload and startup checks).
+        public var trapAtConfig: Bool = false
 
         /// Creates a configuration.
         /// - Parameters:
@@ -30,6 +35,7 @@ public struct Crash: HTTPFilter {
 
         enum CodingKeys: String, CodingKey {
             case header, reply
+            case trapAtConfig = "trap_at_config"
         }
 
         /// Decodes the keys above, each optional.
@@ -37,11 +43,13 @@ public struct Crash: HTTPFilter {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             header = try c.decodeIfPresent(String.self, forKey: .header) ?? "x-crash"
             reply = try c.decodeIfPresent(String.self, forKey: .reply)
+            trapAtConfig = try c.decodeIfPresent(Bool.self, forKey: .trapAtConfig) ?? false
         }
 
         /// Refuses a header name that is not an HTTP token.
         func validate() throws {
             guard HeaderField.isValidName(header) else { throw ConfigError("header must be an HTTP header name") }
+            if trapAtConfig { _ = Crash.trap("config") }
         }
 
         /// Traps when the request has the header; otherwise the reply, or continue.
