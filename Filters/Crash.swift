@@ -1,5 +1,9 @@
 import EnvoySwift
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `crash` (a test filter): a synchronous ``HTTPFilter`` that makes the worker process die of a
 /// Swift trap when a request carries a given header, so the proxy's crash handling (which filter,
 /// which hook, which request) can be tested end to end. Its async twin is ``CrashAsync``.
@@ -13,6 +17,8 @@ import EnvoySwift
 ///   (text/plain); without `reply` it continues upstream.
 /// - `trap_at_config` (default false): trap while the configuration is validated, at a worker's
 ///   start.
+/// - `config_delay_ms` (default 0): take this long to validate the configuration: a worker that
+///   is slow to start.
 public struct Crash: HTTPFilter {
     /// The configuration, shared with ``CrashAsync``.
     public struct Config: Decodable, Sendable {
@@ -23,6 +29,8 @@ public struct Crash: HTTPFilter {
         /// Trap while the configuration is validated, at a worker's start: a library that cannot
         /// start (for the proxy's reload and startup checks).
         public var trapAtConfig: Bool = false
+        /// Milliseconds to spend validating the configuration: a worker that is slow to start.
+        public var configDelayMs: Int = 0
 
         /// Creates a configuration.
         /// - Parameters:
@@ -36,6 +44,7 @@ public struct Crash: HTTPFilter {
         enum CodingKeys: String, CodingKey {
             case header, reply
             case trapAtConfig = "trap_at_config"
+            case configDelayMs = "config_delay_ms"
         }
 
         /// Decodes the keys above, each optional.
@@ -44,12 +53,14 @@ public struct Crash: HTTPFilter {
             header = try c.decodeIfPresent(String.self, forKey: .header) ?? "x-crash"
             reply = try c.decodeIfPresent(String.self, forKey: .reply)
             trapAtConfig = try c.decodeIfPresent(Bool.self, forKey: .trapAtConfig) ?? false
+            configDelayMs = try c.decodeIfPresent(Int.self, forKey: .configDelayMs) ?? 0
         }
 
         /// Refuses a header name that is not an HTTP token.
         func validate() throws {
             guard HeaderField.isValidName(header) else { throw ConfigError("header must be an HTTP header name") }
             if trapAtConfig { _ = Crash.trap("config") }
+            if configDelayMs > 0 { usleep(UInt32(min(configDelayMs, 60_000)) * 1000) }
         }
 
         /// Traps when the request has the header; otherwise the reply, or continue.

@@ -452,6 +452,24 @@ static void test_watch_reloads_when_the_library_changes(void **state)
     rmdir(dir);
 }
 
+/* A SIGHUP while a new generation is still starting is not lost: that reload runs once it is ready. */
+static void test_a_reload_during_a_reload_runs_after_it(void **state)
+{
+    es_fixture_t *f = *state;
+    char *slow = filter("slow", "crash", "{ config_delay_ms: 600 }", NULL);
+    write_or_start(f, 1, NULL, 1, slow, NULL);
+    kill(f->px.pid, SIGHUP);
+    assert_int_equal(es_proxy_wait_log(&f->px, "SIGHUP: reloading", 1, 5000), 1);
+    kill(f->px.pid, SIGHUP); /* generation 2 takes 600 ms to start */
+    assert_int_equal(es_proxy_wait_log(&f->px, "generation 3 serving", 1, 15000), 1);
+    assert_int_equal(es_proxy_log_count(&f->px, "another reload was asked for meanwhile: reloading"), 1);
+    assert_int_equal(es_proxy_log_count(&f->px, "generation 2 serving"), 1);
+    assert_int_equal(stat_of(f, "server.reloads"), 2);
+    assert_int_equal(stat_of(f, "server.generation"), 3);
+    free(slow);
+    es_proxy_stop(&f->px);
+}
+
 /* workers and listeners change with a reload: sockets are added, and closed once nothing serves them. */
 static void test_reload_changes_workers_and_listeners(void **state)
 {
@@ -579,9 +597,9 @@ static void *inflight_run(void *arg)
     return NULL;
 }
 
-/* SIGTERM with requests in flight: every one completes (with Connection: close), the port closes at once,
- * and the proxy exits 0 when they are done. */
-static void sigterm_completes_in_flight(es_fixture_t *f, const char *path, const char *ca, int start_ms)
+/* A stop signal (SIGTERM, SIGINT, SIGQUIT) with requests in flight: every one completes (with Connection:
+ * close), the port closes at once, and the proxy exits 0 when they are done. */
+static void stop_completes_in_flight(es_fixture_t *f, int sig, const char *path, const char *ca, int start_ms)
 {
     enum { N = 5 };
     pthread_t t[N];
@@ -592,7 +610,7 @@ static void sigterm_completes_in_flight(es_fixture_t *f, const char *path, const
         assert_int_equal(pthread_create(&t[i], NULL, inflight_run, &q[i]), 0);
     }
     usleep((useconds_t)start_ms * 1000);
-    kill(f->px.pid, SIGTERM);
+    kill(f->px.pid, sig);
     usleep(150 * 1000);
     es_client_t c;
     assert_int_not_equal(es_try_client_connect(&c, port), 0); /* the listening socket is closed */
@@ -612,7 +630,18 @@ static void test_sigterm_completes_requests_in_flight(void **state)
 {
     es_fixture_t *f = *state;
     write_or_start(f, 1, NULL, 2, NULL, NULL);
-    sigterm_completes_in_flight(f, "/delay?ms=1000", NULL, 300);
+    stop_completes_in_flight(f, SIGTERM, "/delay?ms=1000", NULL, 300);
+}
+
+static void test_sigint_and_sigquit_drain_too(void **state)
+{
+    es_fixture_t *f = *state;
+    write_or_start(f, 1, NULL, 1, NULL, NULL);
+    stop_completes_in_flight(f, SIGINT, "/delay?ms=600", NULL, 200);
+    assert_int_equal(es_proxy_log_count(&f->px, "received SIGINT: draining"), 1);
+    write_or_start(f, 1, NULL, 1, NULL, NULL);
+    stop_completes_in_flight(f, SIGQUIT, "/delay?ms=600", NULL, 200);
+    assert_int_equal(es_proxy_log_count(&f->px, "received SIGQUIT: draining"), 1);
 }
 
 static void test_sigterm_completes_tls_requests_in_flight(void **state)
@@ -634,7 +663,7 @@ static void test_sigterm_completes_tls_requests_in_flight(void **state)
                    "  - name: backend\n"
                    "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
                    certs.server_cert, certs.server_key, f->up.port);
-    sigterm_completes_in_flight(f, "/delay?ms=1000", certs.ca_cert, 400);
+    stop_completes_in_flight(f, SIGTERM, "/delay?ms=1000", certs.ca_cert, 400);
 }
 
 static void test_sigterm_waits_for_async_filters(void **state)
@@ -643,7 +672,7 @@ static void test_sigterm_waits_for_async_filters(void **state)
     char *flt = filter("sleep", "async_sleep", "{ ms: 1000 }", NULL);
     write_or_start(f, 1, NULL, 2, flt, NULL);
     free(flt);
-    sigterm_completes_in_flight(f, "/held", NULL, 300);
+    stop_completes_in_flight(f, SIGTERM, "/held", NULL, 300);
     assert_true(es_proxy_log_count(&f->px, "drain_timeout") == 0);
 }
 
@@ -982,6 +1011,8 @@ int main(void)
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reload_changes_workers_and_listeners, es_fixture_setup,
                                         es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_reload_during_a_reload_runs_after_it, es_fixture_setup,
+                                        es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_drain_closes_idle_connections_after_a_grace, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_completes_requests_in_flight, es_fixture_setup,
@@ -989,6 +1020,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sigterm_completes_tls_requests_in_flight, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_waits_for_async_filters, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_and_sigquit_drain_too, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_second_sigterm_stops_at_once, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_drain_timeout_closes_what_is_left, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_killed_leaves_no_orphans, es_fixture_setup,

@@ -13,6 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <uv.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "stats.h"
 
@@ -94,12 +98,65 @@ static void test_main_thread_and_format(void **state)
     assert_int_equal(strlen(small), 9);
 }
 
+/* Under the supervisor: blocks in memory shared across fork(), a block per worker process; a dead worker's
+ * block is folded into block 0, so totals only grow, while its gauges go. Runs last: it switches this
+ * process's counters to the shared blocks. */
+static void test_shared_blocks_survive_their_workers(void **state)
+{
+    (void)state;
+    enum { NBLOCKS = 8 };
+    size_t size = es_stats_shared_size(NBLOCKS);
+    es_stats_shared_t *sh = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(sh != MAP_FAILED);
+    es_stats_attach(sh, NBLOCKS);
+    es_stats_inc(ES_STAT_RELOADS); /* the supervisor's own count: block 0 */
+    for (unsigned w = 1; w <= 3; w++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            es_stats_own_block(w);
+            es_stats_add(ES_STAT_BAD_REQUESTS, 10 * w);
+            es_stats_inc(ES_STAT_WORKERS);
+            es_stats_add(ES_STAT_CONNECTIONS, 5);
+            es_stats_sub(ES_STAT_CONNECTIONS, 2);
+            _exit(0);
+        }
+        int st;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    /* Counted in the workers' blocks, seen by every process. */
+    assert_int_equal(es_stats_get(ES_STAT_BAD_REQUESTS), 60);
+    assert_int_equal(es_stats_get(ES_STAT_WORKERS), 3);
+    assert_int_equal(es_stats_get(ES_STAT_CONNECTIONS), 9);
+    assert_int_equal(es_stats_get(ES_STAT_RELOADS), 1);
+    /* Worker 2 is gone: its counters stay in the totals, its gauges do not; its block is clean for the next. */
+    es_stats_retire(2);
+    assert_int_equal(es_stats_get(ES_STAT_BAD_REQUESTS), 60);
+    assert_int_equal(es_stats_get(ES_STAT_WORKERS), 2);
+    assert_int_equal(es_stats_get(ES_STAT_CONNECTIONS), 6);
+    assert_int_equal(atomic_load(&sh->blocks[2].v[ES_STAT_BAD_REQUESTS]), 0);
+    assert_int_equal(atomic_load(&sh->blocks[0].v[ES_STAT_BAD_REQUESTS]), 20);
+    /* A gauge the supervisor sets, and the per-filter table. */
+    es_stats_set(ES_STAT_GENERATION, 7);
+    es_stat_filter_t *fs = es_stats_filter("auth");
+    assert_non_null(fs);
+    assert_ptr_equal(es_stats_filter("auth"), fs);
+    atomic_fetch_add(&fs->crashes, 2);
+    char buf[8192];
+    es_stats_format(buf, sizeof buf);
+    assert_non_null(strstr(buf, "\nserver.generation 7\n"));
+    assert_non_null(strstr(buf, "\ndownstream.rq_400 60\n"));
+    assert_non_null(strstr(buf, "\nfilter.auth.crashes 2\nfilter.auth.quarantined 0\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_count_exactly),
         cmocka_unit_test(test_more_threads_than_blocks),
         cmocka_unit_test(test_main_thread_and_format),
+        cmocka_unit_test(test_shared_blocks_survive_their_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
