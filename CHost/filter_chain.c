@@ -77,6 +77,13 @@ void es_filters_crash_note(void)
     atomic_store_explicit(&slot->stream, f->handle, memory_order_relaxed);
 }
 
+void es_filters_async_work(int begins)
+{
+    if (begins && es_proc_slot != NULL)
+        atomic_store_explicit(&es_proc_slot->hook, ES_SLOT_HOOK_ASYNC, memory_order_relaxed);
+    slot_leave();
+}
+
 void es_filters_job_stream(es_filters_t *f)
 {
     if (f == NULL || !f->run.active || f->dead) {

@@ -109,6 +109,8 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
 /* The library is about to run a job of stream `f`'s task (NULL: of no stream): blame a crash on its RUNNING
  * filter (the host's job_stream callback). */
 void es_filters_job_stream(es_filters_t *f);
+/* A filter library's queued work begins (1: blamed on no stream until it names one) or has ended (0). */
+void es_filters_async_work(int begins);
 /* The worker is dying of a signal inside filter code: copy the request line ("GET /path") of the stream whose
  * filter runs into the worker's slot, for the supervisor's crash line. Only plain memory reads: called from
  * the fatal-signal handler. */

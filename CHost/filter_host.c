@@ -49,7 +49,11 @@ void es_handles_thread_dispose(void)
 void es_handles_run(void)
 {
     table.running = 1;
+    /* Async work of no stream, until a library names the stream of each job it runs (job_stream); and
+     * whatever it named last is no longer running once the run returns. */
+    es_filters_async_work(1);
     es_filters_worker_run(table.worker);
+    es_filters_async_work(0);
     /* Each result continues its stream here, on the stream's thread, outside any hook. */
     while (!es_list_empty(&table.resumed)) {
         es_filters_t *f = es_container_of(table.resumed.next, es_filters_t, resume_link);

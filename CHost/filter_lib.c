@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "filter_chain.h"
 #include "log.h"
 #include "proc_slot.h"
 
@@ -136,15 +135,8 @@ void es_filters_teardown(void)
 
 void es_filters_worker_run(unsigned worker)
 {
-    es_proc_slot_t *slot = es_proc_slot;
-    for (size_t i = 0; i < nlibs; i++) {
-        /* Async work of no stream, until the library names one (job_stream) for each job it runs. */
-        if (slot != NULL)
-            atomic_store_explicit(&slot->hook, ES_SLOT_HOOK_ASYNC, memory_order_relaxed);
-        es_filters_job_stream(NULL);
+    for (size_t i = 0; i < nlibs; i++)
         libs[i]->worker_run(worker);
-    }
-    es_filters_job_stream(NULL); /* whatever the library named last is no longer running */
 }
 
 const es_filter_chain_t *es_filters_chain(size_t index)

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
+
 #define ES_MAX_FILTERS 128          /* filters one config may have (every listener's chain together) */
 #define ES_SLOT_NO_FILTER (-1)
 
@@ -46,5 +48,10 @@ extern es_proc_slot_t *es_proc_slot;
 
 /* "request headers", "response body (after an await)", ...: what the crash line says for `hook`. */
 const char *es_proc_slot_hook_name(int hook, char *buf, size_t len);
+/* Supervisor, after the worker died: what its slot says it was running, as " in filter \"NAME\" (plugin P),
+ * hook H, request \"GET /x\"" (or "" when no filter). `filters` are its generation's, by id. Returns the
+ * filter id, or -1. */
+int es_proc_slot_blame(const es_proc_slot_t *ps, const es_filter_config_t *const *filters, unsigned n, char *buf,
+                       size_t len);
 
 #endif

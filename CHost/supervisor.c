@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -17,10 +16,12 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "listener.h"
+#include "listen_set.h"
 #include "log.h"
 #include "proc_slot.h"
+#include "relay.h"
 #include "stats.h"
+#include "watch.h"
 #include "worker_proc.h"
 
 #define MAX_PROCS 512               /* shared slots; slot 0 is the supervisor's stats block */
@@ -31,15 +32,6 @@
 #define QUICK_DEATH_MS 10000        /* a worker that dies sooner after its start keeps failing */
 #define KILL_GRACE_MS 5000          /* past drain_timeout, a worker that has not exited is killed */
 
-/* The listening sockets of one listener (by name, address and configured port), kept across generations. */
-typedef struct lsock_s {
-    struct lsock_s *next;
-    char *name, *address;
-    unsigned cfg_port, port;
-    int *fds;
-    unsigned nfds;
-} lsock_t;
-
 typedef struct gen_s gen_t;
 
 typedef struct proc_s {
@@ -47,11 +39,10 @@ typedef struct proc_s {
     gen_t *gen;
     pid_t pid;
     unsigned index, block;
-    int ctl, relay;                 /* -1 once at end of file */
+    int ctl;                        /* -1 once at end of file */
+    es_relay_t relay;               /* its stdout and stderr */
     int ready, told;                /* told: asked to drain or killed: its exit is no crash */
     uint64_t started_ms;
-    char line[2048];                /* a relayed line not yet ended */
-    size_t linelen;
     char err[1024];                 /* "E..." from the worker */
     size_t errlen;
     int in_err;
@@ -63,7 +54,7 @@ struct gen_s {
     gen_t *next;
     unsigned number;
     es_config_t cfg;
-    lsock_t **socks;                /* per listener of cfg */
+    es_lsock_t **socks;             /* per listener of cfg */
     int state;
     uint64_t started_ms, drain_started_ms;
     unsigned nready;
@@ -78,20 +69,19 @@ struct gen_s {
 
 static struct {
     const char *path;
-    int watch;
+    int watching;                   /* --watch */
     pid_t self;
-    int sfd, ifd;
+    int sfd;
+    es_watch_t watch;
     es_proc_slot_t *slots;
     uint8_t used[MAX_PROCS];
     gen_t *gens;                    /* newest first */
     gen_t *serving;
     proc_t *procs;
-    lsock_t *socks;
+    es_lsock_t *socks;
     unsigned last_gen;
     int stopping, reload_pending, startup_failed;
     uint64_t stop_deadline, watch_due;
-    char watched[ES_MAX_FILTERS + 1][NAME_MAX + 1]; /* base names the watch reacts to */
-    size_t nwatched;
     int exit_code;
 } S;
 
@@ -109,12 +99,12 @@ static void set_nonblock(int fd)
 
 /* ---- listening sockets -------------------------------------------------------------------- */
 
+/* Sockets no starting or serving generation needs are closed: a removed listener, or sockets past a lowered
+ * `workers` (nobody accepts there any more, and a connection queued there would wait for nothing). */
 static void lsock_trim(void)
 {
-    /* Sockets no starting or serving generation needs are closed: a removed listener, or sockets past a
-     * lowered `workers` (nobody accepts there any more, and a connection queued there would wait for nothing). */
-    for (lsock_t **pl = &S.socks; *pl != NULL;) {
-        lsock_t *l = *pl;
+    for (es_lsock_t *l = S.socks, *next; l != NULL; l = next) {
+        next = l->next;
         unsigned need = 0;
         for (gen_t *g = S.gens; g != NULL; g = g->next) {
             if (g->state != GEN_STARTING && g->state != GEN_SERVING)
@@ -123,73 +113,21 @@ static void lsock_trim(void)
                 if (g->socks[i] == l && g->cfg.workers > need)
                     need = g->cfg.workers;
         }
-        while (l->nfds > need)
-            close(l->fds[--l->nfds]);
-        if (need == 0) {
-            if (S.serving != NULL && !S.stopping)
-                es_info("listener \"%s\" on %s:%u closed", l->name, l->address, l->port);
-            *pl = l->next;
-            free(l->name);
-            free(l->address);
-            free(l->fds);
-            free(l);
-        } else {
-            pl = &l->next;
-        }
+        if (need == 0 && S.serving != NULL && !S.stopping)
+            es_info("listener \"%s\" on %s:%u closed", l->name, l->address, l->port);
+        es_lsock_keep(&S.socks, l, need);
     }
 }
 
 /* Finds or opens the sockets of every listener of g, enough for its workers. */
 static int lsock_acquire(gen_t *g, char *err, size_t errlen)
 {
-    const es_config_t *cfg = &g->cfg;
-    g->socks = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*g->socks));
+    g->socks = calloc(g->cfg.nlisteners ? g->cfg.nlisteners : 1, sizeof(*g->socks));
     if (g->socks == NULL)
         return snprintf(err, errlen, "out of memory"), -1;
-    for (size_t i = 0; i < cfg->nlisteners; i++) {
-        const es_listener_config_t *lc = &cfg->listeners[i];
-        lsock_t *l = S.socks;
-        while (l != NULL && !(strcmp(l->name, lc->name) == 0 && strcmp(l->address, lc->address) == 0 &&
-                              l->cfg_port == lc->port))
-            l = l->next;
-        char why[300];
-        if (l == NULL) {
-            l = calloc(1, sizeof(*l));
-            int *fds = calloc(cfg->workers, sizeof(int));
-            if (l == NULL || fds == NULL || (l->name = strdup(lc->name)) == NULL ||
-                (l->address = strdup(lc->address)) == NULL) {
-                if (l != NULL)
-                    free(l->name);
-                free(l);
-                free(fds);
-                return snprintf(err, errlen, "out of memory"), -1;
-            }
-            if (es_listener_bind(lc, fds, cfg->workers, &l->port, why, sizeof(why)) != 0) {
-                snprintf(err, errlen, "%s:%d: listeners[%zu].port: %s", cfg->path, lc->port_line, i, why);
-                free(l->name);
-                free(l->address);
-                free(l);
-                free(fds);
-                return -1;
-            }
-            l->fds = fds;
-            l->nfds = cfg->workers;
-            l->cfg_port = lc->port;
-            l->next = S.socks;
-            S.socks = l;
-        } else if (l->nfds < cfg->workers) {
-            int *fds = realloc(l->fds, cfg->workers * sizeof(int));
-            if (fds == NULL)
-                return snprintf(err, errlen, "out of memory"), -1;
-            l->fds = fds;
-            if (es_listener_bind_more(lc, l->port, fds + l->nfds, cfg->workers - l->nfds, why, sizeof(why)) != 0) {
-                snprintf(err, errlen, "%s:%d: listeners[%zu].port: %s", cfg->path, lc->port_line, i, why);
-                return -1;
-            }
-            l->nfds = cfg->workers;
-        }
-        g->socks[i] = l;
-    }
+    for (size_t i = 0; i < g->cfg.nlisteners; i++)
+        if ((g->socks[i] = es_lsock_acquire(&S.socks, &g->cfg, i, err, errlen)) == NULL)
+            return -1;
     return 0;
 }
 
@@ -198,16 +136,7 @@ static void lsock_close_all(void)
     for (gen_t *g = S.gens; g != NULL; g = g->next)
         for (size_t i = 0; g->socks != NULL && i < g->cfg.nlisteners; i++)
             g->socks[i] = NULL;
-    while (S.socks != NULL) {
-        lsock_t *l = S.socks;
-        S.socks = l->next;
-        while (l->nfds > 0)
-            close(l->fds[--l->nfds]);
-        free(l->name);
-        free(l->address);
-        free(l->fds);
-        free(l);
-    }
+    es_lsock_free_all(&S.socks);
 }
 
 /* ---- generations -------------------------------------------------------------------------- */
@@ -341,7 +270,8 @@ static int spawn(gen_t *g, unsigned index)
     p->index = index;
     p->block = (unsigned)slot;
     p->ctl = sv[0];
-    p->relay = rl[0];
+    p->relay.fd = rl[0];
+    snprintf(p->relay.tag, sizeof(p->relay.tag), "w%u.g%u", index, g->number);
     p->started_ms = now_ms();
     p->next = S.procs;
     S.procs = p;
@@ -469,7 +399,7 @@ static void gen_serving(gen_t *g)
                 g->cfg.workers, g->cfg.workers == 1 ? "" : "s", (unsigned long long)took, old->number);
         gen_drain(old);
     }
-    if (S.watch)
+    if (S.watching)
         watch_setup();
     if (S.reload_pending) {
         S.reload_pending = 0;
@@ -523,51 +453,6 @@ static void read_ctl(proc_t *p)
     }
 }
 
-static void relay_line(proc_t *p, const char *s, size_t len)
-{
-    char out[2300], tag[32];
-    snprintf(tag, sizeof(tag), "w%u.g%u", p->index, p->gen->number);
-    int n = es_log_prefix(out, sizeof(out), ES_LOG_INFO, tag);
-    if (len > sizeof(out) - (size_t)n - 1)
-        len = sizeof(out) - (size_t)n - 1;
-    memcpy(out + n, s, len);
-    out[(size_t)n + len] = '\n';
-    ssize_t w = write(STDERR_FILENO, out, (size_t)n + len + 1);
-    (void)w;
-}
-
-static void read_relay(proc_t *p)
-{
-    for (;;) {
-        ssize_t n = read(p->relay, p->line + p->linelen, sizeof(p->line) - p->linelen);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n <= 0) {
-            if (p->linelen > 0)
-                relay_line(p, p->line, p->linelen);
-            p->linelen = 0;
-            close(p->relay);
-            p->relay = -1;
-            return;
-        }
-        p->linelen += (size_t)n;
-        size_t start = 0;
-        for (size_t i = 0; i < p->linelen; i++)
-            if (p->line[i] == '\n') {
-                relay_line(p, p->line + start, i - start);
-                start = i + 1;
-            }
-        if (start == 0 && p->linelen == sizeof(p->line)) {
-            relay_line(p, p->line, p->linelen); /* a line too long for the buffer goes in pieces */
-            start = p->linelen;
-        }
-        memmove(p->line, p->line + start, p->linelen - start);
-        p->linelen -= start;
-    }
-}
-
 /* ---- a worker's end: crash report, quarantine, respawn -------------------------------------- */
 
 static void describe_status(int st, char *buf, size_t len)
@@ -605,31 +490,15 @@ static void quarantine_check(gen_t *g, unsigned f)
 }
 
 /* What the slot says the worker was doing when it died: " in filter ..., hook, request ...". */
-static void blame(const proc_t *p, char *buf, size_t len, int *filter)
+static int blame(const proc_t *p, char *buf, size_t len)
 {
-    const es_proc_slot_t *ps = &S.slots[p->block];
-    int f = atomic_load(&ps->filter), hook = atomic_load(&ps->hook);
-    char hn[64];
-    *filter = -1;
-    buf[0] = '\0';
-    if (f >= 0 && (unsigned)f < p->gen->nfilters) {
-        const es_filter_config_t *fc = p->gen->filters[f];
-        char req[sizeof(ps->request) + 16] = "";
-        if (atomic_load(&ps->stream) != 0) /* the worker's fatal-signal handler noted the request */
-            snprintf(req, sizeof(req), ", request \"%.*s\"", (int)sizeof(ps->request) - 1, ps->request);
-        snprintf(buf, len, " in filter \"%s\" (plugin %s), hook %s%s", fc->name, fc->plugin_name,
-                 es_proc_slot_hook_name(hook, hn, sizeof(hn)), req);
-        *filter = f;
-    } else if (hook == ES_SLOT_HOOK_ASYNC) {
-        snprintf(buf, len, " in a filter library's async work (no stream named)");
-    }
+    return es_proc_slot_blame(&S.slots[p->block], p->gen->filters, p->gen->nfilters, buf, len);
 }
 
 static void proc_exited(proc_t *p, int st)
 {
     /* A dead process writes no more: what it wrote is in the pipes, read it all before saying why it died. */
-    if (p->relay >= 0)
-        read_relay(p);
+    es_relay_read(&p->relay);
     if (p->ctl >= 0)
         read_ctl(p);
     for (proc_t **pp = &S.procs; *pp != NULL; pp = &(*pp)->next)
@@ -637,16 +506,15 @@ static void proc_exited(proc_t *p, int st)
             *pp = p->next;
             break;
         }
-    if (p->relay >= 0)
-        close(p->relay);
+    if (p->relay.fd >= 0)
+        close(p->relay.fd);
     if (p->ctl >= 0)
         close(p->ctl);
     gen_t *g = p->gen;
     int failed = WIFSIGNALED(st) || WEXITSTATUS(st) != 0;
     char how[96], where[600];
     describe_status(st, how, sizeof(how));
-    int filter;
-    blame(p, where, sizeof(where), &filter);
+    int filter = blame(p, where, sizeof(where));
     es_stats_retire(p->block);
     S.used[p->block] = 0;
 
@@ -746,54 +614,14 @@ static void stop(int sig)
 
 /* ---- watching files ------------------------------------------------------------------------ */
 
-static void watch_add(const char *path)
-{
-    char real[PATH_MAX], dir[PATH_MAX];
-    if (realpath(path, real) == NULL)
-        snprintf(real, sizeof(real), "%s", path);
-    const char *slash = strrchr(real, '/');
-    if (slash == NULL) {
-        snprintf(dir, sizeof(dir), ".");
-        slash = real - 1;
-    } else {
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - real) > 0 ? (int)(slash - real) : 1, real);
-    }
-    if (S.nwatched < sizeof(S.watched) / sizeof(S.watched[0]))
-        snprintf(S.watched[S.nwatched++], NAME_MAX + 1, "%s", slash + 1);
-    /* The folder, not the file: a library renamed over the old path is a new file. */
-    if (inotify_add_watch(S.ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0)
-        es_warn("--watch: cannot watch %s: %s", dir, strerror(errno));
-}
-
 static void watch_setup(void)
 {
-    if (S.ifd >= 0)
-        close(S.ifd);
-    S.nwatched = 0;
-    S.ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (S.ifd < 0) {
-        es_warn("--watch: %s", strerror(errno));
+    if (es_watch_reset(&S.watch) != 0)
         return;
-    }
-    watch_add(S.path);
+    es_watch_add(&S.watch, S.path);
     if (S.serving != NULL)
         for (unsigned f = 0; f < S.serving->nfilters; f++)
-            watch_add(S.serving->filters[f]->so_path);
-}
-
-static void read_watch(void)
-{
-    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-    ssize_t n;
-    while ((n = read(S.ifd, buf, sizeof(buf))) > 0) {
-        for (char *at = buf; at < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)at;
-            for (size_t i = 0; ev->len > 0 && i < S.nwatched; i++)
-                if (strcmp(ev->name, S.watched[i]) == 0)
-                    S.watch_due = now_ms() + WATCH_DEBOUNCE_MS;
-            at += sizeof(*ev) + ev->len;
-        }
-    }
+            es_watch_add(&S.watch, S.serving->filters[f]->so_path);
 }
 
 /* ---- the loop ---------------------------------------------------------------------------- */
@@ -891,9 +719,9 @@ int es_supervisor_run(const es_supervisor_opts_t *o)
 {
     memset(&S, 0, sizeof(S));
     S.path = o->config_path;
-    S.watch = o->watch;
+    S.watching = o->watch;
     S.self = getpid();
-    S.ifd = -1;
+    es_watch_init(&S.watch);
     es_log_set_tag("main");
 
     es_config_t cfg;
@@ -945,25 +773,25 @@ int es_supervisor_run(const es_supervisor_opts_t *o)
             continue;
         }
         pf[n++] = (struct pollfd){.fd = S.sfd, .events = POLLIN};
-        if (S.ifd >= 0)
-            pf[n++] = (struct pollfd){.fd = S.ifd, .events = POLLIN};
+        if (S.watch.fd >= 0)
+            pf[n++] = (struct pollfd){.fd = S.watch.fd, .events = POLLIN};
         size_t first = n;
         for (proc_t *p = S.procs; p != NULL; p = p->next) {
             if (p->ctl >= 0) {
                 who[n] = p;
                 pf[n++] = (struct pollfd){.fd = p->ctl, .events = POLLIN};
             }
-            if (p->relay >= 0) {
+            if (p->relay.fd >= 0) {
                 who[n] = p;
-                pf[n++] = (struct pollfd){.fd = p->relay, .events = POLLIN};
+                pf[n++] = (struct pollfd){.fd = p->relay.fd, .events = POLLIN};
             }
         }
         int r = poll(pf, n, timeout);
         if (r > 0) {
             /* Output first, so a worker's last words come before the line that reports its death. */
             for (size_t i = first; i < n; i++)
-                if (pf[i].revents != 0 && pf[i].fd == who[i]->relay)
-                    read_relay(who[i]);
+                if (pf[i].revents != 0 && pf[i].fd == who[i]->relay.fd)
+                    es_relay_read(&who[i]->relay);
             for (size_t i = first; i < n; i++)
                 if (pf[i].revents != 0 && pf[i].fd == who[i]->ctl) {
                     /* read_ctl may end a generation (and free its processes): look the process up again. */
@@ -973,8 +801,8 @@ int es_supervisor_run(const es_supervisor_opts_t *o)
                             break;
                         }
                 }
-            if (S.ifd >= 0 && pf[1].revents != 0)
-                read_watch();
+            if (S.watch.fd >= 0 && pf[1].revents != 0 && es_watch_read(&S.watch))
+                S.watch_due = now_ms() + WATCH_DEBOUNCE_MS;
             if (pf[0].revents != 0)
                 on_signal();
         }
@@ -984,8 +812,7 @@ int es_supervisor_run(const es_supervisor_opts_t *o)
     lsock_close_all();
     while (S.gens != NULL)
         gen_free(S.gens);
-    if (S.ifd >= 0)
-        close(S.ifd);
+    es_watch_close(&S.watch);
     close(S.sfd);
     if (S.startup_failed)
         return 1;
