@@ -163,7 +163,7 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     if (log_fd < 0 || dup2(a->relay, STDOUT_FILENO) < 0 || dup2(a->relay, STDERR_FILENO) < 0)
         _exit(1);
     es_log_fd = log_fd;
-    size_t nkeep = a->cfg->nlisteners + 2 + a->nkeep;
+    size_t nkeep = a->cfg->nlisteners + 2;
     int *keep = malloc(nkeep * sizeof(*keep));
     if (keep == NULL)
         _exit(1);
@@ -171,8 +171,6 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     keep[1] = log_fd;
     for (size_t i = 0; i < a->cfg->nlisteners; i++)
         keep[2 + i] = a->listen_fds[i];
-    for (size_t i = 0; i < a->nkeep; i++)
-        keep[2 + a->cfg->nlisteners + i] = a->keep[i];
     close_inherited(keep, nkeep);
     free(keep);
 
@@ -197,6 +195,8 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     p->drain_timeout_ms = a->cfg->drain_timeout_ms;
     es_worker_t *w = &p->worker;
     int e = es_worker_init(w, a->index, a->cfg);
+    if (e)
+        snprintf(err, sizeof(err), "cannot start the worker's loop: %s", uv_strerror(e));
     for (size_t l = 0; !e && l < a->cfg->nlisteners; l++) {
         e = es_worker_listen(w, l, a->listen_fds[l]);
         if (e)

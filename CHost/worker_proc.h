@@ -24,9 +24,8 @@ typedef struct {
     pid_t supervisor;
     int ctl;                   /* this worker's end of the socket pair */
     int relay;                 /* write end of the pipe the supervisor relays as the worker's stdout/stderr */
-    const int *listen_fds;     /* per listener of cfg: the socket of this index */
-    const int *keep;           /* other descriptors to keep (none yet); every other one >= 3 is closed */
-    size_t nkeep;
+    const int *listen_fds;     /* per listener of cfg: the socket of this index (every other inherited
+                                * descriptor but ctl and relay is closed) */
     unsigned stats_block;      /* this worker's counters in the shared stats */
     es_proc_slot_t *slot;
 } es_worker_proc_t;
