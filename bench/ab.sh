@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/configs.sh
+. bench/procs.sh
 
 rounds="${AB_ROUNDS:-4}" secs="${AB_SECS:-4}" warmup="${AB_WARMUP:-1}" conns="${AB_CONNS:-64}"
 smoke=0
@@ -85,28 +86,11 @@ for b in "${builds[@]}"; do
     bin[$b]="$tmp/$b/$(basename "${src_bin[$b]}")" lib_of[$b]="$tmp/$b/$(basename "${src_lib[$b]}")"
 done
 
-declare -A proc launched  # name -> pid, name -> the command that started it
 wrk_pid=""
-descendants() { # pid -> its children, theirs, ...
-    local c
-    for c in $(pgrep -P "$1" 2>/dev/null || true); do echo "$c"; descendants "$c"; done
-}
-stop() { # name: TERM, up to 5 s, then KILL, also to any descendant left behind
-    local p="${proc[$1]:-}" kids
-    [ -n "$p" ] || return 0
-    kids="$(descendants "$p" | tr '\n' ' ')"
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
-    unset "proc[$1]"
-}
 cleanup() {
     trap - EXIT INT TERM HUP
     [ -z "$wrk_pid" ] || kill -TERM "$wrk_pid" 2>/dev/null || true
-    local n
-    for n in "${!proc[@]}"; do stop "$n"; done
+    stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
 }
@@ -114,16 +98,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
-failures=()
-fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
-progress() { echo "[$(date +%T)] $*" >&2; }
-launch() { # name command...: in the background, output appended to $tmp/NAME.log
-    local name="$1"
-    shift
-    launched[$name]="$(printf '%q ' "$@")"
-    "$@" >>"$tmp/$name.log" 2>&1 &
-    proc[$name]=$!
-}
 answers() { # port -> 0 once it answers "hello" (within 5 s)
     for _ in $(seq 100); do
         [ "$(curl -fsS "http://127.0.0.1:$1/" 2>/dev/null)" = hello ] && return 0

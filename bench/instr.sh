@@ -23,6 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/configs.sh
+. bench/procs.sh
 
 bin="${1:-build/envoy-swift}" lib="${2:-build/libswiftfilter.so}"
 n1="${BENCH_INSTR_N1:-2000}" n2="${BENCH_INSTR_N2:-12000}" ns="${BENCH_STRACE_N:-5000}"
@@ -53,39 +54,18 @@ chmod 755 "$tmp"  # nginx workers run as nobody
 mkdir "$tmp/bin"
 cp "$bin" "$lib" "$tmp/bin/"
 bin="$tmp/bin/$(basename "$bin")" lib="$tmp/bin/$(basename "$lib")"
-declare -A proc  # name -> pid
 tracer_pid="" client_pid=""
-stop() { # name [seconds]: TERM, up to that long (valgrind writes its counts on the way out), then KILL
-    local p="${proc[$1]:-}" i
-    [ -n "$p" ] || return 0
-    kill -TERM "$p" 2>/dev/null || true
-    for i in $(seq $(( ${2:-5} * 10 ))); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    unset "proc[$1]"
-}
-launch() { # name command...: in the background, its output in $tmp/NAME.log
-    local name="$1"
-    shift
-    "$@" >"$tmp/$name.log" 2>&1 &
-    proc[$name]=$!
-}
 cleanup() {
     trap - EXIT INT TERM HUP
     [ -z "$tracer_pid" ] || kill -INT "$tracer_pid" 2>/dev/null || true
     [ -z "$client_pid" ] || kill -TERM "$client_pid" 2>/dev/null || true
-    local n
-    for n in "${!proc[@]}"; do stop "$n"; done
+    stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
-
-failures=()
-fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
-progress() { echo "[$(date +%T)] $*" >&2; }
 
 # --- configurations: bench/configs.sh's, as bench/run.sh measures them, 1 worker ---------------------
 max_conns=1024
@@ -181,7 +161,7 @@ for s in "${setups[@]}"; do
         # %p: one file per process (envoy-swift's supervisor and its forked worker, which valgrind follows).
         launch "$s" valgrind --tool=callgrind --callgrind-out-file="$out.%p" "${cmd[@]}"
         if ready "$s" 120 && drive "$s" "$n"; then
-            stop "$s" 60
+            stop "$s" --wait 60
             # "totals:" is the sum over the whole run, all threads (no --separate-threads), and the files
             # of every process are added up.
             ir[$s/$n]="$(awk '/^(totals|summary):/ {t += $2; seen = 1; nextfile} END {if (seen) print t}' "$out".* \
@@ -189,7 +169,7 @@ for s in "${setups[@]}"; do
             [ -n "${ir[$s/$n]}" ] || fail "${label[$s]}: callgrind wrote no totals ($(tail -n 2 "$tmp/$s.log" | tr '\n' ' '))"
         else
             fail "${label[$s]}: could not be driven under callgrind ($n requests)"
-            stop "$s" 60
+            stop "$s" --wait 60
         fi
     done
     if [ -n "${ir[$s/$n1]:-}" ] && [ -n "${ir[$s/$n2]:-}" ]; then

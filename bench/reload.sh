@@ -32,6 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/configs.sh
+. bench/procs.sh
 
 smoke=0
 [ "${1:-}" = --smoke ] && { smoke=1; shift; }
@@ -78,42 +79,18 @@ cp "$bin" "$lib" "$tmp/bin/"
 bin="$tmp/bin/$(basename "$bin")" lib="$tmp/bin/$(basename "$lib")"
 haproxy_sock="$tmp/haproxy.sock"
 
-declare -A proc  # name -> pid
 wrk_pid="" driver_pid=""
-children() { pgrep -P "$1" 2>/dev/null | tr '\n' ' ' || true; }
-stop() { # name: TERM, up to 5 s, then KILL, also to any child left behind (a worker of an old generation)
-    local p="${proc[$1]:-}" kids
-    [ -n "$p" ] || return 0
-    kids="$(children "$p")"
-    kill -TERM "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for p in $kids; do kill -KILL "$p" 2>/dev/null || true; done
-    unset "proc[$1]"
-}
 cleanup() {
     trap - EXIT INT TERM HUP
     [ -z "$wrk_pid" ] || kill -TERM "$wrk_pid" 2>/dev/null || true
     [ -z "$driver_pid" ] || kill -TERM "$driver_pid" 2>/dev/null || true
-    local n
-    for n in "${!proc[@]}"; do stop "$n"; done
+    stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
-
-failures=()
-fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
-progress() { echo "[$(date +%T)] $*" >&2; }
-launch() { # name command...: in the background, output appended to $tmp/NAME.log
-    local name="$1"
-    shift
-    "$@" >>"$tmp/$name.log" 2>&1 &
-    proc[$name]=$!
-}
 
 # --- configurations -------------------------------------------------------------------------------
 # nginx and HAProxy: bench/configs.sh's (as bench/run.sh measures them) with the X-Config-Generation

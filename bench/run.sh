@@ -32,6 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/configs.sh
+. bench/procs.sh
 
 smoke=0
 case "${1:-}" in
@@ -95,33 +96,7 @@ cp "$bin" "$lib" "$tmp/bin/"
 [ ! -x build/bench-crossing ] || cp build/bench-crossing "$tmp/bin/"
 bin="$tmp/bin/envoy-swift" lib="$tmp/bin/libswiftfilter.so"
 es_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- CHost Sources Filters 2>/dev/null || echo ' + uncommitted changes')"
-declare -A proc launched  # name -> pid, name -> the command that started it
 wrk_pid="" idle_pid="" instr_pid="" reload_pid=""
-stop() { # name...: TERM, a moment, then KILL
-    local n p alive
-    for n in "$@"; do [ -z "${proc[$n]:-}" ] || kill -TERM "${proc[$n]}" 2>/dev/null || true; done
-    for _ in $(seq 50); do
-        alive=0
-        for n in "$@"; do [ -n "${proc[$n]:-}" ] && kill -0 "${proc[$n]}" 2>/dev/null && alive=1; done
-        [ "$alive" = 0 ] && break
-        sleep 0.1
-    done
-    for n in "$@"; do
-        p="${proc[$n]:-}"
-        [ -z "$p" ] && continue
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-        unset "proc[$n]"
-    done
-}
-# Starts a server in the background, its output appended to $tmp/NAME.log.
-launch() { # name command...
-    local name="$1"
-    shift
-    launched[$name]="$(printf '%q ' "$@")"
-    "$@" >>"$tmp/$name.log" 2>&1 &
-    proc[$name]=$!
-}
 # A server that died is a failure of the run (with its exit status and last log lines); it is
 # started again from the same files so that the other measurements still happen.
 check_alive() { # name...
@@ -149,10 +124,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM HUP
-
-failures=()
-fail() { echo "FAIL: $*" >&2; failures+=("$*"); }
-progress() { echo "[$(date +%T)] $*" >&2; }
 
 # --- configurations -------------------------------------------------------------------------------
 # bench/configs.sh writes them (shared with bench/instr.sh); these start them.
