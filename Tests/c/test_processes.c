@@ -386,51 +386,61 @@ static char *answer_body(uint16_t port)
     return b;
 }
 
+/* Two builds of one C filter library (Tests/fixtures/answer_filter_lib.c: "build a", "build b"), and the
+ * path in a temp folder where the proxy loads it from: build a first. */
+typedef struct {
+    char a[600], b[600], dir[64], lib[700];
+} answer_lib_t;
+
+static void answer_lib_begin(answer_lib_t *al)
+{
+    const char *build = getenv("ES_BUILD") ? getenv("ES_BUILD") : "build";
+    snprintf(al->a, sizeof al->a, "%s/fixtures/libanswer_a.so", build);
+    snprintf(al->b, sizeof al->b, "%s/fixtures/libanswer_b.so", build);
+    snprintf(al->dir, sizeof al->dir, "/tmp/es-lib-XXXXXX");
+    assert_non_null(mkdtemp(al->dir));
+    snprintf(al->lib, sizeof al->lib, "%s/libanswer.so", al->dir);
+    copy_file(al->a, al->lib);
+}
+
+static void answer_lib_end(answer_lib_t *al)
+{
+    unlink(al->lib);
+    rmdir(al->dir);
+}
+
 /* A library rebuilt at the same path is what the next generation runs. */
 static void test_rebuilt_library_is_served_after_reload(void **state)
 {
     es_fixture_t *f = *state;
-    const char *build = getenv("ES_BUILD") ? getenv("ES_BUILD") : "build";
-    char a[600], b[600], lib[700];
-    snprintf(a, sizeof a, "%s/fixtures/libanswer_a.so", build);
-    snprintf(b, sizeof b, "%s/fixtures/libanswer_b.so", build);
-    char dir[] = "/tmp/es-lib-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    snprintf(lib, sizeof lib, "%s/libanswer.so", dir);
-    copy_file(a, lib);
-    answer_config(f, 1, lib);
+    answer_lib_t al;
+    answer_lib_begin(&al);
+    answer_config(f, 1, al.lib);
     char *body = answer_body(f->px.port);
     assert_string_equal(body, "build a\n");
     free(body);
-    copy_file(b, lib);
+    copy_file(al.b, al.lib);
     assert_int_equal(es_proxy_reload(&f->px), 1);
     body = answer_body(f->px.port);
     assert_string_equal(body, "build b\n");
     free(body);
     es_proxy_stop(&f->px);
-    unlink(lib);
-    rmdir(dir);
+    answer_lib_end(&al);
 }
 
 /* --watch: renaming a rebuilt library over its path reloads by itself, without a dropped request. */
 static void test_watch_reloads_when_the_library_changes(void **state)
 {
     es_fixture_t *f = *state;
-    const char *build = getenv("ES_BUILD") ? getenv("ES_BUILD") : "build";
-    char a[600], b[600], lib[700];
-    snprintf(a, sizeof a, "%s/fixtures/libanswer_a.so", build);
-    snprintf(b, sizeof b, "%s/fixtures/libanswer_b.so", build);
-    char dir[] = "/tmp/es-lib-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    snprintf(lib, sizeof lib, "%s/libanswer.so", dir);
-    copy_file(a, lib);
+    answer_lib_t al;
+    answer_lib_begin(&al);
     static const char *const args[] = {"--watch", NULL};
     f->px.extra_args = args;
-    answer_config(f, 1, lib);
+    answer_config(f, 1, al.lib);
     loadgen_t g;
     load_start(&g, 4, f->px.port, 1, "/");
     usleep(200 * 1000);
-    copy_file(b, lib);
+    copy_file(al.b, al.lib);
     uint64_t deadline = es_now_ms() + 10000;
     char *body = NULL;
     for (;;) {
@@ -444,12 +454,11 @@ static void test_watch_reloads_when_the_library_changes(void **state)
     free(body);
     assert_true(es_proxy_log_count(&f->px, "a watched file changed: reloading") == 1);
     /* And an edit of the config file itself. */
-    answer_config(f, 0, lib);
+    answer_config(f, 0, al.lib);
     assert_int_equal(es_proxy_wait_log(&f->px, "generation 3 serving", 1, 10000), 1);
     load_stop(&g, f, NULL);
     es_proxy_stop(&f->px);
-    unlink(lib);
-    rmdir(dir);
+    answer_lib_end(&al);
 }
 
 /* A SIGHUP while a new generation is still starting is not lost: that reload runs once it is ready. */
