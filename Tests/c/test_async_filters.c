@@ -53,16 +53,6 @@ static void start(es_fixture_t *f, unsigned workers, const char *listener_extra,
                    clusters_extra ? clusters_extra : "");
 }
 
-/* An http_filters entry (malloc'd). `extra`: more keys of the entry, each line indented 8. */
-static char *filter(const char *name, const char *plugin, const char *config, const char *extra)
-{
-    char *s = NULL;
-    if (asprintf(&s, "      - name: %s\n        so_path: %s\n        plugin_name: %s\n        plugin_config: %s\n%s", name,
-                 es_swift_filter_lib(), plugin, config, extra ? extra : "") < 0)
-        fail_msg("asprintf");
-    return s;
-}
-
 /* The value of counter `name` in the admin listener's stats. */
 static unsigned long stat_value(es_fixture_t *f, const char *name)
 {
@@ -110,7 +100,7 @@ static void expect_counters(es_fixture_t *f, const char *want, int timeout_ms)
 static void test_sleep_in_request_headers_holds_the_upstream_connect(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 400 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 400 }", NULL);
     start(f, 2, NULL, flt, NULL);
     free(flt);
 
@@ -149,7 +139,7 @@ static void test_sleep_in_request_headers_holds_the_upstream_connect(void **stat
 static void test_expect_continue_waits_for_the_filter(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 300 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 300 }", NULL);
     start(f, 1, NULL, flt, NULL);
     free(flt);
 
@@ -178,7 +168,7 @@ static void test_expect_continue_waits_for_the_filter(void **state)
 static void test_upload_while_suspended_stays_bounded(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 2000 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 2000 }", NULL);
     /* ASan keeps freed memory in quarantine (256 MB by default), so every Swift task freed along
      * the way would count as resident; a small quarantine lets VmHWM show what the proxy holds. */
     static const char *const env[] = {"ASAN_OPTIONS=quarantine_size_mb=1", NULL};
@@ -223,8 +213,8 @@ static void test_upload_while_suspended_stays_bounded(void **state)
 static void test_response_side_async_on_a_streamed_response(void **state)
 {
     es_fixture_t *f = *state;
-    char *a = filter("resp_headers", "async_sleep", "{ ms: 150, on: response_headers }", NULL);
-    char *b = filter("resp_body", "async_sleep", "{ ms: 1, on: response_body }", NULL);
+    char *a = es_swift_filter_yaml("resp_headers", "async_sleep", "{ ms: 150, on: response_headers }", NULL);
+    char *b = es_swift_filter_yaml("resp_body", "async_sleep", "{ ms: 1, on: response_body }", NULL);
     char *both = NULL;
     if (asprintf(&both, "%s%s", a, b) < 0)
         fail_msg("asprintf");
@@ -260,7 +250,7 @@ static void test_response_side_async_on_a_streamed_response(void **state)
 static void test_request_body_async_per_chunk(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("req_body", "async_sleep", "{ ms: 1, on: request_body }", NULL);
+    char *flt = es_swift_filter_yaml("req_body", "async_sleep", "{ ms: 1, on: request_body }", NULL);
     start(f, 1, NULL, flt, NULL);
     free(flt);
     es_upload_pattern(f->px.port, 8ull * MiB, 0, 100 * 1000);
@@ -275,7 +265,7 @@ static void test_callout_auth_allows_and_denies(void **state)
     es_fixture_t *f = *state;
     f->up2 = (es_upstream_t){0};
     assert_int_equal(es_upstream_start(&f->up2), 0);
-    char *flt = filter("auth", "callout_auth", "{ cluster: auth, path: /auth }", NULL);
+    char *flt = es_swift_filter_yaml("auth", "callout_auth", "{ cluster: auth, path: /auth }", NULL);
     char clusters[256];
     snprintf(clusters, sizeof clusters, "  - name: auth\n    endpoints: [ { address: 127.0.0.1, port: %u } ]\n", f->up2.port);
     start(f, 2, NULL, flt, clusters);
@@ -310,7 +300,7 @@ static void test_callout_auth_allows_and_denies(void **state)
 static void test_callout_to_a_dead_service_is_503(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("auth", "callout_auth", "{ cluster: auth, path: /auth }", NULL);
+    char *flt = es_swift_filter_yaml("auth", "callout_auth", "{ cluster: auth, path: /auth }", NULL);
     char clusters[256];
     snprintf(clusters, sizeof clusters, "  - name: auth\n    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
              es_closed_port());
@@ -333,7 +323,7 @@ static void test_callout_to_a_dead_service_is_503(void **state)
 static void test_client_disconnect_while_suspended_1000_times(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 60000, counters_path: /_counters }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 60000, counters_path: /_counters }", NULL);
     /* One worker: the filter's counters live in its process, and /_counters must see every stream. */
     start(f, 1, NULL, flt, NULL);
     free(flt);
@@ -357,7 +347,7 @@ static void test_client_disconnect_while_suspended_1000_times(void **state)
 static void test_filter_timeout_is_504_and_the_proxy_keeps_serving(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 5000, counters_path: /_counters }", "        timeout: 300ms\n");
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 5000, counters_path: /_counters }", "        timeout: 300ms\n");
     start(f, 1, NULL, flt, NULL);
     free(flt);
 
@@ -377,7 +367,7 @@ static void test_filter_timeout_is_504_and_the_proxy_keeps_serving(void **state)
     es_proxy_stop(&f->px);
 
     /* timeout_status replaces 504. */
-    flt = filter("sleep", "async_sleep", "{ ms: 5000 }", "        timeout: 100ms\n        timeout_status: 503\n");
+    flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 5000 }", "        timeout: 100ms\n        timeout_status: 503\n");
     start(f, 1, NULL, flt, NULL);
     free(flt);
     es_get(f->px.port, "/", &r);
@@ -389,7 +379,7 @@ static void test_filter_timeout_is_504_and_the_proxy_keeps_serving(void **state)
 static void test_filter_throw_after_await_is_500_and_the_proxy_keeps_serving(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 50, fail: true, counters_path: /_counters }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 50, fail: true, counters_path: /_counters }", NULL);
     start(f, 1, NULL, flt, NULL);
     free(flt);
     for (int i = 0; i < 3; i++) {
@@ -413,7 +403,7 @@ static void test_filter_throw_after_await_is_500_and_the_proxy_keeps_serving(voi
 static void test_shutdown_while_suspended(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 60000 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 60000 }", NULL);
     top_extra = "drain_timeout: 1s\n";
     start(f, 2, NULL, flt, NULL);
     free(flt);

@@ -40,21 +40,12 @@ static void start(es_fixture_t *f, const char *filters_yaml)
                    filters_yaml, f->up.port);
 }
 
-static char *filter(const char *name, const char *plugin, const char *config)
-{
-    char *s = NULL;
-    if (asprintf(&s, "      - name: %s\n        so_path: %s\n        plugin_name: %s\n        plugin_config: %s\n", name,
-                 es_swift_filter_lib(), plugin, config) < 0)
-        fail_msg("asprintf");
-    return s;
-}
-
 static void test_header_rewrite_both_ways(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("rewrite", "header_rewrite",
+    char *flt = es_swift_filter_yaml("rewrite", "header_rewrite",
                        "{ request: { set: { x-set: one }, add: { x-add: two }, remove: [x-drop] },"
-                       " response: { set: { x-resp: yes }, remove: [x-upstream-req] } }");
+                       " response: { set: { x-resp: yes }, remove: [x-upstream-req] } }", NULL);
     start(f, flt);
     free(flt);
     es_response_t r;
@@ -77,7 +68,7 @@ static void test_header_rewrite_both_ways(void **state)
 static void test_bearer_auth(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("auth", "bearer_auth", "{ token: s3cret, realm: test }");
+    char *flt = es_swift_filter_yaml("auth", "bearer_auth", "{ token: s3cret, realm: test }", NULL);
     start(f, flt);
     free(flt);
     es_response_t r;
@@ -130,7 +121,7 @@ static void check_replaced(uint16_t port, const char *path, int expect_chunked_u
 static void test_body_replace_content_length_and_chunked(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("replace", "body_replace", "{ find: upstream, replace: UPSTREAM-REPLACED }");
+    char *flt = es_swift_filter_yaml("replace", "body_replace", "{ find: upstream, replace: UPSTREAM-REPLACED }", NULL);
     start(f, flt);
     free(flt);
     check_replaced(f->px.port, "/text", 0);             /* Content-Length from upstream */
@@ -149,7 +140,7 @@ static void test_route_by_query(void **state)
 {
     es_fixture_t *f = *state;
     assert_int_equal(es_upstream_start(&f->up2), 0);
-    char *flt = filter("router", "route_by_query", "{ param: backend, header: x-route }");
+    char *flt = es_swift_filter_yaml("router", "route_by_query", "{ param: backend, header: x-route }", NULL);
     es_proxy_start(&f->px, 1,
                    "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 0\n    http_filters:\n%s"
                    "    routes:\n"
@@ -179,8 +170,8 @@ static void test_route_by_query(void **state)
 static void test_chain_order_both_ways(void **state)
 {
     es_fixture_t *f = *state;
-    char *a = filter("first", "chain_probe", "{ tag: a }");
-    char *b = filter("second", "chain_probe", "{ tag: b }");
+    char *a = es_swift_filter_yaml("first", "chain_probe", "{ tag: a }", NULL);
+    char *b = es_swift_filter_yaml("second", "chain_probe", "{ tag: b }", NULL);
     char *both = NULL;
     assert_true(asprintf(&both, "%s%s", a, b) > 0);
     start(f, both);
@@ -212,7 +203,7 @@ static void test_chain_order_both_ways(void **state)
 static void test_header_injection_refused(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("bad", "bad_header", "{}");
+    char *flt = es_swift_filter_yaml("bad", "bad_header", "{}", NULL);
     start(f, flt);
     free(flt);
     es_response_t r;
@@ -228,7 +219,7 @@ static void test_header_injection_refused(void **state)
 static void test_filter_throw_is_500_and_proxy_keeps_serving(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("boom", "throws", "{}");
+    char *flt = es_swift_filter_yaml("boom", "throws", "{}", NULL);
     es_proxy_start(&f->px, 1,
                    "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 0\n    http_filters:\n%s"
                    "    routes:\n      - match: { prefix: / }\n        cluster: backend\n"
@@ -293,8 +284,8 @@ static void test_startup_errors(void **state)
 static void test_left_out_hooks_are_skipped(void **state)
 {
     es_fixture_t *f = *state;
-    char *a = filter("probe", "chain_probe", "{ tag: p }");
-    char *b = filter("nothing", "noop", "{}");
+    char *a = es_swift_filter_yaml("probe", "chain_probe", "{ tag: p }", NULL);
+    char *b = es_swift_filter_yaml("nothing", "noop", "{}", NULL);
     char both[2048];
     snprintf(both, sizeof both, "%s%s", a, b);
     free(a);

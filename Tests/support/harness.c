@@ -1503,6 +1503,14 @@ const char *es_swift_filter_lib(void) {
     return path;
 }
 
+char *es_swift_filter_yaml(const char *name, const char *plugin, const char *config, const char *extra) {
+    char *s = NULL;
+    if (asprintf(&s, "      - name: %s\n        so_path: %s\n        plugin_name: %s\n        plugin_config: %s\n%s", name,
+                 es_swift_filter_lib(), plugin, config, extra ? extra : "") < 0)
+        fail_msg("asprintf");
+    return s;
+}
+
 uint16_t es_closed_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);

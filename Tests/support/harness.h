@@ -267,6 +267,9 @@ uint64_t es_now_ms(void);
 uint64_t es_pattern_fnv(uint64_t n);
 /* The absolute path of $ES_BUILD/libswiftfilter.so (static buffer), for http_filters so_path. */
 const char *es_swift_filter_lib(void);
+/* One http_filters entry of libswiftfilter.so, indented for a listener (malloc'd; free it): name, plugin_name,
+ * plugin_config (YAML), then `extra` (more keys, each line indented 8; may be NULL). */
+char *es_swift_filter_yaml(const char *name, const char *plugin, const char *config, const char *extra);
 /* A TCP port on 127.0.0.1 where nothing listens (bound, then closed). */
 uint16_t es_closed_port(void);
 /* Polls cond-style: calls fn(arg) every 10 ms until it returns non-zero or timeout_ms passes. */
