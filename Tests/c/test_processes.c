@@ -28,16 +28,6 @@
  * AddressSanitizer's report and exit(1). */
 static const char *const no_segv_handler[] = {"ASAN_OPTIONS=handle_segv=0", NULL};
 
-/* An http_filters entry (malloc'd), indented for a listener. */
-static char *filter(const char *name, const char *plugin, const char *config, const char *extra)
-{
-    char *s = NULL;
-    if (asprintf(&s, "      - name: %s\n        so_path: %s\n        plugin_name: %s\n        plugin_config: %s\n%s",
-                 name, es_swift_filter_lib(), plugin, config, extra ? extra : "") < 0)
-        fail_msg("asprintf");
-    return s;
-}
-
 /* The usual shape: `main` (filters, then every path to the upstream or a direct answer) and `admin` (stats). */
 static void write_or_start(es_fixture_t *f, int start, const char *top, unsigned workers, const char *filters,
                            const char *route)
@@ -178,9 +168,29 @@ typedef struct {
     atomic_int stop;
 } loadgen_t;
 
+/* The load running now, if any: a test that fails leaves through longjmp, and the teardown must stop its
+ * clients before the fixture goes (they use its ports, and the generator lives in the test's frame). */
+static loadgen_t *running_load;
+
+static void load_join(loadgen_t *g)
+{
+    atomic_store(&g->stop, 1);
+    for (size_t i = 0; i < g->n; i++)
+        pthread_join(g->t[i], NULL);
+    running_load = NULL;
+}
+
+static int teardown(void **state)
+{
+    if (running_load != NULL)
+        load_join(running_load);
+    return es_fixture_teardown(state);
+}
+
 static void load_start(loadgen_t *g, size_t n, uint16_t port, int keepalive, const char *path)
 {
     memset(g, 0, sizeof *g);
+    running_load = g;
     g->n = n;
     for (size_t i = 0; i < n; i++) {
         g->l[i] = (load_t){.port = port, .keepalive = keepalive, .path = path, .stop = &g->stop};
@@ -192,11 +202,10 @@ static void load_start(loadgen_t *g, size_t n, uint16_t port, int keepalive, con
  * be lost) gets the keep-alive connections that died under a request. */
 static unsigned long load_stop_lost(loadgen_t *g, es_fixture_t *f, unsigned long *closes, unsigned long *lost)
 {
-    atomic_store(&g->stop, 1);
+    load_join(g);
     unsigned long ok = 0, failed = 0, cl = 0, lo = 0;
     const char *why = "";
     for (size_t i = 0; i < g->n; i++) {
-        pthread_join(g->t[i], NULL);
         ok += g->l[i].ok;
         cl += g->l[i].closes;
         lo += g->l[i].lost;
@@ -229,7 +238,7 @@ static unsigned long load_stop(loadgen_t *g, es_fixture_t *f, unsigned long *clo
 static void test_check_flag(void **state)
 {
     (void)state;
-    char *good = filter("rw", "header_rewrite", "{ response: { set: { x-a: b } } }", NULL);
+    char *good = es_swift_filter_yaml("rw", "header_rewrite", "{ response: { set: { x-a: b } } }", NULL);
     es_run_t r;
     es_run_check(&r,
                  "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 1\n    http_filters:\n%s"
@@ -249,7 +258,7 @@ static void test_check_flag(void **state)
         {"nosuch", "{}", "unknown plugin \"nosuch\""},
     };
     for (size_t i = 0; i < 3; i++) {
-        char *flt = i < 2 ? filter("f1", bad[i][0], bad[i][1], NULL)
+        char *flt = i < 2 ? es_swift_filter_yaml("f1", bad[i][0], bad[i][1], NULL)
                           : strdup("      - name: f1\n        so_path: /nonexistent/libnone.so\n"
                                    "        plugin_name: noop\n");
         es_run_check(&r,
@@ -275,7 +284,7 @@ static void rewrite_config(es_fixture_t *f, int start, unsigned version)
 {
     char cfg[64];
     snprintf(cfg, sizeof cfg, "{ response: { set: { x-version: \"%u\" } } }", version);
-    char *flt = filter("rw", "header_rewrite", cfg, NULL);
+    char *flt = es_swift_filter_yaml("rw", "header_rewrite", cfg, NULL);
     write_or_start(f, start, NULL, 2, flt, NULL);
     free(flt);
 }
@@ -285,7 +294,7 @@ static void test_reload_under_keepalive_load(void **state)
 {
     es_fixture_t *f = *state;
     rewrite_config(f, 1, 0);
-    loadgen_t g;
+    static loadgen_t g;
     load_start(&g, 6, f->px.port, 1, "/load");
     usleep(200 * 1000);
     for (unsigned v = 1; v <= 10; v++) {
@@ -437,7 +446,7 @@ static void test_watch_reloads_when_the_library_changes(void **state)
     static const char *const args[] = {"--watch", NULL};
     f->px.extra_args = args;
     answer_config(f, 1, al.lib);
-    loadgen_t g;
+    static loadgen_t g;
     load_start(&g, 4, f->px.port, 1, "/");
     usleep(200 * 1000);
     copy_file(al.b, al.lib);
@@ -465,7 +474,7 @@ static void test_watch_reloads_when_the_library_changes(void **state)
 static void test_a_reload_during_a_reload_runs_after_it(void **state)
 {
     es_fixture_t *f = *state;
-    char *slow = filter("slow", "crash", "{ config_delay_ms: 600 }", NULL);
+    char *slow = es_swift_filter_yaml("slow", "crash", "{ config_delay_ms: 600 }", NULL);
     write_or_start(f, 1, NULL, 1, slow, NULL);
     kill(f->px.pid, SIGHUP);
     assert_int_equal(es_proxy_wait_log(&f->px, "SIGHUP: reloading", 1, 5000), 1);
@@ -678,7 +687,7 @@ static void test_sigterm_completes_tls_requests_in_flight(void **state)
 static void test_sigterm_waits_for_async_filters(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = filter("sleep", "async_sleep", "{ ms: 1000 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 1000 }", NULL);
     write_or_start(f, 1, NULL, 2, flt, NULL);
     free(flt);
     stop_completes_in_flight(f, SIGTERM, "/held", NULL, 300);
@@ -763,7 +772,7 @@ static void crash_setup(es_fixture_t *f, const char *plugin, const char *policy,
     char extra[200] = "";
     if (policy)
         snprintf(extra, sizeof extra, "        crash_policy: %s\n", policy);
-    char *flt = filter("boom", plugin, "{ reply: \"alive\\n\" }", extra);
+    char *flt = es_swift_filter_yaml("boom", plugin, "{ reply: \"alive\\n\" }", extra);
     f->px.extra_env = env;
     write_or_start(f, 1, NULL, 2, flt, "direct_response: { status: 200, body: \"route\\n\" }");
     free(flt);
@@ -791,7 +800,7 @@ static void crash_contained(es_fixture_t *f, const char *plugin, const char *hoo
     crash_setup(f, plugin, NULL, NULL);
     /* Keep-alive clients, spread over both workers by the kernel: those on the crashing worker lose their
      * connection (once each); every other request, and every new connection, must be served. */
-    loadgen_t g;
+    static loadgen_t g;
     load_start(&g, 6, f->px.port, 1, "/ok");
     usleep(200 * 1000);
     uint64_t t0 = es_now_ms();
@@ -860,7 +869,7 @@ static void test_sigsegv_to_a_worker_is_respawned(void **state)
     crash_setup(f, "crash", NULL, no_segv_handler);
     pid_t pids[8];
     assert_int_equal(es_proxy_workers(&f->px, pids, 8), 2);
-    loadgen_t g;
+    static loadgen_t g;
     load_start(&g, 6, f->px.port, 1, "/ok");
     usleep(100 * 1000);
     uint64_t t0 = es_now_ms();
@@ -1012,40 +1021,40 @@ int main(void)
         cmocka_set_test_filter(getenv("ES_TEST_FILTER")); /* e.g. "test_quarantine*" */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_flag),
-        cmocka_unit_test_setup_teardown(test_reload_under_keepalive_load, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_failed_reloads_keep_serving, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_reload_under_keepalive_load, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_reloads_keep_serving, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuilt_library_is_served_after_reload, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_watch_reloads_when_the_library_changes, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_reload_changes_workers_and_listeners, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_during_a_reload_runs_after_it, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_drain_closes_idle_connections_after_a_grace, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_completes_requests_in_flight, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_sigterm_completes_tls_requests_in_flight, es_fixture_setup,
-                                        es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_sigterm_waits_for_async_filters, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_sigint_and_sigquit_drain_too, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_second_sigterm_stops_at_once, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_drain_timeout_closes_what_is_left, es_fixture_setup, es_fixture_teardown),
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_sigterm_waits_for_async_filters, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigint_and_sigquit_drain_too, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_sigterm_stops_at_once, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_timeout_closes_what_is_left, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_supervisor_killed_leaves_no_orphans, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_trap_in_a_sync_hook_costs_one_worker, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_trap_after_an_await_costs_one_worker, es_fixture_setup,
-                                        es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_fatal_error_line_reaches_the_log, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_sigsegv_to_a_worker_is_respawned, es_fixture_setup, es_fixture_teardown),
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fatal_error_line_reaches_the_log, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sigsegv_to_a_worker_is_respawned, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_rejects_then_a_reload_clears_it, es_fixture_setup,
-                                        es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_quarantine_bypasses, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_a_crash_loop_backs_off, es_fixture_setup, es_fixture_teardown),
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_bypasses, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_crash_loop_backs_off, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_counters_survive_reloads_and_crashes, es_fixture_setup,
-                                        es_fixture_teardown),
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
