@@ -24,7 +24,12 @@ void es_watch_close(es_watch_t *w)
 
 int es_watch_reset(es_watch_t *w)
 {
-    es_watch_close(w);
+    /* The descriptor is kept: an event already queued on it (a file changed while a reload was finishing)
+     * is still read, and matched against the new names. Folders watched before stay watched; only the
+     * names decide what counts. */
+    w->n = 0;
+    if (w->fd >= 0)
+        return 0;
     w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (w->fd < 0) {
         int e = -errno;

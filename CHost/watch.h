@@ -17,7 +17,8 @@ typedef struct {
 } es_watch_t;
 
 void es_watch_init(es_watch_t *w);
-/* Forgets every watch and opens a new inotify descriptor. Returns 0 or a negative errno. */
+/* Forgets the names watched so far (opening the inotify descriptor the first time). Returns 0 or a negative
+ * errno. */
 int es_watch_reset(es_watch_t *w);
 /* Watches `path` (through its folder). Returns 0 or a negative errno (logged). */
 int es_watch_add(es_watch_t *w, const char *path);
