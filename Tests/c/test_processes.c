@@ -300,9 +300,16 @@ static void test_reload_under_keepalive_load(void **state)
     for (unsigned v = 1; v <= 10; v++) {
         rewrite_config(f, 0, v);
         assert_int_equal(es_proxy_reload(&f->px), 1);
-        char *seen = get_header(f->px.port, "/check", "x-version", NULL);
+        /* The old generation may accept a connection or two more until it has read its drain order (a few
+         * ms after the "serving" line): the change is there within a second. */
         char want[16];
         snprintf(want, sizeof want, "%u", v);
+        uint64_t deadline = es_now_ms() + 1000;
+        char *seen = NULL;
+        do {
+            free(seen);
+            seen = get_header(f->px.port, "/check", "x-version", NULL);
+        } while (strcmp(seen, want) != 0 && es_now_ms() < deadline && usleep(5 * 1000) == 0);
         assert_string_equal(seen, want);
         free(seen);
         usleep(150 * 1000);
@@ -880,13 +887,19 @@ static void test_sigsegv_to_a_worker_is_respawned(void **state)
     load_stop_lost(&g, f, NULL, &lost);
     assert_true(lost <= 6);
     assert_true(back <= 200);
+    /* The signal may land while the worker runs the filter: then the line names it before "; respawning". */
     char want[120];
-    snprintf(want, sizeof want, "(pid %d, generation 1) killed by signal 11 (SIGSEGV); respawning after 0 ms",
-             (int)pids[0]);
-    if (log_count(f, want) != 1) {
+    snprintf(want, sizeof want, "(pid %d, generation 1) killed by signal 11 (SIGSEGV)", (int)pids[0]);
+    char *log = es_proxy_log(&f->px);
+    const char *at = strstr(log, want);
+    const char *eol = at ? strchr(at, '\n') : NULL;
+    const char *resp = at ? strstr(at, "; respawning after 0 ms") : NULL;
+    if (at == NULL || resp == NULL || (eol != NULL && resp > eol) || strstr(at + 1, want) != NULL) {
+        free(log);
         es_proxy_print_log(&f->px);
-        fail_msg("no line: %s", want);
+        fail_msg("no one line with: %s ... ; respawning after 0 ms", want);
     }
+    free(log);
     pid_t now[8];
     assert_int_equal(es_proxy_workers(&f->px, now, 8), 2);
     assert_true(now[0] != pids[0] && now[1] != pids[0]);
