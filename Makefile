@@ -15,8 +15,8 @@ CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include
 CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include \
               -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 
-HOST_SRC   := $(wildcard CHost/*.c)
-HOST_HDR   := $(wildcard CHost/*.h CHost/include/*.h)
+HOST_SRC   := $(wildcard CHost/*.c CHost/*/*.c)
+HOST_HDR   := $(wildcard CHost/*.h CHost/*/*.h)
 SUP_SRC    := $(filter-out %_main.c,$(wildcard Tests/support/*.c))
 SUP_HDR    := $(wildcard Tests/support/*.h)
 TEST_SRC   := $(wildcard Tests/c/test_*.c)
@@ -56,7 +56,7 @@ $(BUILD)/asan/obj/%.o: CHost/%.c $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -c -o $@ $<
 
-$(BUILD)/asan/libhost.a: $(filter-out %/main.o,$(ASAN_OBJ))
+$(BUILD)/asan/libhost.a: $(filter-out $(BUILD)/asan/obj/main.o,$(ASAN_OBJ))
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/asan/envoy-swift: $(ASAN_OBJ)
@@ -115,9 +115,9 @@ bench-reload: build bench-deps
 
 # One call from C into a Swift filter and back, in process (never asserted): ns per hook and per
 # stream for noop, header_touch and async_noop, and instructions per hook when valgrind is there.
-$(BUILD)/bench-crossing: bench/crossing.c CHost/filter_resolve.c $(HOST_HDR)
+$(BUILD)/bench-crossing: bench/crossing.c CHost/filters/filter_resolve.c $(HOST_HDR)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) -o $@ bench/crossing.c CHost/filter_resolve.c -ldl
+	$(CC) $(CFLAGS_REL) -o $@ bench/crossing.c CHost/filters/filter_resolve.c -ldl
 
 bench-crossing: $(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so
 	@$(BUILD)/bench-crossing $(BUILD)/libswiftfilter.so

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "config.h"
-#include "filter_lib.h"
-#include "log.h"
+#include "core/buf.h"
+#include "core/config.h"
+#include "filters/filter_lib.h"
+#include "core/log.h"
 #include "supervisor.h"
 
 static void usage(FILE *f)

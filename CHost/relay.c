@@ -4,7 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 static void put_line(const es_relay_t *r, const char *s, size_t len)
 {

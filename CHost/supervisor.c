@@ -15,14 +15,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "listen_set.h"
-#include "log.h"
-#include "proc_slot.h"
+#include "core/config.h"
+#include "net/listen_set.h"
+#include "core/log.h"
+#include "core/proc_slot.h"
 #include "relay.h"
-#include "stats.h"
+#include "core/stats.h"
 #include "watch.h"
-#include "worker_proc.h"
+#include "worker/worker_proc.h"
 
 #define MAX_PROCS 512               /* shared slots; slot 0 is the supervisor's stats block */
 #define START_TIMEOUT_MS 60000      /* a generation not ready by then failed */

@@ -7,7 +7,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
-#include "log.h"
+#include "core/log.h"
 
 void es_watch_init(es_watch_t *w)
 {

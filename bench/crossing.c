@@ -36,9 +36,9 @@
 #include <unistd.h>
 
 #include "envoy_swift_abi.h"
-#include "field_check.h"
-#include "filter_lib.h"
-#include "msg.h" /* es_name_eq, the host's own name compare */
+#include "filters/field_check.h"
+#include "filters/filter_lib.h"
+#include "core/msg.h" /* es_name_eq, the host's own name compare */
 
 #if defined(__has_include) && __has_include(<valgrind/callgrind.h>)
 #include <valgrind/callgrind.h> /* client requests: a few no-op instructions outside valgrind */

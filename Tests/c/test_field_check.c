@@ -16,8 +16,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "field_check.h"
-#include "msg.h"
+#include "filters/field_check.h"
+#include "core/msg.h"
 
 static int is_tchar(unsigned char c)
 {

@@ -12,7 +12,7 @@
 #include <http_parser.h>
 #include <string.h>
 
-#include "h1_guard.h"
+#include "codec/h1_guard.h"
 
 #define LIT(s) s, sizeof(s) - 1
 #define MAX_HEAD 8192

@@ -18,7 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "stats.h"
+#include "core/stats.h"
 
 #define PER_THREAD 200000
 

@@ -1,0 +1,28 @@
+/* HTTP/1.1 wire helpers shared by the request and response directions. */
+#ifndef ES_HTTP1_H
+#define ES_HTTP1_H
+
+#include <stddef.h>
+
+#include "core/msg.h"
+#include "net/writeq.h"
+
+/* Headers that describe one connection and are never forwarded (RFC 9110 7.6.1). */
+int es_http1_hop_by_hop(const char *name, size_t len);
+/* Whether header `i` must be dropped when forwarding `m`: hop-by-hop, or named by Connection.
+ * `names_others` (es_http1_connection_names_others, looked up once per message by the caller) says
+ * whether Connection names any header, so most messages cost no scan per header. */
+int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others);
+/* Whether the Connection headers of `m` name anything besides close and keep-alive. */
+int es_http1_connection_names_others(const es_msg_t *m);
+const char *es_http1_reason(int status);
+
+/* Body framing: chunked bodies are re-framed as the parser hands out the decoded bytes. */
+int es_http1_write_chunk(es_writeq_t *q, const char *at, size_t len);
+/* The last chunk, the trailers of `m` (those not dropped), and the final CRLF. */
+int es_http1_write_last_chunk(es_writeq_t *q, const es_msg_t *m);
+/* A complete response with a text body; `keepalive` decides the Connection header. */
+int es_http1_write_local_reply(es_writeq_t *q, int status, const char *body, size_t len, int http10,
+                               int keepalive, int head);
+
+#endif

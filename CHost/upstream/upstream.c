@@ -1,0 +1,461 @@
+#include "upstream/upstream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "net/conn.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "worker/worker.h"
+
+static int on_message_begin(http_parser *p);
+static int on_status(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+
+static const http_parser_settings response_settings = {
+    .on_message_begin = on_message_begin,
+    .on_status = on_status,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+static void upconn_close(es_upconn_t *u);
+
+void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg)
+{
+    p->worker = w;
+    p->cfg = cfg;
+    p->next = 0;
+    es_list_init(&p->idle);
+    es_list_init(&p->all);
+}
+
+void es_pool_close(es_pool_t *p)
+{
+    while (!es_list_empty(&p->all)) {
+        es_upconn_t *u = es_container_of(p->all.next, es_upconn_t, link_all);
+        if (u->user != NULL) {
+            es_upuser_t *user = u->user;
+            u->user = NULL;
+            user->ops->detach(user);
+        }
+        upconn_close(u);
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    es_upconn_t *u = h->data;
+    if (--u->closes_pending > 0)
+        return;
+    if (u->tls != NULL) {
+        es_tls_dispose(u->tls);
+        free(u->tls);
+    }
+    es_writeq_dispose(&u->out);
+    es_msg_dispose(&u->resp);
+    free(u);
+}
+
+static void upconn_close(es_upconn_t *u)
+{
+    if (u->state == ES_UP_CLOSING)
+        return;
+    u->state = ES_UP_CLOSING;
+    es_list_remove(&u->link_all);
+    es_list_remove(&u->link_idle);
+    u->closes_pending = 2;
+    uv_close((uv_handle_t *)&u->tcp, on_closed);
+    uv_close((uv_handle_t *)&u->timer, on_closed);
+}
+
+/* Fails the stream this connection serves (if any) and closes the connection. */
+static void upconn_fail(es_upconn_t *u, int status, const char *reason)
+{
+    es_upuser_t *user = u->user;
+    u->user = NULL;
+    upconn_close(u);
+    if (user != NULL)
+        user->ops->failed(user, status, reason);
+}
+
+/*
+ * The connection died under a request (reset, closed, a write failed). On a reused connection with
+ * no response byte yet, that is the race with the upstream's idle close: the user may send again.
+ */
+static void upconn_died(es_upconn_t *u, int status, const char *reason)
+{
+    es_upuser_t *user = u->user;
+    int may_retry = user != NULL && u->reused && !u->got_bytes && user->ops->retry != NULL;
+    u->user = NULL;
+    upconn_close(u);
+    if (user == NULL)
+        return;
+    if (may_retry && user->ops->retry(user))
+        return;
+    user->ops->failed(user, status, reason);
+}
+
+static void on_out_event(es_writeq_t *q, int status)
+{
+    es_upconn_t *u = q->data;
+    if (u->state == ES_UP_CLOSING)
+        return;
+    if (status < 0) {
+        char reason[128];
+        snprintf(reason, sizeof(reason), "upstream write error: %s", uv_strerror(status));
+        es_debug("cluster \"%s\": %s", u->pool->cfg->name, reason);
+        upconn_died(u, 503, reason);
+    } else if (status == ES_WRITEQ_LOW && u->user != NULL) {
+        u->user->ops->writable(u->user);
+    }
+}
+
+static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    es_upconn_t *u = h->data;
+    buf->base = es_worker_block_get(u->pool->worker);
+    buf->len = buf->base ? ES_BLOCK_SIZE : 0;
+}
+
+static void start_reading(es_upconn_t *u)
+{
+    if (!u->reading && uv_read_start((uv_stream_t *)&u->tcp, alloc_block, on_read) == 0)
+        u->reading = 1;
+}
+
+void es_upconn_read_pause(es_upconn_t *u, int pause)
+{
+    if (u->state != ES_UP_ACTIVE)
+        return;
+    if (pause && u->reading) {
+        uv_read_stop((uv_stream_t *)&u->tcp);
+        u->reading = 0;
+    } else if (!pause && !u->complete) { /* a complete response waits for its release unread */
+        start_reading(u);
+    }
+}
+
+static void on_connect_timeout(uv_timer_t *t)
+{
+    es_upconn_t *u = t->data;
+    if (u->state == ES_UP_ACTIVE && u->tls != NULL) {
+        es_stats_inc(ES_STAT_UPSTREAM_TLS_FAILURES);
+        es_warn("cluster \"%s\": TLS handshake with %s:%u not done within %llu ms", u->pool->cfg->name,
+                u->ep->address, u->ep->port, (unsigned long long)u->pool->cfg->connect_timeout_ms);
+        upconn_fail(u, 503, "upstream TLS handshake timeout");
+        return;
+    }
+    es_warn("cluster \"%s\": connect to %s:%u timed out after %llu ms", u->pool->cfg->name, u->ep->address,
+            u->ep->port, (unsigned long long)u->pool->cfg->connect_timeout_ms);
+    upconn_fail(u, 503, "upstream connect timeout");
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    es_upconn_t *u = req->data;
+    if (u->state == ES_UP_CLOSING)
+        return; /* closed while connecting (timeout or abandoned): status is UV_ECANCELED */
+    if (u->tls == NULL)
+        uv_timer_stop(&u->timer); /* with TLS it runs on until the handshake is done */
+    if (status < 0) {
+        uv_timer_stop(&u->timer);
+        char reason[160];
+        snprintf(reason, sizeof(reason), "upstream connect error: %s", uv_strerror(status));
+        es_warn("cluster \"%s\": connect to %s:%u failed: %s", u->pool->cfg->name, u->ep->address, u->ep->port,
+                uv_strerror(status));
+        upconn_fail(u, 503, reason);
+        return;
+    }
+    es_debug("cluster \"%s\": connected to %s:%u", u->pool->cfg->name, u->ep->address, u->ep->port);
+    uv_tcp_nodelay(&u->tcp, 1);
+    u->state = ES_UP_ACTIVE;
+    start_reading(u);
+    es_writeq_attach(&u->out, (uv_stream_t *)&u->tcp);
+    es_writeq_flush(&u->out);
+}
+
+static void on_idle_timeout(uv_timer_t *t)
+{
+    es_upconn_t *u = t->data;
+    es_stats_inc(ES_STAT_UPSTREAM_IDLE_CLOSED);
+    es_debug("cluster \"%s\": pooled connection idle for %llu ms; closing", u->pool->cfg->name,
+             (unsigned long long)u->pool->cfg->idle_timeout_ms);
+    upconn_close(u);
+}
+
+static void assign(es_upconn_t *u, es_upuser_t *user)
+{
+    u->user = user;
+    u->peer_closed = 0;
+    u->got_bytes = 0;
+    u->headers_done = 0;
+    u->interim = 0;
+    u->complete = 0;
+    http_parser_init(&u->parser, HTTP_RESPONSE);
+    u->parser.data = u;
+    es_msg_reset(&u->resp);
+}
+
+int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
+{
+    uint64_t now = p->worker->iteration;
+    for (es_link_t *l = p->idle.next; l != &p->idle; l = l->next) {
+        es_upconn_t *u = es_container_of(l, es_upconn_t, link_idle);
+        /* Not in the iteration it was released in: a FIN already in flight is seen first. */
+        if (u->released_at == now)
+            continue;
+        es_list_remove(&u->link_idle);
+        uv_timer_stop(&u->timer);
+        u->state = ES_UP_ACTIVE;
+        assign(u, s);
+        u->reused = 1;
+        *out = u;
+        return 0;
+    }
+    return es_pool_connect(p, s, out);
+}
+
+int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
+{
+    const es_cluster_config_t *cfg = p->cfg;
+    es_upconn_t *u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return UV_ENOMEM;
+    u->pool = p;
+    u->ep = &cfg->endpoints[p->next++ % cfg->nendpoints];
+    u->state = ES_UP_CONNECTING;
+    es_msg_init(&u->resp);
+    es_writeq_init(&u->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, u);
+    uv_tcp_init(&p->worker->loop, &u->tcp);
+    uv_timer_init(&p->worker->loop, &u->timer);
+    u->tcp.data = u;
+    u->timer.data = u;
+    u->connect_req.data = u;
+    es_list_init(&u->link_idle);
+    es_list_push_back(&p->all, &u->link_all);
+    if (cfg->tls_ctx != NULL) {
+        /* SNI and the name checked: tls.sni, else the endpoint's address as written. */
+        const char *name = cfg->tls_sni != NULL ? cfg->tls_sni : u->ep->address;
+        u->tls = calloc(1, sizeof(*u->tls));
+        if (u->tls == NULL || es_tls_init(u->tls, cfg->tls_ctx, name, name) != 0) {
+            upconn_close(u);
+            return UV_ENOMEM;
+        }
+        es_writeq_set_tls(&u->out, u->tls);
+    }
+    assign(u, s);
+    int err = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&u->ep->addr, on_connect);
+    if (err) {
+        u->user = NULL;
+        upconn_close(u);
+        return err;
+    }
+    uv_timer_start(&u->timer, on_connect_timeout, cfg->connect_timeout_ms, 0);
+    *out = u;
+    return 0;
+}
+
+void es_upconn_release(es_upconn_t *u, int reusable)
+{
+    u->user = NULL;
+    if (!reusable || u->peer_closed || u->state != ES_UP_ACTIVE || u->pool->worker->stopping) {
+        upconn_close(u);
+        return;
+    }
+    u->state = ES_UP_IDLE;
+    u->released_at = u->pool->worker->iteration;
+    es_list_push_front(&u->pool->idle, &u->link_idle);
+    start_reading(u); /* an idle connection watches for the upstream closing it */
+    /* ... and leaves before the upstream's own idle timeout would close it under a request. */
+    uv_timer_start(&u->timer, on_idle_timeout, u->pool->cfg->idle_timeout_ms, 0);
+}
+
+void es_upconn_abandon(es_upconn_t *u)
+{
+    u->user = NULL;
+    upconn_close(u);
+}
+
+/* The connection ended (EOF, reset, close_notify) while serving a stream. */
+static void got_end(es_upconn_t *u, ssize_t err)
+{
+    if (err == UV_EOF && u->headers_done && !u->complete) {
+        /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
+        http_parser_execute(&u->parser, &response_settings, NULL, 0);
+    }
+    if (u->state == ES_UP_ACTIVE && u->user != NULL && u->complete) {
+        /* The response is complete and waits for a filter: release closes instead of pooling. */
+        u->peer_closed = 1;
+        es_upconn_read_pause(u, 1);
+    } else if (u->state == ES_UP_ACTIVE && u->user != NULL) {
+        es_debug("cluster \"%s\": upstream closed mid-response (%s)", u->pool->cfg->name, uv_err_name((int)err));
+        upconn_died(u, 503, u->got_bytes ? "upstream closed the connection mid-response" : "upstream reset before response");
+    } else if (u->state == ES_UP_ACTIVE) {
+        upconn_close(u);
+    }
+}
+
+/* Response bytes (plaintext) for the stream being served. */
+static void got_data(es_upconn_t *u, const char *data, size_t len)
+{
+    u->got_bytes = 1;
+    size_t n = http_parser_execute(&u->parser, &response_settings, data, len);
+    enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
+    if (u->state == ES_UP_IDLE && n < len) {
+        es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
+        upconn_close(u);
+    } else if (u->state == ES_UP_ACTIVE && e != HPE_OK && e != HPE_PAUSED) {
+        es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, http_errno_description(e));
+        upconn_fail(u, 502, "upstream sent a malformed response");
+    }
+}
+
+/* Ciphertext from a TLS upstream: the handshake first, then the plaintext goes where plain bytes go. */
+static void got_tls(es_upconn_t *u, const char *data, size_t len)
+{
+    es_tls_t *t = u->tls;
+    if (es_tls_feed(t, data, len) != 0) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    if (!t->handshake_done) {
+        int r = es_tls_handshake(t);
+        if (r == ES_TLS_ERROR) {
+            char why[200], reason[280];
+            es_stats_inc(ES_STAT_UPSTREAM_TLS_FAILURES);
+            snprintf(reason, sizeof reason, "upstream TLS handshake failed: %s", es_tls_error(t, why, sizeof why));
+            es_debug("cluster \"%s\": %s:%u: %s", u->pool->cfg->name, u->ep->address, u->ep->port, reason);
+            upconn_fail(u, 503, reason);
+            return;
+        }
+        if (r != 1) {
+            es_writeq_flush(&u->out); /* the handshake's next messages */
+            return;
+        }
+        uv_timer_stop(&u->timer); /* connect_timeout covered the connect and the handshake */
+        es_debug("cluster \"%s\": %s with %s:%u", u->pool->cfg->name, es_tls_version(t), u->ep->address, u->ep->port);
+        es_writeq_flush(&u->out); /* the request that waited for the handshake */
+        if (u->state == ES_UP_CLOSING)
+            return;
+    }
+    char *plain = es_worker_block_get(u->pool->worker);
+    if (plain == NULL) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    while (u->state == ES_UP_ACTIVE || u->state == ES_UP_IDLE) {
+        ssize_t n = es_tls_read(t, plain, ES_BLOCK_SIZE);
+        if (n == ES_TLS_AGAIN)
+            break; /* also what a session ticket on an idle connection looks like */
+        if (u->state == ES_UP_IDLE) {
+            es_debug("cluster \"%s\": idle TLS connection %s", u->pool->cfg->name, n > 0 ? "sent data" : "closed");
+            upconn_close(u);
+            break;
+        }
+        if (n > 0) {
+            got_data(u, plain, (size_t)n);
+            continue;
+        }
+        got_end(u, n == ES_TLS_CLOSED ? UV_EOF : UV_ECONNRESET);
+        break;
+    }
+    es_worker_block_put(u->pool->worker, plain);
+}
+
+static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
+{
+    es_upconn_t *u = h->data;
+    es_worker_t *w = u->pool->worker;
+    es_upuser_t *user = u->user;
+    if (u->tls != NULL && nread > 0 && (u->state == ES_UP_ACTIVE || u->state == ES_UP_IDLE)) {
+        got_tls(u, buf->base, (size_t)nread);
+    } else if (u->state == ES_UP_IDLE) {
+        /* The upstream closed an idle connection, or sent bytes nobody asked for. */
+        es_debug("cluster \"%s\": idle connection %s", u->pool->cfg->name, nread < 0 ? "closed" : "sent data");
+        upconn_close(u);
+    } else if (u->state == ES_UP_ACTIVE && nread < 0) {
+        got_end(u, nread);
+    } else if (u->state == ES_UP_ACTIVE && nread > 0) {
+        got_data(u, buf->base, (size_t)nread);
+    }
+    if (buf->base != NULL)
+        es_worker_block_put(w, buf->base);
+    if (user != NULL)
+        user->ops->after_read(user);
+}
+
+static int on_message_begin(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    if (u->user == NULL)
+        return -1;
+    es_msg_reset(&u->resp);
+    u->headers_done = 0;
+    return 0;
+}
+
+static int on_status(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_first(&u->resp, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_field(&u->resp, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    return es_msg_on_value(&u->resp, at, len);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    es_msg_headers_done(&u->resp);
+    u->headers_done = 1;
+    if (p->status_code < 200) {
+        if (p->status_code == 101)
+            return -1; /* no upgrades: Upgrade is never forwarded, so this is not a valid answer */
+        u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
+        return 0;
+    }
+    int r = u->user->ops->headers(u->user, u);
+    return r < 0 ? -1 : r;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    es_upconn_t *u = p->data;
+    u->user->ops->body(u->user, at, len);
+    return u->state == ES_UP_ACTIVE && u->user != NULL ? 0 : -1;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    es_upconn_t *u = p->data;
+    if (u->interim) {
+        u->interim = 0;
+        return 0;
+    }
+    u->complete = 1;
+    /* Stop here: anything after the response is an error, checked by on_read. */
+    http_parser_pause(p, 1);
+    u->user->ops->complete(u->user, http_should_keep_alive(p));
+    if (u->user != NULL && u->state == ES_UP_ACTIVE)
+        es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
+    return 0;
+}

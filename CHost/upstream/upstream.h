@@ -1,0 +1,104 @@
+/*
+ * The upstream side: one pool per cluster and worker, holding keep-alive connections to the
+ * cluster's endpoints (round robin for new connections, most recently used first for reuse).
+ */
+#ifndef ES_UPSTREAM_H
+#define ES_UPSTREAM_H
+
+#include <http_parser.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/list.h"
+#include "core/msg.h"
+#include "net/writeq.h"
+
+typedef struct es_worker_s es_worker_t;
+typedef struct es_pool_s es_pool_t;
+typedef struct es_upconn_s es_upconn_t;
+typedef struct es_upuser_s es_upuser_t;
+
+/* Whoever a connection serves (a client's stream, or a filter's call-out), told what happens. */
+typedef struct {
+    /* The exchange failed (connect, reset, malformed response); the connection is detached. */
+    void (*failed)(es_upuser_t *user, int status, const char *reason);
+    /* The request queue fell below its low watermark. */
+    void (*writable)(es_upuser_t *user);
+    /* The response head is in up->resp. Returns 1 when no body follows (HEAD), 0, or -1 to reject. */
+    int (*headers)(es_upuser_t *user, es_upconn_t *up);
+    void (*body)(es_upuser_t *user, const char *at, size_t len);
+    /* The response ended; reusable: the upstream keeps the connection open. */
+    void (*complete)(es_upuser_t *user, int reusable);
+    /* A read was processed: write what it queued. */
+    void (*after_read)(es_upuser_t *user);
+    /* The pool is closing the connection under the user (the worker stops). */
+    void (*detach)(es_upuser_t *user);
+    /* Optional. A reused connection was reset or closed before any response byte (the upstream's idle
+     * close raced the request): return 1 after sending the request again (on es_pool_connect), 0 to
+     * have `failed` called instead. */
+    int (*retry)(es_upuser_t *user);
+} es_upuser_ops_t;
+
+struct es_upuser_s {
+    const es_upuser_ops_t *ops;
+};
+
+struct es_pool_s {
+    es_worker_t *worker;
+    const es_cluster_config_t *cfg;
+    size_t next;     /* round-robin cursor */
+    es_link_t idle;  /* reusable connections, most recent first */
+    es_link_t all;
+};
+
+typedef enum {
+    ES_UP_CONNECTING = 1,
+    ES_UP_ACTIVE = 2,  /* serving a stream */
+    ES_UP_IDLE = 3,    /* in the pool, watching for EOF */
+    ES_UP_CLOSING = 4,
+} es_upconn_state_t;
+
+struct es_upconn_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;            /* connect timeout, then the idle timeout while pooled */
+    uv_connect_t connect_req;
+    es_pool_t *pool;
+    const es_endpoint_config_t *ep;
+    es_link_t link_all;
+    es_link_t link_idle;
+    es_upconn_state_t state;
+    int closes_pending;
+    http_parser parser;
+    es_msg_t resp;               /* the response head and trailers being received */
+    es_writeq_t out;             /* request bytes to the upstream */
+    es_tls_t *tls;               /* a TLS cluster's session; NULL for plain HTTP */
+    es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
+    uint64_t released_at;        /* loop iteration when it went idle */
+    unsigned reading : 1;
+    unsigned reused : 1;         /* served a response before this stream: it may have gone stale */
+    unsigned got_bytes : 1;      /* a response byte arrived for the current stream */
+    unsigned headers_done : 1;
+    unsigned interim : 1;        /* parsing a 1xx response, which is not forwarded */
+    unsigned complete : 1;       /* the response for the current stream is complete */
+    unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
+};
+
+void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg);
+/* Closes every connection; used when the worker stops. */
+void es_pool_close(es_pool_t *p);
+/*
+ * Gives `user` a connection: an idle one released before this loop iteration, or a new one. The
+ * request may be queued on it at once; it goes out when the connect completes. Returns 0 or a
+ * libuv error. Later failures reach the user through ops->failed.
+ */
+int es_pool_acquire(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
+/* Like es_pool_acquire, but always a new connection (a retry must not meet another stale one). */
+int es_pool_connect(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
+/* The stream is done with `u`: back to the pool when reusable, otherwise closed. */
+void es_upconn_release(es_upconn_t *u, int reusable);
+/* The stream is going away before its exchange finished: the connection cannot be reused. */
+void es_upconn_abandon(es_upconn_t *u);
+/* Flow control from the client side of the exchange. */
+void es_upconn_read_pause(es_upconn_t *u, int pause);
+
+#endif
