@@ -147,3 +147,69 @@ int es_http1_write_local_reply(es_writeq_t *q, int status, const char *body, siz
         err = es_writeq_append(q, body, len);
     return err;
 }
+
+int es_http1_write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int drop_forwarded, int drop_expect)
+{
+    uint32_t from, to;
+    es_msg_section(m, 0, &from, &to);
+    int names_others = es_http1_connection_names_others(m);
+    for (uint32_t i = from; i < to; i++) {
+        if (es_http1_drop_header_in(m, i, names_others))
+            continue;
+        size_t nlen, vlen;
+        const char *name = es_msg_name(m, i, &nlen);
+        const char *value = es_msg_value(m, i, &vlen);
+        if (drop_length && es_name_eq(name, nlen, LIT("content-length")))
+            continue;
+        if (drop_forwarded && (es_name_eq(name, nlen, LIT("x-forwarded-for")) ||
+                               es_name_eq(name, nlen, LIT("x-forwarded-proto")) ||
+                               (drop_expect && es_name_eq(name, nlen, LIT("expect")))))
+            continue;
+        int err = es_writeq_append_field(q, name, nlen, value, vlen);
+        if (err)
+            return err;
+    }
+    return 0;
+}
+
+int es_http1_write_request_head(es_writeq_t *q, const es_msg_t *m, const char *method, size_t method_len,
+                                int64_t length, int chunked, const es_forwarded_t *fwd,
+                                const es_endpoint_config_t *ep)
+{
+    size_t urllen;
+    const char *url = es_msg_first(m, &urllen);
+    int err = es_writeq_append(q, method, method_len);
+    if (!err)
+        err = es_writeq_append(q, " ", 1);
+    if (!err)
+        err = es_writeq_append(q, url, urllen);
+    if (!err)
+        err = es_writeq_append(q, LIT(" HTTP/1.1\r\n"));
+    if (!err)
+        err = es_http1_write_headers(q, m, 1, 1, fwd->drop_expect);
+    if (!err && es_msg_find(m, LIT("host"), 0) < 0)
+        err = es_writeq_appendf(q, "host: %s:%u\r\n", ep->address, ep->port);
+    /* x-forwarded-for: every incoming value in order, then the client's address. */
+    if (!err)
+        err = es_writeq_append(q, LIT("x-forwarded-for: "));
+    for (int i = es_msg_find(m, LIT("x-forwarded-for"), 0); !err && i >= 0;
+         i = es_msg_find(m, LIT("x-forwarded-for"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        err = es_writeq_append(q, v, vlen);
+        if (!err)
+            err = es_writeq_append(q, ", ", 2);
+    }
+    if (!err)
+        err = es_writeq_append(q, fwd->client_ip, strlen(fwd->client_ip));
+    if (!err)
+        err = fwd->tls ? es_writeq_append(q, LIT("\r\nx-forwarded-proto: https\r\n"))
+                       : es_writeq_append(q, LIT("\r\nx-forwarded-proto: http\r\n"));
+    if (!err && length >= 0)
+        err = es_writeq_append_num_field(q, LIT("content-length"), (uint64_t)length);
+    if (!err && chunked)
+        err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    return err;
+}

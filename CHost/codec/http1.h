@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "core/config.h"
 #include "core/msg.h"
 #include "net/writeq.h"
 
@@ -16,6 +17,20 @@ int es_http1_drop_header_in(const es_msg_t *m, unsigned i, int names_others);
 /* Whether the Connection headers of `m` name anything besides close and keep-alive. */
 int es_http1_connection_names_others(const es_msg_t *m);
 const char *es_http1_reason(int status);
+
+/* The forwarded fields of m's header section: hop-by-hop ones dropped, and Content-Length (drop_length: the
+ * proxy states the framing), X-Forwarded-* (drop_forwarded: the proxy sets them) and Expect (drop_expect). */
+int es_http1_write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, int drop_forwarded, int drop_expect);
+/* A request head as it goes upstream: hop-by-hop headers removed, forwarding headers set, the framing stated
+ * (`length` >= 0: Content-Length; `chunked`: Transfer-Encoding: chunked). */
+typedef struct {
+    const char *client_ip;
+    int tls;
+    int drop_expect;   /* the proxy answered Expect: 100-continue itself */
+} es_forwarded_t;
+int es_http1_write_request_head(es_writeq_t *q, const es_msg_t *m, const char *method, size_t method_len,
+                                int64_t length, int chunked, const es_forwarded_t *fwd,
+                                const es_endpoint_config_t *ep);
 
 /* Body framing: chunked bodies are re-framed as the parser hands out the decoded bytes. */
 int es_http1_write_chunk(es_writeq_t *q, const char *at, size_t len);

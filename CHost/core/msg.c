@@ -173,3 +173,26 @@ void es_msg_swap(es_msg_t *a, es_msg_t *b)
     *a = *b;
     *b = t;
 }
+
+int64_t es_msg_content_length(const es_msg_t *m)
+{
+    int i = es_msg_find(m, "content-length", 14, 0);
+    if (i < 0)
+        return -1;
+    size_t vlen;
+    const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+    /* The value may carry whitespace around it (RFC 9110 5.5), which the parsers accept too. */
+    while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    while (vlen > 0 && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        vlen--;
+    }
+    int64_t n = 0;
+    for (size_t k = 0; k < vlen; k++) {
+        if (v[k] < '0' || v[k] > '9' || n > (INT64_MAX - 9) / 10)
+            return -1;
+        n = n * 10 + (v[k] - '0');
+    }
+    return vlen > 0 ? n : -1;
+}

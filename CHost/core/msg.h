@@ -72,6 +72,9 @@ static inline int es_name_eq(const char *a, size_t alen, const char *b, size_t b
     return strncasecmp(a, b, alen) == 0;
 }
 
+/* The value of the first Content-Length header as a number, or -1 when there is none or it is not one. */
+int64_t es_msg_content_length(const es_msg_t *m);
+
 /* Whether a comma-separated header value contains `token` (case-insensitive). */
 int es_value_has_token(const char *v, size_t vlen, const char *token, size_t tlen);
 

@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/callout.h"
-#include "net/conn.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/proc_slot.h"
 #include "core/stats.h"
+#include "filters/handles.h"
+#include "upstream/callout.h"
 
 enum { HOOK_HEADERS = 0, HOOK_BODY = 1, HOOK_TRAILERS = 2 };
 static const char *const hook_names[2][3] = {
@@ -59,19 +60,19 @@ void es_filters_crash_note(void)
     es_proc_slot_t *slot = es_proc_slot;
     const es_filters_t *f = current;
     if (slot == NULL || f == NULL || atomic_load_explicit(&slot->filter, memory_order_relaxed) < 0 ||
-        f->stream == NULL)
+        f->owner == NULL || f->owner->req == NULL)
         return;
-    const es_stream_t *s = f->stream;
-    size_t ulen = s->req.first_len, room = sizeof(slot->request) - 1;
-    const char *url = s->req.data.base != NULL ? s->req.data.base + s->req.first_off : "";
-    const char *method = http_method_str((enum http_method)s->method);
-    size_t mlen = strlen(method);
+    const es_msg_t *req = f->owner->req;
+    size_t ulen = req->first_len, room = sizeof(slot->request) - 1;
+    const char *url = req->data.base != NULL ? req->data.base + req->first_off : "";
+    const char *method = f->owner->method != NULL ? f->owner->method : "";
+    size_t mlen = f->owner->method != NULL ? f->owner->method_len : 0;
     if (mlen + 1 > room)
         mlen = room - 1;
     memcpy(slot->request, method, mlen);
     slot->request[mlen] = ' ';
-    if (s->req.data.base == NULL || ulen > room - mlen - 1)
-        ulen = s->req.data.base == NULL ? 0 : room - mlen - 1;
+    if (req->data.base == NULL || ulen > room - mlen - 1)
+        ulen = req->data.base == NULL ? 0 : room - mlen - 1;
     memcpy(slot->request + mlen + 1, url, ulen);
     slot->request[mlen + 1 + ulen] = '\0';
     atomic_store_explicit(&slot->stream, f->handle, memory_order_relaxed);
@@ -100,7 +101,7 @@ static es_filters_t *state_get(size_t n)
     void **inst = NULL;
     size_t cap = 0;
     if (f != NULL) {
-        state_cache = (es_filters_t *)f->stream; /* the cache links through this field */
+        state_cache = (es_filters_t *)f->owner; /* the cache links through this field */
         state_count--;
         inst = f->inst;
         cap = f->inst_cap;
@@ -131,7 +132,7 @@ static void state_put(es_filters_t *f)
         free(f);
         return;
     }
-    f->stream = (es_stream_t *)state_cache;
+    f->owner = (es_filters_owner_t *)state_cache;
     state_cache = f;
     state_count++;
 }
@@ -140,7 +141,7 @@ void es_filters_cache_drain(void)
 {
     while (state_cache != NULL) {
         es_filters_t *f = state_cache;
-        state_cache = (es_filters_t *)f->stream;
+        state_cache = (es_filters_t *)f->owner;
         free(f->inst);
         free(f);
     }
@@ -150,7 +151,7 @@ void es_filters_cache_drain(void)
 /* What the body loop does after a filter's body hook. */
 enum { STEP_NEXT, STEP_WAIT, STEP_HALT };
 
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, size_t high, size_t low,
                              size_t max_body, const es_filter_entry_t **quarantined)
 {
     *quarantined = NULL;
@@ -172,7 +173,7 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
         return NULL;
     }
     f->chain = chain;
-    f->stream = s;
+    f->owner = owner;
     f->high = high;
     f->low = low;
     f->max_body = max_body;
@@ -190,7 +191,7 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, uns
             continue;
         }
         slot_enter(f, i, ES_SLOT_HOOK_NEW);
-        f->inst[i] = e->lib->filter_new(e->config, f->handle, worker);
+        f->inst[i] = e->lib->filter_new(e->config, f->handle, owner->env->id);
         slot_leave();
         if (f->inst[i] == NULL) {
             es_warn("filter %s: could not create an instance for a stream", e->name);
@@ -209,7 +210,7 @@ static void drop_inboxes(es_filters_t *f)
         es_buf_dispose(&in->body);
         memset(in, 0, sizeof(*in));
         if (was_high)
-            es_stream__filter_blocked(f->stream, d, 0);
+            f->owner->ops->blocked(f->owner, d, 0);
     }
 }
 
@@ -255,8 +256,8 @@ void es_filters_free(es_filters_t *f)
     es_handles_unregister(f);
     es_list_remove(&f->resume_link);
     if (f->run.active)
-        es_stream__filter_waiting(f->stream, 0, 0);
-    es_callouts_cancel(f);
+        f->owner->ops->waiting(f->owner, 0, 0);
+    es_callouts_cancel(&f->callouts);
     for (size_t i = 0; i < f->chain->n; i++) {
         if (f->inst[i] == NULL)
             continue;
@@ -350,7 +351,7 @@ static es_chain_result_t suspend(es_filters_t *f, int dir, int pos, int hook, in
 {
     f->run = (es_frun_t){.active = true, .dir = dir, .pos = pos, .hook = hook, .kind = kind, .eos = eos, .whole = whole};
     const es_filter_entry_t *e = &f->chain->filters[index_of(f, dir, pos)];
-    es_stream__filter_waiting(f->stream, 1, e->timeout_ms);
+    f->owner->ops->waiting(f->owner, 1, e->timeout_ms);
     return ES_CHAIN_OK;
 }
 
@@ -363,11 +364,11 @@ void es_filters_halt(es_filters_t *f)
     f->resume_queued = false;
     if (f->run.active) {
         f->run.active = false;
-        es_stream__filter_waiting(f->stream, 0, 0);
+        f->owner->ops->waiting(f->owner, 0, 0);
         size_t i = index_of(f, f->run.dir, f->run.pos);
         f->chain->filters[i].lib->cancel(f->inst[i]);
     }
-    es_callouts_cancel(f);
+    es_callouts_cancel(&f->callouts);
     drop_inboxes(f);
 }
 
@@ -376,11 +377,11 @@ static es_chain_result_t terminal(es_filters_t *f, int dir, int pos, int hook, e
     const char *name = f->chain->filters[index_of(f, dir, pos)].name;
     if (st == ENVOY_SWIFT_STATUS_LOCAL_REPLY) {
         es_debug("filter %s: local reply %d from %s", name, f->reply_status, hook_names[dir][hook]);
-        es_stream__filter_reply(f->stream, f->reply_status, &f->reply_headers, f->reply_body.base, f->reply_body.len);
+        f->owner->ops->reply(f->owner, f->reply_status, &f->reply_headers, f->reply_body.base, f->reply_body.len);
     } else {
         es_stats_inc(ES_STAT_FILTER_ERRORS);
         es_warn("filter %s: failed in %s; answering 500", name, hook_names[dir][hook]);
-        es_stream__filter_failed(f->stream, 500, "filter error");
+        f->owner->ops->failed(f->owner, 500, "filter error");
     }
     return ES_CHAIN_HALT;
 }
@@ -395,7 +396,7 @@ void es_filters_timeout(es_filters_t *f)
             (unsigned long long)e->timeout_ms, e->timeout_status);
     enter(f);
     es_filters_halt(f); /* cancels the task: its late result is dropped */
-    es_stream__filter_failed(f->stream, e->timeout_status, "filter timeout");
+    f->owner->ops->failed(f->owner, e->timeout_status, "filter timeout");
     leave(f, ES_CHAIN_HALT);
 }
 
@@ -404,7 +405,7 @@ static es_chain_result_t stalled(es_filters_t *f, int dir, int pos, int hook)
 {
     es_warn("filter %s: stopped at the end of the stream in %s; answering 500",
             f->chain->filters[index_of(f, dir, pos)].name, hook_names[dir][hook]);
-    es_stream__filter_failed(f->stream, 500, "filter error");
+    f->owner->ops->failed(f->owner, 500, "filter error");
     return ES_CHAIN_HALT;
 }
 
@@ -415,10 +416,10 @@ static es_chain_result_t too_large(es_filters_t *f, int dir)
         es_debug("a filter buffered more than %zu bytes of the request body (buffer_limits.max_body); 413",
                  f->max_body);
         es_stats_inc(ES_STAT_BODY_TOO_LARGE);
-        es_stream__filter_failed(f->stream, 413, "request body too large");
+        f->owner->ops->failed(f->owner, 413, "request body too large");
     } else {
         es_warn("a filter buffered more than %zu bytes of the response body (buffer_limits.max_body)", f->max_body);
-        es_stream__filter_failed(f->stream, 500, "response body too large for a filter");
+        f->owner->ops->failed(f->owner, 500, "response body too large for a filter");
     }
     return ES_CHAIN_HALT;
 }
@@ -451,7 +452,7 @@ static es_chain_result_t run_headers(es_filters_t *f, int dir, int from, bool eo
         return ES_CHAIN_OK;
     }
     d->headers_sent = true;
-    return es_stream__forward_headers(f->stream, dir, eos, -1) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
+    return f->owner->ops->forward_headers(f->owner, dir, eos, -1) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
 }
 
 /* Sets up the body a hook sees: a buffer it may change in place, or a view copied on write. */
@@ -614,7 +615,7 @@ static es_chain_result_t run_body(es_filters_t *f, int dir, int from, const char
         if (step == STEP_WAIT)
             return ES_CHAIN_OK;
     }
-    return es_stream__forward_body(f->stream, dir, data, len, eos) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
+    return f->owner->ops->forward_body(f->owner, dir, data, len, eos) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
 }
 
 static es_chain_result_t run_trailers(es_filters_t *f, int dir, int from, bool has_trailers,
@@ -628,7 +629,7 @@ static es_chain_result_t run_trailers(es_filters_t *f, int dir, int from, bool h
             return terminal(f, dir, p, HOOK_TRAILERS, st);
     }
     f->dir[dir].trailers_sent = true;
-    return es_stream__forward_end(f->stream, dir) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
+    return f->owner->ops->forward_end(f->owner, dir) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT;
 }
 
 /* Events queue behind a RUNNING hook, and behind events already queued. */
@@ -673,7 +674,7 @@ es_chain_result_t es_filters_body(es_filters_t *f, int dir, const char *data, si
         in->eos |= eos;
         if (!in->high && in->body.len >= f->high) {
             in->high = true; /* stop reading the peer until the chain catches up */
-            es_stream__filter_blocked(f->stream, dir, 1);
+            f->owner->ops->blocked(f->owner, dir, 1);
         }
         return ES_CHAIN_OK;
     }
@@ -682,7 +683,7 @@ es_chain_result_t es_filters_body(es_filters_t *f, int dir, const char *data, si
         /* What run_body comes to when every filter left its body hook out and none holds anything: the
          * chunk goes on as it is. A chain of header filters takes this path for every chunk. */
         es_stats_add(ES_STAT_FILTER_SKIPPED, f->chain->n);
-        return leave(f, es_stream__forward_body(f->stream, dir, data, len, eos) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT);
+        return leave(f, f->owner->ops->forward_body(f->owner, dir, data, len, eos) == 0 ? ES_CHAIN_OK : ES_CHAIN_HALT);
     }
     return leave(f, run_body(f, dir, 0, data, len, eos, NULL));
 }
@@ -727,7 +728,7 @@ static es_chain_result_t drain(es_filters_t *f)
             in->eos = false;
             if (in->high) {
                 in->high = false;
-                es_stream__filter_blocked(f->stream, dir, 0);
+                f->owner->ops->blocked(f->owner, dir, 0);
             }
             r = run_body(f, dir, 0, d->feed.base, d->feed.len, eos, NULL);
         } else {
@@ -747,7 +748,7 @@ void es_filters_resume(es_filters_t *f, envoy_swift_status_t status)
     enter(f);
     es_frun_t r = f->run;
     f->run.active = false;
-    es_stream__filter_waiting(f->stream, 0, 0);
+    f->owner->ops->waiting(f->owner, 0, 0);
     envoy_swift_status_t st = checked(f, r.dir, r.pos, r.hook, status, true);
     es_chain_result_t res;
     if (r.hook == HOOK_HEADERS) {

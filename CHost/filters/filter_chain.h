@@ -17,10 +17,44 @@
 #include "core/list.h"
 #include "core/msg.h"
 
-typedef struct es_stream_s es_stream_t;
-
 #define ES_DIR_REQUEST 0
 #define ES_DIR_RESPONSE 1
+
+typedef struct es_env_s es_env_t;
+typedef struct es_filters_owner_s es_filters_owner_t;
+
+/* What the chain asks of the exchange it runs in (stream.c), and what leaves the end of the chain. */
+typedef struct {
+    /* Forwarding, per direction (ES_DIR_REQUEST / ES_DIR_RESPONSE). `known_len` is the whole body's length
+     * when the body came with the headers, else -1. Return 0, or -1 when the stream was answered or aborted. */
+    int (*forward_headers)(es_filters_owner_t *o, int dir, int eos, int64_t known_len);
+    int (*forward_body)(es_filters_owner_t *o, int dir, const char *at, size_t len, int eos);
+    int (*forward_end)(es_filters_owner_t *o, int dir);
+    /* A filter hook is RUNNING (on: arm its timeout) or no longer is. */
+    void (*waiting)(es_filters_owner_t *o, int on, uint64_t timeout_ms);
+    /* The body waiting for a RUNNING filter crossed the high watermark (on) or drained (off). */
+    void (*blocked)(es_filters_owner_t *o, int dir, int on);
+    /* A filter's local reply, or its failure, ends the stream. */
+    void (*reply)(es_filters_owner_t *o, int status, const es_msg_t *headers, const char *body, size_t len);
+    void (*failed)(es_filters_owner_t *o, int status, const char *reason);
+    /* A posted result was applied: write what it queued and let the client go on. */
+    void (*resumed)(es_filters_owner_t *o);
+} es_filters_owner_ops_t;
+
+/* The exchange as filters see it: kept up to date by its stream, read by the host callbacks. */
+struct es_filters_owner_s {
+    const es_filters_owner_ops_t *ops;
+    es_env_t *env;
+    es_msg_t *req;
+    es_msg_t *resp;           /* the response head, while there is one */
+    const char *method;       /* the request method's name, static or in req */
+    uint32_t method_len;
+    int resp_status;          /* 0 until the response head arrived */
+    const char *protocol;     /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
+    const char *peer_ip;
+    uint16_t peer_port;
+    uint8_t tls;              /* the client connected over TLS */
+};
 
 typedef struct {
     int holder;               /* position holding the headers, -1 once they left the chain */
@@ -70,7 +104,7 @@ typedef struct es_filters_s {
     size_t inst_cap;           /* entries allocated in inst (kept when the state is reused) */
     envoy_swift_stream_t handle;
     uint32_t slot;
-    es_stream_t *stream;
+    es_filters_owner_t *owner;
     es_fdir_t dir[2];
     int in_hook;               /* host callbacks are valid only inside a hook */
     size_t hook_index;         /* the filter whose hook is running */
@@ -104,7 +138,7 @@ typedef enum {
 void es_filters_cache_drain(void);
 /* Creates the instances for a stream (a filter quarantined with `bypass` gets none). Returns NULL when out
  * of memory or a filter refused, or, with *quarantined set, when a filter is quarantined with `reject`. */
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_stream_t *s, unsigned worker, size_t high, size_t low,
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, size_t high, size_t low,
                              size_t max_body, const es_filter_entry_t **quarantined);
 /* The library is about to run a job of stream `f`'s task (NULL: of no stream): blame a crash on its RUNNING
  * filter (the host's job_stream callback). */
@@ -135,14 +169,7 @@ void es_filters_timeout(es_filters_t *f);
 /* The waiting request body is above the listener's high watermark (the client is not read). */
 bool es_filters_blocked(const es_filters_t *f, int dir);
 
-/* filter_host.c: stream handles. */
-int es_handles_register(es_filters_t *f);
-void es_handles_unregister(es_filters_t *f);
-/* Per-thread handle table of the current worker; called once in each worker thread. Results posted
- * outside es_handles_run wake the worker (es_worker_wake), which then calls it. */
-void es_handles_thread_init(unsigned worker);
-void es_handles_thread_dispose(void);
-/* The worker was woken: run the libraries' queued work, then apply the results they posted. */
+/* filter_host.c: the worker was woken: run the libraries' queued work, then apply the results they posted. */
 void es_handles_run(void);
 
 #endif

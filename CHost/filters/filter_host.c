@@ -8,120 +8,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "upstream/callout.h"
-#include "net/conn.h"
+#include "core/log.h"
+#include "core/wake.h"
 #include "filters/field_check.h"
 #include "filters/filter_chain.h"
-#include "core/log.h"
-#include "worker/worker.h"
+#include "filters/handles.h"
+#include "upstream/callout.h"
 
-typedef struct {
-    es_filters_t **slots;
-    uint32_t *gens;
-    uint32_t cap;
-    uint32_t *free;   /* stack of free slots */
-    uint32_t nfree;
-    uint64_t tag;
-    unsigned worker;
-    es_link_t resumed;/* streams whose RUNNING hook posted its result, oldest first */
-    int running;      /* inside es_handles_run: results are applied before it returns */
-} handle_table_t;
-
-static __thread handle_table_t table;
-static atomic_uint next_tag = 1;
-
-void es_handles_thread_init(unsigned worker)
-{
-    memset(&table, 0, sizeof(table));
-    table.tag = (uint64_t)(atomic_fetch_add(&next_tag, 1) & 0xff) << 56;
-    table.worker = worker;
-    es_list_init(&table.resumed);
-}
-
-void es_handles_thread_dispose(void)
-{
-    free(table.slots);
-    free(table.gens);
-    free(table.free);
-    memset(&table, 0, sizeof(table));
-}
+/* Inside es_handles_run: results are applied before it returns. */
+static __thread int running;
 
 void es_handles_run(void)
 {
-    table.running = 1;
+    running = 1;
     /* Async work of no stream, until a library names the stream of each job it runs (job_stream); and
      * whatever it named last is no longer running once the run returns. */
     es_filters_async_work(1);
-    es_filters_worker_run(table.worker);
+    es_filters_worker_run(es_handles_worker());
     es_filters_async_work(0);
     /* Each result continues its stream here, on the stream's thread, outside any hook. */
-    while (!es_list_empty(&table.resumed)) {
-        es_filters_t *f = es_container_of(table.resumed.next, es_filters_t, resume_link);
-        es_list_remove(&f->resume_link);
+    es_filters_t *f;
+    while ((f = es_handles_next_posted()) != NULL) {
         f->resume_queued = false;
-        es_stream_t *s = f->stream;
+        es_filters_owner_t *o = f->owner;
         es_filters_resume(f, f->resume_status);
-        es_stream__filter_resumed(s);
+        o->ops->resumed(o);
     }
-    table.running = 0;
+    running = 0;
 }
 
-int es_handles_register(es_filters_t *f)
-{
-    if (table.nfree == 0) {
-        uint32_t cap = table.cap ? table.cap * 2 : 64;
-        es_filters_t **slots = realloc(table.slots, cap * sizeof(*slots));
-        if (slots == NULL)
-            return -1;
-        table.slots = slots;
-        uint32_t *gens = realloc(table.gens, cap * sizeof(*gens));
-        if (gens == NULL)
-            return -1;
-        table.gens = gens;
-        uint32_t *fr = realloc(table.free, cap * sizeof(*fr));
-        if (fr == NULL)
-            return -1;
-        table.free = fr;
-        for (uint32_t i = cap; i > table.cap; i--) {
-            table.slots[i - 1] = NULL;
-            table.gens[i - 1] = 0;
-            table.free[table.nfree++] = i - 1;
-        }
-        table.cap = cap;
-    }
-    uint32_t slot = table.free[--table.nfree];
-    table.gens[slot] = (table.gens[slot] + 1) & 0xffffff;
-    table.slots[slot] = f;
-    f->slot = slot;
-    f->handle = table.tag | ((uint64_t)table.gens[slot] << 32) | (uint64_t)(slot + 1);
-    return 0;
-}
-
-void es_handles_unregister(es_filters_t *f)
-{
-    if (f->handle == 0 || table.slots == NULL)
-        return;
-    table.slots[f->slot] = NULL;
-    table.free[table.nfree++] = f->slot;
-    f->handle = 0;
-}
-
-/* The stream behind a handle, if it is alive and on this thread. */
-static es_filters_t *lookup_alive(envoy_swift_stream_t h)
-{
-    if ((h & 0xff00000000000000ull) != table.tag || table.slots == NULL)
-        return NULL;
-    uint32_t slot = (uint32_t)(h & 0xffffffffu) - 1;
-    uint32_t gen = (uint32_t)((h >> 32) & 0xffffff);
-    if (slot >= table.cap || table.gens[slot] != gen)
-        return NULL;
-    return table.slots[slot];
-}
-
-/* ... and inside one of its hooks, or one of its hooks is RUNNING. */
+/* The stream behind a handle, inside one of its hooks, or while one of its hooks is RUNNING. */
 static es_filters_t *lookup(envoy_swift_stream_t h)
 {
-    es_filters_t *f = lookup_alive(h);
+    es_filters_t *f = es_handles_lookup(h);
     return f != NULL && (f->in_hook || f->run.active) ? f : NULL;
 }
 
@@ -129,7 +48,7 @@ static es_filters_t *lookup(envoy_swift_stream_t h)
 
 static es_msg_t *map_of(es_filters_t *f, envoy_swift_header_map_t map, int *trailers, bool writing, int *err)
 {
-    es_stream_t *s = f->stream;
+    es_filters_owner_t *o = f->owner;
     int dir = map >= ENVOY_SWIFT_RESPONSE_HEADERS ? ES_DIR_RESPONSE : ES_DIR_REQUEST;
     *trailers = map == ENVOY_SWIFT_REQUEST_TRAILERS || map == ENVOY_SWIFT_RESPONSE_TRAILERS;
     *err = ENVOY_SWIFT_OK;
@@ -137,7 +56,7 @@ static es_msg_t *map_of(es_filters_t *f, envoy_swift_header_map_t map, int *trai
         *err = ENVOY_SWIFT_ERR_INVALID;
         return NULL;
     }
-    if (dir == ES_DIR_RESPONSE && (s->resp == NULL || !f->dir[ES_DIR_RESPONSE].headers_in)) {
+    if (dir == ES_DIR_RESPONSE && (o->resp == NULL || !f->dir[ES_DIR_RESPONSE].headers_in)) {
         *err = ENVOY_SWIFT_ERR_STATE; /* no response yet */
         return NULL;
     }
@@ -145,7 +64,7 @@ static es_msg_t *map_of(es_filters_t *f, envoy_swift_header_map_t map, int *trai
         *err = ENVOY_SWIFT_ERR_STATE;
         return NULL;
     }
-    return dir == ES_DIR_RESPONSE ? s->resp : &s->req;
+    return dir == ES_DIR_RESPONSE ? o->resp : o->req;
 }
 
 /* The live stream's map and its section, or an error in *err. */
@@ -381,15 +300,13 @@ static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, e
     es_filters_t *f = lookup(h);
     if (f == NULL)
         return ENVOY_SWIFT_ERR_GONE;
-    es_stream_t *s = f->stream;
-    es_conn_t *c = s->conn;
+    es_filters_owner_t *o = f->owner;
     size_t urllen;
-    const char *url = es_msg_first(&s->req, &urllen);
+    const char *url = es_msg_first(o->req, &urllen);
     const char *q = memchr(url, '?', urllen);
     switch (attr) {
     case ENVOY_SWIFT_ATTR_METHOD:
-        out->ptr = http_method_str((enum http_method)s->method);
-        out->length = strlen(out->ptr);
+        *out = (envoy_swift_bytes_t){o->method, o->method_len};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_PATH:
         out->ptr = url;
@@ -400,30 +317,30 @@ static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, e
         out->length = q ? urllen - (size_t)(q - url) - 1 : 0;
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_AUTHORITY: {
-        int i = es_msg_find(&s->req, "host", 4, 0);
+        int i = es_msg_find(o->req, "host", 4, 0);
         if (i < 0) {
             *out = (envoy_swift_bytes_t){"", 0};
             return ENVOY_SWIFT_OK;
         }
-        out->ptr = es_msg_value(&s->req, (uint32_t)i, &out->length);
+        out->ptr = es_msg_value(o->req, (uint32_t)i, &out->length);
         return ENVOY_SWIFT_OK;
     }
     case ENVOY_SWIFT_ATTR_SCHEME:
-        *out = c->tls != NULL ? (envoy_swift_bytes_t){"https", 5} : (envoy_swift_bytes_t){"http", 4};
+        *out = o->tls ? (envoy_swift_bytes_t){"https", 5} : (envoy_swift_bytes_t){"http", 4};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_PROTOCOL:
-        *out = s->http10 ? (envoy_swift_bytes_t){"HTTP/1.0", 8} : (envoy_swift_bytes_t){"HTTP/1.1", 8};
+        *out = (envoy_swift_bytes_t){o->protocol, strlen(o->protocol)};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_CLIENT_ADDRESS:
-        snprintf(s->filters->attr_scratch, sizeof(s->filters->attr_scratch), strchr(c->peer_ip, ':') ? "[%s]:%u" : "%s:%u",
-                 c->peer_ip, c->peer_port);
-        *out = (envoy_swift_bytes_t){s->filters->attr_scratch, strlen(s->filters->attr_scratch)};
+        snprintf(f->attr_scratch, sizeof(f->attr_scratch), strchr(o->peer_ip, ':') ? "[%s]:%u" : "%s:%u",
+                 o->peer_ip, o->peer_port);
+        *out = (envoy_swift_bytes_t){f->attr_scratch, strlen(f->attr_scratch)};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_RESPONSE_STATUS:
-        if (!s->resp_headers_in)
+        if (o->resp_status == 0)
             return ENVOY_SWIFT_ERR_NOT_FOUND;
-        snprintf(s->filters->attr_scratch, sizeof(s->filters->attr_scratch), "%d", s->resp_status);
-        *out = (envoy_swift_bytes_t){s->filters->attr_scratch, strlen(s->filters->attr_scratch)};
+        snprintf(f->attr_scratch, sizeof(f->attr_scratch), "%d", o->resp_status);
+        *out = (envoy_swift_bytes_t){f->attr_scratch, strlen(f->attr_scratch)};
         return ENVOY_SWIFT_OK;
     default:
         return ENVOY_SWIFT_ERR_NOT_FOUND;
@@ -475,22 +392,22 @@ static envoy_swift_log_level_t host_log_level(void)
 
 static int resume(envoy_swift_stream_t h, envoy_swift_status_t status)
 {
-    es_filters_t *f = lookup_alive(h);
+    es_filters_t *f = es_handles_lookup(h);
     if (f == NULL || f->halted)
         return ENVOY_SWIFT_ERR_GONE; /* ended, or the host stopped waiting (timeout) */
     if (!f->run.active || f->resume_queued)
         return ENVOY_SWIFT_ERR_STATE;
     f->resume_status = status;
     f->resume_queued = true;
-    es_list_push_back(&table.resumed, &f->resume_link);
-    if (!table.running)
-        es_worker_wake(table.worker); /* called outside a worker run: apply it on the next wake-up */
+    es_handles_post(f);
+    if (!running)
+        es_wake(es_handles_worker()); /* called outside a worker run: apply it on the next wake-up */
     return ENVOY_SWIFT_OK;
 }
 
 static void wake(uint32_t worker)
 {
-    es_worker_wake(worker);
+    es_wake(worker);
 }
 
 static int callout(envoy_swift_stream_t h, const envoy_swift_callout_request_t *req, uint64_t token)
@@ -498,12 +415,12 @@ static int callout(envoy_swift_stream_t h, const envoy_swift_callout_request_t *
     es_filters_t *f = lookup(h);
     if (f == NULL || f->halted)
         return ENVOY_SWIFT_ERR_GONE;
-    return es_callout_start(f, req, token);
+    return es_callout_start(&f->callouts, es_filters_current_lib(f), f->owner->env, req, token);
 }
 
 static void job_stream(envoy_swift_stream_t h)
 {
-    es_filters_job_stream(h != 0 ? lookup_alive(h) : NULL);
+    es_filters_job_stream(h != 0 ? es_handles_lookup(h) : NULL);
 }
 
 envoy_swift_host_t es_filter_host = {

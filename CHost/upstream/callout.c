@@ -5,12 +5,10 @@
 #include <string.h>
 
 #include "core/buf.h"
-#include "net/conn.h"
-#include "filters/filter_chain.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "upstream/upstream.h"
-#include "worker/worker.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -106,10 +104,10 @@ static void on_timer(uv_timer_t *t)
     finish(co, ENVOY_SWIFT_ERR_TIMEOUT, reason, NULL, 0);
 }
 
-void es_callouts_cancel(es_filters_t *f)
+void es_callouts_cancel(es_link_t *callouts)
 {
-    while (!es_list_empty(&f->callouts)) {
-        es_callout_t *co = es_container_of(f->callouts.next, es_callout_t, link);
+    while (!es_list_empty(callouts)) {
+        es_callout_t *co = es_container_of(callouts->next, es_callout_t, link);
         finish(co, ENVOY_SWIFT_ERR_CANCELLED, "the stream ended before the call-out's answer", NULL, 0);
     }
 }
@@ -167,10 +165,10 @@ static int write_request(es_callout_t *co, const envoy_swift_callout_request_t *
     return err;
 }
 
-int es_callout_start(es_filters_t *f, const envoy_swift_callout_request_t *req, uint64_t token)
+int es_callout_start(es_link_t *callouts, const es_filter_lib_t *lib, es_env_t *env,
+                     const envoy_swift_callout_request_t *req, uint64_t token)
 {
-    es_worker_t *w = f->stream->conn->worker;
-    const es_config_t *cfg = w->cfg;
+    const es_config_t *cfg = env->cfg;
     if (req == NULL || !valid_token(req->method) || req->path.length == 0 || req->path.ptr[0] != '/' ||
         !valid_text(req->path, 0) || (req->header_count > 0 && (req->header_names == NULL || req->header_values == NULL)) ||
         (req->body.length > 0 && req->body.ptr == NULL))
@@ -190,17 +188,17 @@ int es_callout_start(es_filters_t *f, const envoy_swift_callout_request_t *req, 
     if (co == NULL)
         return ENVOY_SWIFT_ERR_NOMEM;
     co->user.ops = &callout_ops;
-    co->lib = es_filters_current_lib(f);
+    co->lib = lib;
     co->cluster = cluster;
     co->token = token;
     co->timeout_ms = req->timeout_ms ? req->timeout_ms : ES_CALLOUT_DEFAULT_TIMEOUT_MS;
     co->head = es_name_eq(req->method.ptr, req->method.length, LIT("head"));
-    uv_timer_init(&w->loop, &co->timer);
+    uv_timer_init(env->loop, &co->timer);
     co->timer.data = co;
-    es_list_push_back(&f->callouts, &co->link);
+    es_list_push_back(callouts, &co->link);
     es_stats_inc(ES_STAT_CALLOUTS);
 
-    int err = es_pool_acquire(&w->pools[cluster->index], &co->user, &co->up);
+    int err = es_pool_acquire(&env->pools[cluster->index], &co->user, &co->up);
     if (err == 0 && write_request(co, req) != 0)
         err = UV_ENOMEM;
     if (err != 0) {

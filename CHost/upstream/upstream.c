@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/conn.h"
+#include "core/env.h"
 #include "core/log.h"
 #include "core/stats.h"
-#include "worker/worker.h"
+#include "codec/http1.h"
 
 static int on_message_begin(http_parser *p);
 static int on_status(http_parser *p, const char *at, size_t len);
@@ -30,9 +30,9 @@ static const http_parser_settings response_settings = {
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 static void upconn_close(es_upconn_t *u);
 
-void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg)
+void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg)
 {
-    p->worker = w;
+    p->env = env;
     p->cfg = cfg;
     p->next = 0;
     es_list_init(&p->idle);
@@ -123,7 +123,7 @@ static void on_out_event(es_writeq_t *q, int status)
 static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     es_upconn_t *u = h->data;
-    buf->base = es_worker_block_get(u->pool->worker);
+    buf->base = es_env_block_get(u->pool->env);
     buf->len = buf->base ? ES_BLOCK_SIZE : 0;
 }
 
@@ -208,7 +208,7 @@ static void assign(es_upconn_t *u, es_upuser_t *user)
 
 int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
-    uint64_t now = p->worker->iteration;
+    uint64_t now = p->env->iteration;
     for (es_link_t *l = p->idle.next; l != &p->idle; l = l->next) {
         es_upconn_t *u = es_container_of(l, es_upconn_t, link_idle);
         /* Not in the iteration it was released in: a FIN already in flight is seen first. */
@@ -236,8 +236,8 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
     u->state = ES_UP_CONNECTING;
     es_msg_init(&u->resp);
     es_writeq_init(&u->out, ES_WRITE_HIGH, ES_WRITE_LOW, on_out_event, u);
-    uv_tcp_init(&p->worker->loop, &u->tcp);
-    uv_timer_init(&p->worker->loop, &u->timer);
+    uv_tcp_init(p->env->loop, &u->tcp);
+    uv_timer_init(p->env->loop, &u->timer);
     u->tcp.data = u;
     u->timer.data = u;
     u->connect_req.data = u;
@@ -268,12 +268,12 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 void es_upconn_release(es_upconn_t *u, int reusable)
 {
     u->user = NULL;
-    if (!reusable || u->peer_closed || u->state != ES_UP_ACTIVE || u->pool->worker->stopping) {
+    if (!reusable || u->peer_closed || u->state != ES_UP_ACTIVE || u->pool->env->stopping) {
         upconn_close(u);
         return;
     }
     u->state = ES_UP_IDLE;
-    u->released_at = u->pool->worker->iteration;
+    u->released_at = u->pool->env->iteration;
     es_list_push_front(&u->pool->idle, &u->link_idle);
     start_reading(u); /* an idle connection watches for the upstream closing it */
     /* ... and leaves before the upstream's own idle timeout would close it under a request. */
@@ -348,7 +348,7 @@ static void got_tls(es_upconn_t *u, const char *data, size_t len)
         if (u->state == ES_UP_CLOSING)
             return;
     }
-    char *plain = es_worker_block_get(u->pool->worker);
+    char *plain = es_env_block_get(u->pool->env);
     if (plain == NULL) {
         upconn_fail(u, 503, "out of memory");
         return;
@@ -369,13 +369,13 @@ static void got_tls(es_upconn_t *u, const char *data, size_t len)
         got_end(u, n == ES_TLS_CLOSED ? UV_EOF : UV_ECONNRESET);
         break;
     }
-    es_worker_block_put(u->pool->worker, plain);
+    es_env_block_put(u->pool->env, plain);
 }
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 {
     es_upconn_t *u = h->data;
-    es_worker_t *w = u->pool->worker;
+    es_env_t *w = u->pool->env;
     es_upuser_t *user = u->user;
     if (u->tls != NULL && nread > 0 && (u->state == ES_UP_ACTIVE || u->state == ES_UP_IDLE)) {
         got_tls(u, buf->base, (size_t)nread);
@@ -389,7 +389,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         got_data(u, buf->base, (size_t)nread);
     }
     if (buf->base != NULL)
-        es_worker_block_put(w, buf->base);
+        es_env_block_put(w, buf->base);
     if (user != NULL)
         user->ops->after_read(user);
 }
@@ -433,6 +433,8 @@ static int on_headers_complete(http_parser *p)
         u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
         return 0;
     }
+    u->status = p->status_code;
+    u->resp_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     int r = u->user->ops->headers(u->user, u);
     return r < 0 ? -1 : r;
 }
@@ -458,4 +460,22 @@ static int on_message_complete(http_parser *p)
     if (u->user != NULL && u->state == ES_UP_ACTIVE)
         es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
     return 0;
+}
+
+/* ---- the request, framed for the upstream -------------------------------------------------- */
+
+int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
+                        int chunked, const es_forwarded_t *fwd)
+{
+    return es_http1_write_request_head(&u->out, m, method, method_len, length, chunked, fwd, u->ep);
+}
+
+int es_upconn_send_body(es_upconn_t *u, const char *at, size_t len, int chunked)
+{
+    return chunked ? es_http1_write_chunk(&u->out, at, len) : es_writeq_append(&u->out, at, len);
+}
+
+int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
+{
+    return chunked ? es_http1_write_last_chunk(&u->out, m) : 0;
 }

@@ -8,12 +8,13 @@
 #include <http_parser.h>
 #include <uv.h>
 
+#include "codec/http1.h"
 #include "core/config.h"
 #include "core/list.h"
 #include "core/msg.h"
 #include "net/writeq.h"
 
-typedef struct es_worker_s es_worker_t;
+typedef struct es_env_s es_env_t;
 typedef struct es_pool_s es_pool_t;
 typedef struct es_upconn_s es_upconn_t;
 typedef struct es_upuser_s es_upuser_t;
@@ -43,8 +44,10 @@ struct es_upuser_s {
     const es_upuser_ops_t *ops;
 };
 
+
+
 struct es_pool_s {
-    es_worker_t *worker;
+    es_env_t *env;
     const es_cluster_config_t *cfg;
     size_t next;     /* round-robin cursor */
     es_link_t idle;  /* reusable connections, most recent first */
@@ -70,6 +73,8 @@ struct es_upconn_s {
     int closes_pending;
     http_parser parser;
     es_msg_t resp;               /* the response head and trailers being received */
+    int status;                  /* the response's status, once its head is in */
+    int64_t resp_length;         /* the response's Content-Length, or -1 */
     es_writeq_t out;             /* request bytes to the upstream */
     es_tls_t *tls;               /* a TLS cluster's session; NULL for plain HTTP */
     es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
@@ -83,7 +88,7 @@ struct es_upconn_s {
     unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
 };
 
-void es_pool_init(es_pool_t *p, es_worker_t *w, const es_cluster_config_t *cfg);
+void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg);
 /* Closes every connection; used when the worker stops. */
 void es_pool_close(es_pool_t *p);
 /*
@@ -98,6 +103,13 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
 void es_upconn_release(es_upconn_t *u, int reusable);
 /* The stream is going away before its exchange finished: the connection cannot be reused. */
 void es_upconn_abandon(es_upconn_t *u);
+/* The request, framed for the upstream (HTTP/1.1): its head (hop-by-hop headers dropped, forwarding headers
+ * set; `length` is the body's length or -1, `chunked` when it is unknown and a body follows), body bytes, and
+ * its end (the trailers of `m`, if chunked). Queued on u->out; return 0 or UV_ENOMEM. */
+int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
+                        int chunked, const es_forwarded_t *fwd);
+int es_upconn_send_body(es_upconn_t *u, const char *at, size_t len, int chunked);
+int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked);
 /* Flow control from the client side of the exchange. */
 void es_upconn_read_pause(es_upconn_t *u, int pause);
 

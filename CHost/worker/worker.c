@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net/conn.h"
-#include "filters/filter_chain.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "core/wake.h"
+#include "filters/filter_chain.h"
+#include "filters/handles.h"
+#include "net/conn.h"
 #include "upstream/upstream.h"
 
 /* Workers by id, for wake-ups from filter libraries' threads. The lock keeps a wake from racing
@@ -34,6 +36,8 @@ static void registry_set(unsigned id, es_worker_t *w)
 /* The worker whose loop runs on this thread, if any. */
 static __thread es_worker_t *self;
 
+static void conn_closed(es_env_t *env);
+
 static void kick_run(es_worker_t *w)
 {
     uv_check_stop(&w->kick);
@@ -58,8 +62,8 @@ void es_worker_wake(unsigned id)
      * calls per post, and the work would wait for the next poll. A check handle runs it right after this
      * iteration's I/O callbacks; a post made after the check phase (or in it) is picked up by the idle handle,
      * which runs first in the next iteration and keeps its poll from blocking meanwhile. */
-    if (self != NULL && self->id == id) {
-        if (!self->stopping) {
+    if (self != NULL && self->env.id == id) {
+        if (!self->env.stopping) {
             uv_check_start(&self->kick, on_kick);
             uv_idle_start(&self->kick_next, on_kick_next);
         }
@@ -85,13 +89,13 @@ static void on_connection(uv_stream_t *server, int status)
         es_warn("listener \"%s\": accept failed: %s", l->cfg->name, uv_strerror(status));
         return;
     }
-    es_conn_accept(l->worker, l->cfg, server);
+    es_conn_accept(&l->worker->env, l->cfg, server);
 }
 
 static void on_tick(uv_prepare_t *h)
 {
     es_worker_t *w = h->data;
-    w->iteration++;
+    w->env.iteration++;
 }
 
 static void on_closed_quiet(uv_handle_t *h)
@@ -100,7 +104,7 @@ static void on_closed_quiet(uv_handle_t *h)
 
 static void close_listeners(es_worker_t *w)
 {
-    for (size_t i = 0; i < w->cfg->nlisteners; i++) {
+    for (size_t i = 0; i < w->env.cfg->nlisteners; i++) {
         if (w->listeners[i].worker != NULL) {
             uv_close((uv_handle_t *)&w->listeners[i].tcp, on_closed_quiet);
             w->listeners[i].worker = NULL;
@@ -110,15 +114,15 @@ static void close_listeners(es_worker_t *w)
 
 void es_worker_stop_now(es_worker_t *w)
 {
-    if (w->stopping)
+    if (w->env.stopping)
         return;
-    w->stopping = 1;
-    registry_set(w->id, NULL);
+    w->env.stopping = 1;
+    registry_set(w->env.id, NULL);
     close_listeners(w);
-    while (!es_list_empty(&w->conns))
-        es_conn_abort(es_container_of(w->conns.next, es_conn_t, link));
-    for (size_t i = 0; i < w->cfg->nclusters; i++)
-        es_pool_close(&w->pools[i]);
+    while (!es_list_empty(&w->env.conns))
+        es_conn_abort(es_container_of(w->env.conns.next, es_conn_t, link));
+    for (size_t i = 0; i < w->env.cfg->nclusters; i++)
+        es_pool_close(&w->env.pools[i]);
     uv_close((uv_handle_t *)&w->tick, on_closed_quiet);
     uv_close((uv_handle_t *)&w->wake, on_closed_quiet);
     uv_close((uv_handle_t *)&w->kick, on_closed_quiet);
@@ -132,7 +136,7 @@ static void on_drain_timeout(uv_timer_t *t)
 {
     es_worker_t *w = t->data;
     size_t left = 0;
-    for (es_link_t *l = w->conns.next; l != &w->conns; l = l->next)
+    for (es_link_t *l = w->env.conns.next; l != &w->env.conns; l = l->next)
         left++;
     es_stats_inc(ES_STAT_DRAIN_TIMEOUTS);
     es_warn("drain_timeout: closing the %zu connection%s still open", left, left == 1 ? "" : "s");
@@ -141,22 +145,23 @@ static void on_drain_timeout(uv_timer_t *t)
 
 void es_worker_drain(es_worker_t *w, uint64_t timeout_ms)
 {
-    if (w->draining || w->stopping)
+    if (w->env.draining || w->env.stopping)
         return;
-    w->draining = 1;
+    w->env.draining = 1;
     close_listeners(w);
     uv_timer_start(&w->drain_timer, on_drain_timeout, timeout_ms, 0);
     es_link_t *next;
-    for (es_link_t *l = w->conns.next; l != &w->conns; l = next) {
+    for (es_link_t *l = w->env.conns.next; l != &w->env.conns; l = next) {
         next = l->next;
         es_conn_drain(es_container_of(l, es_conn_t, link));
     }
-    es_worker__conn_closed(w);
+    conn_closed(&w->env);
 }
 
-void es_worker__conn_closed(es_worker_t *w)
+static void conn_closed(es_env_t *env)
 {
-    if (w->draining && !w->stopping && es_list_empty(&w->conns)) {
+    es_worker_t *w = (es_worker_t *)env;
+    if (w->env.draining && !w->env.stopping && es_list_empty(&w->env.conns)) {
         es_debug("drained: no connection left");
         es_worker_stop_now(w);
     }
@@ -165,23 +170,25 @@ void es_worker__conn_closed(es_worker_t *w)
 int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
 {
     memset(w, 0, sizeof(*w));
-    w->id = id;
-    w->cfg = cfg;
+    w->env.id = id;
+    w->env.cfg = cfg;
+    w->env.loop = &w->loop;
+    w->env.conn_closed = conn_closed;
     snprintf(w->tag, sizeof(w->tag), "w%u", id);
-    es_list_init(&w->conns);
+    es_list_init(&w->env.conns);
     int err = uv_loop_init(&w->loop);
     if (err)
         return err;
     w->listeners = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*w->listeners));
-    w->pools = calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof(*w->pools));
-    if (w->listeners == NULL || w->pools == NULL) {
+    w->env.pools = calloc(cfg->nclusters ? cfg->nclusters : 1, sizeof(*w->env.pools));
+    if (w->listeners == NULL || w->env.pools == NULL) {
         free(w->listeners);
-        free(w->pools);
+        free(w->env.pools);
         uv_loop_close(&w->loop);
         return UV_ENOMEM;
     }
     for (size_t i = 0; i < cfg->nclusters; i++)
-        es_pool_init(&w->pools[i], w, &cfg->clusters[i]);
+        es_pool_init(&w->env.pools[i], &w->env, &cfg->clusters[i]);
     uv_async_init(&w->loop, &w->wake, on_wake);
     w->wake.data = w;
     uv_check_init(&w->loop, &w->kick);
@@ -189,6 +196,7 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
     uv_idle_init(&w->loop, &w->kick_next);
     w->kick_next.data = w;
     registry_set(id, w);
+    es_wake_install(es_worker_wake);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_prepare_init(&w->loop, &w->tick);
@@ -201,7 +209,7 @@ int es_worker_init(es_worker_t *w, unsigned id, const es_config_t *cfg)
 int es_worker_listen(es_worker_t *w, size_t index, int fd)
 {
     es_listener_t *l = &w->listeners[index];
-    l->cfg = &w->cfg->listeners[index];
+    l->cfg = &w->env.cfg->listeners[index];
     int err = uv_tcp_init(&w->loop, &l->tcp);
     if (err)
         return err;
@@ -216,7 +224,7 @@ int es_worker_listen(es_worker_t *w, size_t index, int fd)
 static void run(es_worker_t *w)
 {
     es_log_set_tag(w->tag);
-    es_handles_thread_init(w->id);
+    es_handles_thread_init(w->env.id);
     es_stats_thread_init();
     self = w;
     es_debug("worker started");
@@ -230,13 +238,13 @@ static void run(es_worker_t *w)
 
 static void release(es_worker_t *w)
 {
-    for (unsigned i = 0; i < w->nblocks; i++)
-        free(w->blocks[i]);
-    w->nblocks = 0;
+    for (unsigned i = 0; i < w->env.nblocks; i++)
+        free(w->env.blocks[i]);
+    w->env.nblocks = 0;
     free(w->listeners);
-    free(w->pools);
+    free(w->env.pools);
     w->listeners = NULL;
-    w->pools = NULL;
+    w->env.pools = NULL;
 }
 
 void es_worker_run(es_worker_t *w)
@@ -244,21 +252,6 @@ void es_worker_run(es_worker_t *w)
     run(w);
     int err = uv_loop_close(&w->loop);
     if (err)
-        es_warn("worker %u: loop still has handles at exit: %s", w->id, uv_strerror(err));
+        es_warn("worker %u: loop still has handles at exit: %s", w->env.id, uv_strerror(err));
     release(w);
-}
-
-void *es_worker_block_get(es_worker_t *w)
-{
-    if (w->nblocks > 0)
-        return w->blocks[--w->nblocks];
-    return malloc(ES_BLOCK_SIZE);
-}
-
-void es_worker_block_put(es_worker_t *w, void *block)
-{
-    if (w->nblocks < ES_BLOCK_CACHE)
-        w->blocks[w->nblocks++] = block;
-    else
-        free(block);
 }

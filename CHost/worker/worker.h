@@ -10,10 +10,8 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "core/env.h"
 #include "core/list.h"
-
-#define ES_BLOCK_SIZE (64 * 1024)   /* one socket read */
-#define ES_BLOCK_CACHE 64           /* free blocks a worker keeps for reuse */
 
 typedef struct es_worker_s es_worker_t;
 typedef struct es_pool_s es_pool_t;
@@ -25,24 +23,16 @@ typedef struct {
 } es_listener_t;
 
 struct es_worker_s {
-    unsigned id;
+    es_env_t env;             /* what the layers below see: id, cfg, pools, conns, blocks, draining */
     char tag[16];
-    const es_config_t *cfg;
     uv_loop_t loop;
     uv_async_t wake;          /* filter libraries' work and posted results (es_worker_wake) */
     uv_check_t kick;          /* the same, posted from this worker's own thread: runs after this poll */
     uv_idle_t kick_next;      /* ... or, posted too late for that, before the next poll (which it keeps from blocking) */
     uv_prepare_t tick;        /* counts loop iterations, for deferring upstream reuse */
-    uint64_t iteration;
     es_listener_t *listeners; /* cfg->nlisteners */
-    es_pool_t *pools;         /* cfg->nclusters, by cluster index */
-    es_link_t conns;          /* live downstream connections */
-    void *blocks[ES_BLOCK_CACHE];
-    unsigned nblocks;
     uv_timer_t drain_timer;   /* drain_timeout: what is left is closed */
     void (*on_exit)(es_worker_t *w); /* optional: called on the loop when the worker stops (drained or stopped) */
-    int stopping;
-    int draining;             /* accepts nothing more; each response closes its connection */
 };
 
 /* Sets up the loop and pools; listeners are added with es_worker_listen before es_worker_run. */
@@ -57,15 +47,9 @@ void es_worker_run(es_worker_t *w);
 void es_worker_drain(es_worker_t *w, uint64_t timeout_ms);
 /* Stops at once, on the worker's own thread: closes the listeners, every connection and the pools. */
 void es_worker_stop_now(es_worker_t *w);
-/* A connection of `w` was freed (conn.c): a draining worker may be done. */
-void es_worker__conn_closed(es_worker_t *w);
 
 /* Wakes worker `id` to run filter work; any thread, any time (a stopped worker ignores it). From the worker's own
  * thread it costs no system call: the work runs once the loop's current I/O callbacks are done. */
 void es_worker_wake(unsigned id);
-
-/* Read buffers: a small per-worker cache, so idle connections hold none and busy ones never malloc. */
-void *es_worker_block_get(es_worker_t *w);
-void es_worker_block_put(es_worker_t *w, void *block);
 
 #endif

@@ -38,7 +38,7 @@ static void on_worker_exit(es_worker_t *w)
 
 static void drain(proc_t *p, const char *why)
 {
-    if (p->worker.draining || p->worker.stopping)
+    if (p->worker.env.draining || p->worker.env.stopping)
         return;
     es_debug("draining (%s)", why);
     es_stats_sub(ES_STAT_WORKERS, 1);

@@ -1,0 +1,545 @@
+#include "codec/http1_server.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/h1_guard.h"
+#include "codec/http1.h"
+#include "core/log.h"
+#include "net/conn.h"
+#include "stream/stream.h"
+
+#define LIT(s) s, sizeof(s) - 1
+
+typedef struct {
+    es_stream_t stream;          /* the exchange being served (one at a time) */
+    es_conn_t *conn;
+    http_parser parser;
+    es_h1_guard_t guard;         /* RFC 9112's grammar, checked before the lenient parser sees bytes */
+    size_t approved;             /* leading unparsed bytes the guard passed and the parser has not */
+    unsigned keepalive : 1;
+    unsigned http10 : 1;
+    unsigned resp_chunked : 1;   /* the response body goes to the client chunked */
+    unsigned parsing : 1;        /* inside http_parser_execute: do not re-enter */
+    unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
+    unsigned message_ended : 1;  /* on_message_complete ran in the current parser call */
+    unsigned finished_in_parse : 1; /* the stream finished inside http_parser_execute */
+} es_h1_server_t;
+
+#define SERVER_OF(s) ((es_h1_server_t *)(s))
+
+static int on_message_begin(http_parser *p);
+static int on_url(http_parser *p, const char *at, size_t len);
+static int on_header_field(http_parser *p, const char *at, size_t len);
+static int on_header_value(http_parser *p, const char *at, size_t len);
+static int on_headers_complete(http_parser *p);
+static int on_body(http_parser *p, const char *at, size_t len);
+static int on_message_complete(http_parser *p);
+
+static const http_parser_settings request_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+static const es_down_ops_t down_ops;
+
+/* A request begins (its first byte arrived, or the connection is ready): its head has a deadline. */
+static void request_begins(es_h1_server_t *h)
+{
+    es_conn_t *c = h->conn;
+    c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
+}
+
+void *es_http1_server_new(es_conn_t *c)
+{
+    es_h1_server_t *h = malloc(sizeof(*h));
+    if (h == NULL)
+        return NULL;
+    memset(h, 0, sizeof(*h));
+    h->conn = c;
+    es_stream_init(&h->stream, &down_ops, c->env, c->listener);
+    h->stream.owner.peer_ip = c->peer_ip;
+    h->stream.owner.peer_port = c->peer_port;
+    h->stream.owner.tls = c->tls != NULL;
+    h->stream.owner.protocol = "HTTP/1.1";
+    http_parser_init(&h->parser, HTTP_REQUEST);
+    h->parser.data = h;
+    es_h1_guard_init(&h->guard, c->listener->max_request_headers);
+    request_begins(h);
+    return h;
+}
+
+/* The response about to be written must end the connection: the request is not all read, or the worker
+ * drains (each request still to come on a connection is answered with Connection: close). */
+static int must_close(const es_h1_server_t *h)
+{
+    return es_stream_request_unread(&h->stream) || h->conn->env->draining;
+}
+
+/* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its head is due;
+ * or the connection is idle, and gives its buffers back to the worker's cache. `buffered`: unparsed bytes. */
+static void between_requests(es_h1_server_t *h, size_t buffered)
+{
+    es_conn_t *c = h->conn;
+    if (buffered > 0) {
+        request_begins(h);
+        return;
+    }
+    if (c->env->draining) {
+        /* The response went out keep-alive before the drain began: the client may already be sending. */
+        c->ops->arm(c, ES_CONN_TIMER_DRAIN_IDLE, c->ops->drain_grace(c));
+    } else {
+        c->ops->arm(c, ES_CONN_TIMER_IDLE, c->listener->idle_timeout_ms);
+    }
+    es_msg_dispose(&h->stream.req);
+    es_writeq_release(&c->out);
+}
+
+/* ---- es_codec_ops_t: the connection's side ------------------------------------------------- */
+
+/* Feeds bytes to the parser until they run out or a request must wait for its response. Each byte is
+ * checked by the guard first, once, and the parser gets only what it passed. */
+static ssize_t input(void *codec, const char *data, size_t len)
+{
+    es_h1_server_t *h = codec;
+    es_conn_t *c = h->conn;
+    if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_DRAIN_IDLE)
+        request_begins(h); /* the first byte of the next request on a keep-alive connection */
+    size_t done = 0;
+    h->parsing = 1;
+    while (done < len && !h->waiting && !c->closing && !c->close_after && !c->draining) {
+        const char *at = data + done;
+        size_t avail = len - done;
+        if (h->approved < avail) {
+            ssize_t ok = es_h1_guard_scan(&h->guard, at + h->approved, avail - h->approved);
+            if (ok < 0) {
+                es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, h->guard.why);
+                done = len;
+                es_stream_request_error(&h->stream, h->guard.status, h->guard.why);
+                break;
+            }
+            h->approved += (size_t)ok;
+        }
+        if (h->approved == 0) {
+            /* The guard waits for the parser to reach a message boundary it already saw: they disagree. */
+            es_warn("client %s:%u: request framing check out of step with the parser", c->peer_ip, c->peer_port);
+            done = len;
+            es_stream_request_error(&h->stream, 400, "framing");
+            break;
+        }
+        h->message_ended = 0;
+        size_t n = http_parser_execute(&h->parser, &request_settings, at, h->approved);
+        enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+        if (c->closing)
+            break;
+        done += n;
+        /* After a message, what the guard passed beyond it (a body it did not frame) is checked again. */
+        h->approved = h->message_ended ? 0 : h->approved - n;
+        if (e == HPE_PAUSED) {
+            if (h->waiting)
+                break; /* resumed when the stream finishes */
+            http_parser_pause(&h->parser, 0);
+            continue;
+        }
+        if (e != HPE_OK) {
+            es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, http_errno_description(e));
+            done = len;
+            /* A callback that refused the request has answered it already. http-parser's own limit on
+             * header bytes (HTTP_MAX_HEADER_SIZE) is a head too large. */
+            if (!c->close_after && !c->draining)
+                es_stream_request_error(&h->stream, e == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_name(e));
+            break;
+        }
+    }
+    h->parsing = 0;
+    if (c->closing)
+        return -1;
+    if (h->finished_in_parse && !c->close_after && !c->draining) {
+        h->finished_in_parse = 0;
+        if (!h->stream.active)
+            between_requests(h, len - done);
+        else if (!h->stream.req_headers_done)
+            request_begins(h); /* a pipelined request whose head is still coming */
+    }
+    if (done == len)
+        h->approved = 0;
+    return (ssize_t)done;
+}
+
+static int want_input(void *codec, size_t buffered)
+{
+    /* While a request waits for its response the parser is paused, but the socket is still read (into the
+     * one read block) so that a client that goes away is seen at once: its stream is reset and a RUNNING
+     * filter cancelled. A full block stops reading until the parser goes on. */
+    es_h1_server_t *h = codec;
+    return !es_stream_read_blocked(&h->stream) && (!h->waiting || buffered < ES_BLOCK_SIZE);
+}
+
+static void writable(void *codec, int drained)
+{
+    es_h1_server_t *h = codec;
+    if (!drained)
+        es_stream_client_writable(&h->stream);
+    else if (!h->stream.active)
+        es_writeq_release(&h->conn->out); /* idle between requests: hold no buffers */
+}
+
+static void flush_upstream(void *codec)
+{
+    es_stream_flush_upstream(&((es_h1_server_t *)codec)->stream);
+}
+
+static void header_timeout(void *codec)
+{
+    es_stream_timed_out(&((es_h1_server_t *)codec)->stream, 0);
+}
+
+static void drain(void *codec)
+{
+    es_h1_server_t *h = codec;
+    es_conn_t *c = h->conn;
+    if (h->stream.active || c->rlen > 0)
+        return; /* a request in progress: its response says Connection: close and the close follows */
+    if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_HEADERS)
+        c->ops->arm(c, ES_CONN_TIMER_DRAIN_IDLE, c->ops->drain_grace(c));
+}
+
+static int unread(void *codec)
+{
+    es_h1_server_t *h = codec;
+    return h->stream.active && !h->stream.req_done;
+}
+
+static int idle(void *codec)
+{
+    return !((es_h1_server_t *)codec)->stream.active;
+}
+
+static void abort_streams(void *codec)
+{
+    es_stream_abort(&((es_h1_server_t *)codec)->stream);
+}
+
+static void free_codec(void *codec)
+{
+    es_h1_server_t *h = codec;
+    es_stream_dispose(&h->stream);
+    free(h);
+}
+
+const es_codec_ops_t es_http1_server_ops = {
+    .name = "http/1.1",
+    .input = input,
+    .want_input = want_input,
+    .writable = writable,
+    .flush = flush_upstream,
+    .header_timeout = header_timeout,
+    .drain = drain,
+    .unread = unread,
+    .idle = idle,
+    .abort = abort_streams,
+    .free = free_codec,
+};
+
+/* ---- the parser's events: the request ------------------------------------------------------ */
+
+static int on_message_begin(http_parser *p)
+{
+    es_h1_server_t *h = p->data;
+    es_stream_begin(&h->stream);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    es_h1_server_t *h = p->data;
+    return es_msg_on_first(&h->stream.req, at, len);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    es_h1_server_t *h = p->data;
+    return es_msg_on_field(&h->stream.req, at, len);
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    es_h1_server_t *h = p->data;
+    return es_msg_on_value(&h->stream.req, at, len);
+}
+
+/*
+ * Every Transfer-Encoding of `m` taken as one list: 0 when it is exactly "chunked"; 400 when chunked is
+ * not the final coding (the body's end cannot be known: RFC 9112 6.3); 501 when other codings come
+ * before it (the proxy re-frames the body, so they would reach the upstream undone).
+ */
+static int transfer_coding_verdict(const es_msg_t *m)
+{
+    int tokens = 0, last_chunked = 0;
+    for (int i = es_msg_find(m, LIT("transfer-encoding"), 0); i >= 0;
+         i = es_msg_find(m, LIT("transfer-encoding"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        for (size_t k = 0; k < vlen;) {
+            while (k < vlen && (v[k] == ' ' || v[k] == '\t' || v[k] == ','))
+                k++;
+            size_t start = k;
+            while (k < vlen && v[k] != ',' && v[k] != ' ' && v[k] != '\t')
+                k++;
+            if (k == start)
+                continue;
+            tokens++;
+            last_chunked = es_name_eq(v + start, k - start, LIT("chunked"));
+        }
+    }
+    return !last_chunked ? 400 : tokens > 1 ? 501 : 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    es_h1_server_t *h = p->data;
+    es_conn_t *c = h->conn;
+    es_stream_t *s = &h->stream;
+    es_h1_guard_body(&h->guard, (p->flags & F_CHUNKED) != 0);
+    if (c->timer_kind == ES_CONN_TIMER_HEADERS)
+        c->ops->arm(c, ES_CONN_TIMER_NONE, 0); /* request_headers_timeout no longer applies */
+    s->method = p->method <= HTTP_TRACE ? (int)p->method : ES_METHOD_OTHER;
+    s->owner.method = http_method_str((enum http_method)p->method);
+    s->owner.method_len = (uint32_t)strlen(s->owner.method);
+    h->http10 = p->http_major == 1 && p->http_minor == 0;
+    s->owner.protocol = h->http10 ? "HTTP/1.0" : "HTTP/1.1";
+    h->keepalive = http_should_keep_alive(p) ? 1 : 0;
+    h->resp_chunked = 0;
+    s->req_has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    if (es_msg_find(&s->req, LIT("transfer-encoding"), 0) >= 0) {
+        /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Codings other than chunked
+         * would reach the upstream undone once the proxy re-frames the body: refuse them (501). */
+        if (h->http10) {
+            es_stream_request_error(s, 400, "Transfer-Encoding in an HTTP/1.0 request");
+            return -1;
+        }
+        int verdict = transfer_coding_verdict(&s->req);
+        if (verdict != 0) {
+            es_stream_request_error(s, verdict, verdict == 400 ? "Transfer-Encoding does not end with chunked"
+                                                               : "a transfer coding other than chunked");
+            return -1;
+        }
+    }
+    if (!h->http10 && s->req_has_body) {
+        int e = es_msg_find(&s->req, LIT("expect"), 0);
+        if (e >= 0) {
+            size_t vlen;
+            const char *v = es_msg_value(&s->req, (uint32_t)e, &vlen);
+            s->expect_continue = es_value_has_token(v, vlen, LIT("100-continue"));
+        }
+    }
+    return es_stream_request_headers(s) < 0 ? -1 : 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    es_h1_server_t *h = p->data;
+    es_stream_request_body(&h->stream, at, len);
+    return h->conn->closing ? -1 : 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    es_h1_server_t *h = p->data;
+    /* Stop after each request: the next one (pipelined) waits until this one is answered. */
+    http_parser_pause(p, 1);
+    h->waiting = 1;
+    h->message_ended = 1;
+    es_h1_guard_next(&h->guard);
+    es_stream_request_complete(&h->stream);
+    return 0;
+}
+
+/* ---- es_down_ops_t: the stream's side ------------------------------------------------------ */
+
+static int failed(es_h1_server_t *h)
+{
+    h->conn->ops->abort(h->conn);
+    return -1;
+}
+
+static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t declared, int flags)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    int nobody = s->head || status == 204 || status == 304;
+    int eos = (flags & ES_RESP_END) != 0;
+    if (!nobody && declared < 0 && !eos) {
+        if (h->http10)
+            h->keepalive = 0; /* an HTTP/1.0 client learns the body's end from the close */
+        else
+            h->resp_chunked = 1;
+    }
+    /* The upstream answers before the request body is all in: once this response is out, the rest
+     * of the upload is drained, not waited for, so the connection closes. So does a draining worker's. */
+    if (must_close(h))
+        h->keepalive = 0;
+    size_t rlen;
+    const char *reason = es_msg_first(m, &rlen);
+    if (rlen == 0) {
+        reason = es_http1_reason(status);
+        rlen = strlen(reason);
+    }
+    es_writeq_t *q = &h->conn->out;
+    int err = es_writeq_append(q, LIT("HTTP/1.1 "));
+    if (!err)
+        err = es_writeq_append_u64(q, (uint64_t)status);
+    if (!err)
+        err = es_writeq_append(q, " ", 1);
+    if (!err)
+        err = es_writeq_append(q, reason, rlen);
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    if (!err)
+        err = es_http1_write_headers(q, m, !nobody, 0, 0);
+    if (!err && !nobody && declared >= 0)
+        err = es_writeq_append_num_field(q, LIT("content-length"), (uint64_t)declared);
+    else if (!err && !nobody && declared < 0 && eos && !h->resp_chunked)
+        err = es_writeq_append(q, LIT("content-length: 0\r\n"));
+    if (!err && h->resp_chunked)
+        err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
+    if (!err && !h->keepalive)
+        err = es_writeq_append(q, LIT("connection: close\r\n"));
+    else if (!err && h->http10)
+        err = es_writeq_append(q, LIT("connection: keep-alive\r\n"));
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    return err ? failed(h) : 0;
+}
+
+static int resp_body(es_stream_t *s, const char *at, size_t len)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    es_writeq_t *q = &h->conn->out;
+    int err = h->resp_chunked ? es_http1_write_chunk(q, at, len) : es_writeq_append(q, at, len);
+    return err ? failed(h) : 0;
+}
+
+static int resp_end(es_stream_t *s, const es_msg_t *m)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    if (h->resp_chunked && es_http1_write_last_chunk(&h->conn->out, m) != 0)
+        return failed(h);
+    return 0;
+}
+
+static int reply(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len, int close)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    /* The rest of the request is not waited for (nor is a body held back for 100 Continue): the reply
+     * says Connection: close and the connection drains and closes (DESIGN.md, closing). */
+    if (close || must_close(h))
+        h->keepalive = 0;
+    es_writeq_t *q = &h->conn->out;
+    if (headers == NULL) {
+        if (es_http1_write_local_reply(q, status, body, len, h->http10, h->keepalive, s->head) != 0)
+            return failed(h);
+        return 0;
+    }
+    int err = es_writeq_appendf(q, "HTTP/1.1 %d %s\r\n", status, es_http1_reason(status));
+    int has_type = 0;
+    for (uint32_t i = 0; !err && i < headers->nheaders; i++) {
+        size_t nlen, vlen;
+        const char *name = es_msg_name(headers, i, &nlen);
+        const char *value = es_msg_value(headers, i, &vlen);
+        /* The proxy owns the framing and the connection. */
+        if (es_http1_hop_by_hop(name, nlen) || es_name_eq(name, nlen, LIT("content-length")))
+            continue;
+        has_type |= es_name_eq(name, nlen, LIT("content-type"));
+        err = es_writeq_appendf(q, "%.*s: %.*s\r\n", (int)nlen, name, (int)vlen, value);
+    }
+    if (!err && !has_type && len > 0)
+        err = es_writeq_append(q, LIT("content-type: text/plain\r\n"));
+    if (!err)
+        err = es_writeq_appendf(q, "content-length: %zu\r\n%s\r\n", len,
+                                !h->keepalive ? "connection: close\r\n" : h->http10 ? "connection: keep-alive\r\n" : "");
+    if (!err && !s->head)
+        err = es_writeq_append(q, body, len);
+    return err ? failed(h) : 0;
+}
+
+static void send_continue(es_stream_t *s)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    if (es_writeq_append(&h->conn->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0)
+        failed(h);
+}
+
+static void reset(es_stream_t *s)
+{
+    failed(SERVER_OF(s));
+}
+
+static void finished(es_stream_t *s)
+{
+    es_h1_server_t *h = SERVER_OF(s);
+    es_conn_t *c = h->conn;
+    if (!h->keepalive) {
+        c->ops->close_after_flush(c);
+        return;
+    }
+    if (h->waiting) {
+        h->waiting = 0;
+        http_parser_pause(&h->parser, 0);
+    }
+    /* Inside the parser (the stream was answered there) the bytes it has not consumed are not counted off
+     * yet: input() decides between idle and the next head when it is done. */
+    if (h->parsing) {
+        h->finished_in_parse = 1;
+        return;
+    }
+    between_requests(h, c->rlen);
+    c->ops->process(c);
+}
+
+static void read_changed(es_stream_t *s)
+{
+    es_conn_t *c = SERVER_OF(s)->conn;
+    c->ops->update_reading(c);
+}
+
+static int client_behind(es_stream_t *s)
+{
+    return SERVER_OF(s)->conn->out.above_high;
+}
+
+static void flush(es_stream_t *s)
+{
+    es_conn_t *c = SERVER_OF(s)->conn;
+    if (!c->closing)
+        es_writeq_flush(&c->out);
+}
+
+static void abandon_request(es_stream_t *s)
+{
+    /* A response that did not say Connection: close waits for the request's end (a bodiless one whose
+     * message-end the parser is about to report); one that did ends the connection once it is out. */
+    es_h1_server_t *h = SERVER_OF(s);
+    if (!h->keepalive)
+        h->conn->ops->close_after_flush(h->conn);
+}
+
+static const es_down_ops_t down_ops = {
+    .headers = resp_headers,
+    .body = resp_body,
+    .end = resp_end,
+    .reply = reply,
+    .send_continue = send_continue,
+    .reset = reset,
+    .finished = finished,
+    .read_changed = read_changed,
+    .client_behind = client_behind,
+    .flush = flush,
+    .abandon_request = abandon_request,
+};
