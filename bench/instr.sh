@@ -36,7 +36,7 @@ nginx="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$nginx" ] || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 2; }
 
 base="${BENCH_PORT_BASE:-19620}"
-setups=(nginx haproxy es-none es-noop es-headers3 es-async)
+setups=(${BENCH_SETUPS:-nginx haproxy es-none es-noop es-headers3 es-async})
 # One envoy-swift listener at a time, so the envoy-swift setups share a port.
 declare -A port=([upstream]=$base [nginx]=$((base + 1)) [haproxy]=$((base + 2)) [es-none]=$((base + 3))
                  [es-noop]=$((base + 3)) [es-headers3]=$((base + 3)) [es-async]=$((base + 3)))

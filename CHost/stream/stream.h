@@ -104,7 +104,8 @@ static inline int es_stream_request_unread(const es_stream_t *s)
     return !s->req_headers_done || (!s->req_done && s->req_has_body);
 }
 
-/* stream_reply.c: the proxy's own answers. */
+/* stream_end.c: beginnings, ends and the proxy's own answers. */
+uv_timer_t *es_stream__lazy_timer(es_stream_t *s, uv_timer_t **slot);
 void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t len, int close);
 void es_stream__finish_reply(es_stream_t *s);
 /* Detaches the upstream when the exchange ends early: it is mid-exchange, so it is not reused. */

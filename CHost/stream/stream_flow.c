@@ -1,5 +1,5 @@
 /*
- * The exchange: request events from the client's codec run through the filter chain (if any) to routing and
+ * The exchange's flow: request events from the client's codec run through the filter chain (if any) to routing and
  * the upstream; response events from the upstream run back through the chain to the codec. Flow control is
  * the watermarks of both sides' write queues and of the chain's buffers.
  */
@@ -33,121 +33,15 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
     es_msg_init(&s->req);
 }
 
-void es_stream_abort(es_stream_t *s)
-{
-    s->aborted = 1;
-    if (s->filters != NULL && !s->filters->halted) {
-        if (s->filters->run.active) {
-            es_stats_inc(ES_STAT_FILTER_CANCELLED);
-            es_debug("client %s:%u went away while a filter was running; cancelling it", s->owner.peer_ip,
-                     s->owner.peer_port);
-        }
-        es_filters_halt(s->filters);
-    }
-    if (s->up != NULL) {
-        es_upconn_abandon(s->up);
-        s->up = NULL;
-        s->owner.resp = NULL;
-    }
-    if (s->request_timer != NULL)
-        uv_timer_stop(s->request_timer);
-    if (s->filter_timer != NULL)
-        uv_timer_stop(s->filter_timer);
-}
 
-void es_stream__halt_filters(es_stream_t *s)
-{
-    if (s->filters != NULL)
-        es_filters_halt(s->filters);
-}
 
-static void end_filters(es_stream_t *s)
-{
-    if (s->filters != NULL) {
-        es_filters_free(s->filters);
-        s->filters = NULL;
-    }
-}
 
-static void on_timer_closed(uv_handle_t *h)
-{
-    free(h);
-}
 
-void es_stream_dispose(es_stream_t *s)
-{
-    end_filters(s);
-    es_msg_dispose(&s->req);
-    /* The timers are their own allocations: the stream's memory may go before their close callbacks run. */
-    if (s->request_timer != NULL)
-        uv_close((uv_handle_t *)s->request_timer, on_timer_closed);
-    if (s->filter_timer != NULL)
-        uv_close((uv_handle_t *)s->filter_timer, on_timer_closed);
-    s->request_timer = s->filter_timer = NULL;
-}
 
-static uv_timer_t *lazy_timer(es_stream_t *s, uv_timer_t **slot)
-{
-    if (*slot == NULL && !s->aborted) {
-        uv_timer_t *t = malloc(sizeof(*t));
-        if (t == NULL)
-            return NULL;
-        uv_timer_init(s->env->loop, t);
-        t->data = s;
-        *slot = t;
-    }
-    return *slot;
-}
 
-static void on_request_timeout(uv_timer_t *t)
-{
-    es_stream_t *s = t->data;
-    es_stats_inc(ES_STAT_REQUEST_TIMEOUTS);
-    es_debug("client %s:%u: request not answered within request_timeout (%llu ms)", s->owner.peer_ip,
-             s->owner.peer_port, (unsigned long long)s->listener->request_timeout_ms);
-    es_stream_timed_out(s, 1);
-}
 
-void es_stream_begin(es_stream_t *s)
-{
-    const es_listener_config_t *l = s->listener;
-    end_filters(s);
-    es_msg_reset(&s->req);
-    memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
-    s->owner.resp = NULL;
-    s->owner.resp_status = 0;
-    s->declared[0] = s->declared[1] = -1;
-    s->active = 1;
-    uv_timer_t *t;
-    if (l->request_timeout_ms > 0 && (t = lazy_timer(s, &s->request_timer)) != NULL)
-        uv_timer_start(t, on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
-}
 
-int es_stream__maybe_finished(es_stream_t *s)
-{
-    if (s->active && s->req_done && s->resp_done) {
-        end_filters(s); /* each filter's stream-complete and destroy run exactly once, here */
-        s->active = 0;
-        if (s->request_timer != NULL)
-            uv_timer_stop(s->request_timer);
-        s->down->finished(s);
-        return 1;
-    }
-    return 0;
-}
 
-void es_stream__drop_upstream(es_stream_t *s)
-{
-    if (s->up != NULL) {
-        es_upconn_abandon(s->up);
-        s->up = NULL;
-        s->owner.resp = NULL;
-    }
-    if (s->up_blocked) {
-        s->up_blocked = 0;
-        s->down->read_changed(s);
-    }
-}
 
 /* ---- the request: from the codec, through the chain, upstream ------------------------------ */
 
@@ -384,14 +278,9 @@ void es_stream_client_writable(es_stream_t *s)
     update_upstream_reading(s);
 }
 
-void es_stream_flush_upstream(es_stream_t *s)
-{
-    if (s->up != NULL)
-        es_writeq_flush(&s->up->out);
-}
 
 /* Writes what the stream queued, on both sides. */
-static void flush(es_stream_t *s)
+static void flush_both(es_stream_t *s)
 {
     es_stream_flush_upstream(s);
     if (!s->aborted)
@@ -417,7 +306,7 @@ static void upstream_failed(es_stream_t *s, int status, const char *reason)
     char body[200];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
     es_stream__local_reply(s, status, body, (size_t)n, 0);
-    flush(s);
+    flush_both(s);
 }
 
 /* Returns 1 when the response has no body to read (HEAD), 0 otherwise, -1 to reject it. */
@@ -496,7 +385,7 @@ static void on_filter_timeout(uv_timer_t *t)
     if (s->filters == NULL)
         return;
     es_filters_timeout(s->filters);
-    flush(s);
+    flush_both(s);
 }
 
 static void owner_waiting(es_filters_owner_t *o, int on, uint64_t timeout_ms)
@@ -506,7 +395,7 @@ static void owner_waiting(es_filters_owner_t *o, int on, uint64_t timeout_ms)
         return;
     if (on) {
         es_stats_inc(ES_STAT_FILTER_RUNNING);
-        uv_timer_t *t = lazy_timer(s, &s->filter_timer);
+        uv_timer_t *t = es_stream__lazy_timer(s, &s->filter_timer);
         if (t != NULL)
             uv_timer_start(t, on_filter_timeout, timeout_ms, 0);
     } else if (s->filter_timer != NULL) {
@@ -549,7 +438,7 @@ static void owner_resumed(es_filters_owner_t *o)
     es_stats_inc(ES_STAT_FILTER_RESUMED);
     if (s->continue_pending && (s->filters == NULL || !s->filters->run.active))
         send_continue(s);
-    flush(s);
+    flush_both(s);
     if (!s->aborted)
         s->down->read_changed(s);
 }
@@ -602,7 +491,7 @@ static void up_after_read(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
     if (!s->aborted)
-        flush(s);
+        flush_both(s);
 }
 
 static void up_detach(es_upuser_t *u)
