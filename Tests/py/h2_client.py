@@ -7,7 +7,9 @@ on success, else one line on stderr saying why and exit 1.
 
 Modes (options in brackets; --path overrides each mode's default path):
   get | post        --streams N concurrent streams on one connection [--path / ; post: --size BYTES of
-                    the pattern as each body]; success: every stream answered --expect-status (200)
+                    the pattern as each body]; success: every stream answered --expect-status (200).
+                    Per stream I: streamI.id/status/bytes/sha256/ms/trailers (and streamI.header.NAME
+                    for each --header NAME); then streams, completed, statuses, sha256, ms_min, ms_max
   big-upload        POST --size BYTES to --path /sha256 (what h2_upstream.py answers), checked
                     against the sha256 the upstream reports (x-body-sha256 header or "sha256=" in the
                     body; failing those, the length it reports as x-body-len or "len=")
@@ -46,7 +48,8 @@ import h2.events
 import h2.exceptions
 import h2.settings
 from h2.errors import ErrorCodes
-from hyperframe.frame import ContinuationFrame, DataFrame, HeadersFrame, PingFrame, SettingsFrame
+from hyperframe.frame import (ContinuationFrame, DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame,
+                              SettingsFrame)
 
 PATTERN = bytes((i * 31 + 7) & 0xFF for i in range(256)) * 1025
 
@@ -111,6 +114,7 @@ class Client:
                 ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
                 ctx.set_alpn_protocols(["h2"])
                 self.sock = ctx.wrap_socket(self.sock, server_hostname=host.strip("[]"))
+                out(alpn=self.sock.selected_alpn_protocol())
                 if self.sock.selected_alpn_protocol() != "h2":
                     die(f"TLS: the server chose ALPN {self.sock.selected_alpn_protocol()!r}, not h2")
         except OSError as e:
@@ -132,6 +136,7 @@ class Client:
         self.settings_acked = 0
         self.remote_settings_seen = False
         self.h2_error = None          # what h2 refused in what the server sent
+        self.inbuf = bytearray()      # received bytes not yet a whole frame
         self.flush()
 
     # ---- I/O ----
@@ -166,10 +171,10 @@ class Client:
             self.closed = True
             self.closed_by = self.closed_by or "eof"
             return True
-        if self.goaway or self.h2_error:
-            return True   # h2 takes nothing after a GOAWAY: only the close is still of interest
+        if self.h2_error:
+            return True   # h2 takes nothing more: only the close is still of interest
         try:
-            events = self.h2.receive_data(data)
+            events = self.h2.receive_data(self.take_goaway(data))
         except h2.exceptions.ProtocolError as e:
             self.h2_error = type(e).__name__
             return True
@@ -177,6 +182,26 @@ class Client:
             self.on_event(ev)
         self.flush()
         return True
+
+    def take_goaway(self, data):
+        """Returns data less any GOAWAY frame, which is noted here: h2 takes no frame at all after a
+        GOAWAY, while the streams up to its last stream id may still finish (hyperframe splits)."""
+        self.inbuf += data
+        keep = bytearray()
+        while len(self.inbuf) >= 9:
+            f, length = Frame.parse_frame_header(memoryview(self.inbuf)[:9])
+            if len(self.inbuf) < 9 + length:
+                break
+            if isinstance(f, GoAwayFrame):
+                f.parse_body(memoryview(bytes(self.inbuf[9:9 + length])))
+                self.goaway = (code_name(f.error_code), f.last_stream_id)
+                for s in self.streams.values():
+                    if s.sid > f.last_stream_id and not (s.ended or s.reset):
+                        s.reset = "GOAWAY"
+            else:
+                keep += self.inbuf[:9 + length]
+            del self.inbuf[:9 + length]
+        return bytes(keep)
 
     def on_event(self, ev):
         s = self.streams.get(getattr(ev, "stream_id", 0))
@@ -200,8 +225,6 @@ class Client:
             self.rst[name] = self.rst.get(name, 0) + 1
             if s:
                 s.reset, s.ms = name, (time.monotonic() - s.start) * 1000
-        elif isinstance(ev, h2.events.ConnectionTerminated):
-            self.goaway = (code_name(ev.error_code), ev.last_stream_id)
         elif isinstance(ev, h2.events.PingAckReceived):
             self.pings_acked += 1
         elif isinstance(ev, h2.events.SettingsAcknowledged):
@@ -250,7 +273,9 @@ class Client:
     def run(self, done, deadline):
         """Pumps until done() or the deadline (monotonic seconds) or the connection's end."""
         while not done():
-            if self.broken or self.goaway or self.h2_error:
+            if self.broken or self.h2_error:
+                return False
+            if self.goaway and all(s.ended or s.reset for s in self.streams.values()):
                 return False
             if time.monotonic() > deadline:
                 return False
@@ -287,12 +312,16 @@ def mode_get_post(a):
     for i, s in enumerate(streams):
         out(**{f"stream{i}.id": s.sid, f"stream{i}.status": s.status or 0, f"stream{i}.bytes": s.bytes,
                f"stream{i}.sha256": s.sha.hexdigest(), f"stream{i}.ms": f"{s.ms or 0:.1f}"})
+        out(**{f"stream{i}.trailers": ";".join(f"{k}:{v}" for k, v in s.trailers.items()) or "none"})
+        for name in a.header:
+            out(**{f"stream{i}.header.{name.lower()}": s.headers.get(name.lower(), "none")})
         if s.reset:
             out(**{f"stream{i}.reset": s.reset})
         statuses[s.status or 0] = statuses.get(s.status or 0, 0) + 1
     done = [s for s in streams if s.ended]
     shas = {s.sha.hexdigest() for s in done}
     ms = [s.ms for s in done] or [0]
+    out(goaway=c.goaway[0] if c.goaway else "none", goaway_last_stream=c.goaway[1] if c.goaway else "none")
     out(streams=len(streams), completed=len(done), statuses=",".join(f"{k}:{v}" for k, v in sorted(statuses.items())),
         sha256=shas.pop() if len(shas) == 1 else "mixed", ms_min=f"{min(ms):.1f}", ms_max=f"{max(ms):.1f}")
     if post:
@@ -554,10 +583,13 @@ def main():
     ap.add_argument("--delay", type=int, default=300, help="ms")
     ap.add_argument("--idle", type=int, default=1000, help="window-stall: ms without data that end the wait")
     ap.add_argument("--wait", type=int, default=2000, help="abuse modes: ms to read the server's answer")
+    ap.add_argument("--header", action="append", default=[], help="get/post: print this response header per stream")
     ap.add_argument("--expect-status", type=int, default=200)
-    ap.add_argument("--timeout", type=float, default=30, help="seconds")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds (30; big-upload, big-download: 600)")
     a = ap.parse_args()
     a.count_given = a.count is not None
+    if a.timeout is None:
+        a.timeout = 600 if a.mode in ("big-upload", "big-download") else 30
     if a.size is None:
         a.size = 65536 if a.mode == "headers-too-large" else 1 << 20
     if a.window is None and a.mode in ("big-download", "window-stall"):

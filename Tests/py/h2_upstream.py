@@ -15,7 +15,11 @@ What it answers, by path (every response has x-upstream-conn: K and x-upstream-s
   /status/C    status C, body "status C\\n"
   anything     echoes the request body as it arrives; a request without one gets
                "upstream ok METHOD PATH\\n"
---max-streams sets SETTINGS_MAX_CONCURRENT_STREAMS (default 100). --goaway-after N sends GOAWAY
+Request bodies are acknowledged (WINDOW_UPDATE) only as a handler reads them. --window sets
+SETTINGS_INITIAL_WINDOW_SIZE, 65535 or more: h2 fails a stream whose window a SETTINGS change
+shrinks below 0, which a client sending DATA before it has the SETTINGS may legally cause.
+--max-streams sets SETTINGS_MAX_CONCURRENT_STREAMS (default 100); a stream over it gets
+RST_STREAM(REFUSED_STREAM). --goaway-after N sends GOAWAY
 (NO_ERROR, last stream = the Nth) once N streams have arrived, finishes them, then closes.
 """
 import argparse
@@ -60,10 +64,7 @@ class Conn(asyncio.Protocol):
         self.num = Conn.ordinal
         cfg = h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
         self.h2 = h2.connection.H2Connection(config=cfg)
-        self.h2.local_settings = h2.settings.Settings(client=False, initial_values={
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: args.max_streams,
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: args.window,
-        })
+        self.h2.local_settings = self.settings(args.max_streams)
         self.streams = {}
         self.seen = 0
         self.goaway_sent, self.goaway_last = False, 0
@@ -71,10 +72,19 @@ class Conn(asyncio.Protocol):
         self.transport = None
 
     # ---- transport ----
+    def settings(self, max_streams):
+        return h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_streams,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: self.args.window})
+
     def connection_made(self, transport):
         self.transport = transport
         self.h2.initiate_connection()
         self.flush()
+        # The SETTINGS sent say --max-streams; h2 itself enforces a far larger limit (it would answer
+        # a stream over the limit with a connection error), and on_event refuses the streams over
+        # --max-streams with RST_STREAM(REFUSED_STREAM), as nghttp2 does.
+        self.h2.local_settings = self.settings(1 << 20)
 
     def connection_lost(self, exc):
         for s in self.streams.values():
@@ -106,7 +116,8 @@ class Conn(asyncio.Protocol):
     # ---- events ----
     def on_event(self, ev):
         if isinstance(ev, h2.events.RequestReceived):
-            if self.goaway_sent and ev.stream_id > self.goaway_last:
+            if (self.goaway_sent and ev.stream_id > self.goaway_last) or len(self.streams) >= self.args.max_streams:
+                self.log(f"stream {ev.stream_id} refused")
                 self.h2.reset_stream(ev.stream_id, ErrorCodes.REFUSED_STREAM)
                 return
             s = Stream(ev.stream_id, ev.headers)
@@ -263,6 +274,8 @@ async def main():
     ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    if args.window < 65535:
+        ap.error("--window: 65535 or more (see the header)")
 
     ctx = None
     if args.tls:
