@@ -107,6 +107,19 @@ bench-tls: build
 	@command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt-get install -y nginx-light
 	@./bench/tls.sh
 
+# The Python test tools' dependencies (Tests/py/): a venv at build/venv, pinned (scripts/py-deps.sh).
+# The C tests run those tools, so test-c needs them.
+.PHONY: py-deps bench-h2
+py-deps:
+	@./scripts/py-deps.sh $(BUILD)
+test-c: py-deps
+
+# HTTP/2 front ends, measured (never asserted): h2load req/s and latency through nghttpx, nginx and
+# HAProxy (one worker each; h2c and TLS) in front of build/es-upstream, and envoy-swift once it speaks h2.
+bench-h2: deps $(BUILD)/envoy-swift $(BUILD)/es-upstream
+	$(call install_missing,nghttp2-client nghttp2-proxy nginx-light haproxy openssl)
+	@./bench/h2.sh
+
 # Configuration reloads under load, measured (never asserted): failed requests across 10 reloads and
 # the time to the new configuration, envoy-swift (SIGHUP) vs nginx and HAProxy (master-worker),
 # and the RSS of each proxy's processes.
