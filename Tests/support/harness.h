@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "upstream/upstream.h"
+#include "upstream.h"
 
 #define ES_MAX_LISTENERS 8
 

@@ -6,7 +6,7 @@
  * write of that connection goes through conn_recv / send_all, the two I/O choke points, over SSL_read /
  * SSL_write. The plain path is the recv / send it always was.
  */
-#include "upstream/upstream.h"
+#include "upstream.h"
 
 #include <errno.h>
 #include <fcntl.h>

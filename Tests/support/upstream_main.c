@@ -6,7 +6,7 @@
  * Listens on 127.0.0.1:N (default 8080; 0 = ephemeral), prints "es-upstream listening on 127.0.0.1:PORT"
  * on stderr, and serves until SIGINT or SIGTERM. See upstream.h for what it answers.
  */
-#include "upstream/upstream.h"
+#include "upstream.h"
 
 #include <signal.h>
 #include <stdio.h>
