@@ -7,13 +7,14 @@ BUILD      := build
 CONFIG     ?= envoy-swift.yaml
 LOG_LEVEL  ?= info
 
-DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev libcmocka-dev pkg-config curl
+DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev node-llhttp libcmocka-dev pkg-config curl
 BENCH_PKGS := wrk nginx-light haproxy valgrind strace
 LIBS       := -luv -lhttp_parser -lyaml -lssl -lcrypto -lpthread -ldl -lm
 WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
-CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include
-CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include \
-              -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+LLHTTP_INC := /usr/share/include/llhttp
+SAN        := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include -I$(LLHTTP_INC)
+CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include -I$(LLHTTP_INC) $(SAN)
 
 HOST_SRC   := $(wildcard CHost/*.c CHost/*/*.c)
 HOST_HDR   := $(wildcard CHost/*.h CHost/*/*.h)
@@ -23,7 +24,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' -o -name '*.[ch]' 2>/dev/null) Package.swift
 
-.PHONY: all build deps bench-deps run test test-c test-swift bench-async bench-tls bench-crossing bench-instr bench-reload bench bench-ab clean
+.PHONY: all build deps bench-deps run test test-c test-swift bench-parse bench-async bench-tls bench-crossing bench-instr bench-reload bench bench-ab clean
 all: build
 
 # Install the Debian packages the build needs (and, for the benchmarks, theirs), only those missing.
@@ -45,9 +46,24 @@ bench-deps:
 
 build: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 
-$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR)
+# llhttp 8.1 (HTTP/1 parsing), compiled from the C sources Debian's node-llhttp ships. They are not ours:
+# built as objects of their own, without the project's warning flags, for the release and the sanitized host.
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_C   := api.c http.c llhttp.c
+LLHTTP_OBJ := $(patsubst %.c,$(BUILD)/llhttp/%.o,$(LLHTTP_C))
+LLHTTP_SAN := $(patsubst %.c,$(BUILD)/asan/llhttp/%.o,$(LLHTTP_C))
+$(addprefix $(LLHTTP_DIR)/,$(LLHTTP_C)):
+	$(call install_missing,node-llhttp)
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LIBS)
+	$(CC) -std=gnu11 -O2 -g -I$(LLHTTP_INC) -c -o $@ $<
+$(BUILD)/asan/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(@D)
+	$(CC) -std=gnu11 -O1 -g -I$(LLHTTP_INC) $(SAN) -c -o $@ $<
+
+$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR) $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LLHTTP_OBJ) $(LIBS)
 
 # The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run. Its objects
 # are compiled once; the test programs link the ones they need from an archive.
@@ -56,17 +72,17 @@ $(BUILD)/asan/obj/%.o: CHost/%.c $(HOST_HDR)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -c -o $@ $<
 
-$(BUILD)/asan/libhost.a: $(filter-out $(BUILD)/asan/obj/main.o,$(ASAN_OBJ))
+$(BUILD)/asan/libhost.a: $(filter-out $(BUILD)/asan/obj/main.o,$(ASAN_OBJ)) $(LLHTTP_SAN)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/asan/envoy-swift: $(ASAN_OBJ)
+$(BUILD)/asan/envoy-swift: $(ASAN_OBJ) $(LLHTTP_SAN)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_SAN) -o $@ $(ASAN_OBJ) $(LIBS)
+	$(CC) $(CFLAGS_SAN) -o $@ $(ASAN_OBJ) $(LLHTTP_SAN) $(LIBS)
 
 # The test upstream, also what `make run` starts behind the default config.
-$(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR)
+$(BUILD)/es-upstream: Tests/support/upstream.c Tests/support/upstream_main.c $(SUP_HDR) $(LLHTTP_OBJ)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS_REL) -ITests/support -o $@ Tests/support/upstream.c Tests/support/upstream_main.c $(LIBS)
+	$(CC) $(CFLAGS_REL) -ITests/support -o $@ Tests/support/upstream.c Tests/support/upstream_main.c $(LLHTTP_OBJ) $(LIBS)
 
 $(BUILD)/tests/%: Tests/c/%.c $(SUP_SRC) $(SUP_HDR) $(BUILD)/asan/libhost.a $(HOST_HDR)
 	@mkdir -p $(@D)
@@ -95,6 +111,14 @@ $(BUILD)/libswiftfilter.so: $(SWIFT_SRC)
 
 run: build
 	@./scripts/run.sh $(BUILD) $(CONFIG) $(LOG_LEVEL)
+
+# HTTP/1 parsing alone, measured (never asserted): ns per 260-byte request head, http-parser 2.9.4 vs llhttp 8.1.
+$(BUILD)/bench-parse: bench/parse.c bench/parse_llhttp.c bench/parse.h $(LLHTTP_OBJ)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_REL) -o $@ bench/parse.c bench/parse_llhttp.c $(LLHTTP_OBJ) -lhttp_parser
+
+bench-parse: $(BUILD)/bench-parse
+	@$(BUILD)/bench-parse
 
 # Async filters, measured (never asserted): resume latency and req/s, sync vs async no-op filters.
 bench-async: build

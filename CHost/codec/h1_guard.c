@@ -1,5 +1,7 @@
 #include "codec/h1_guard.h"
 
+#include <string.h>
+
 enum {
     PH_HEAD,      /* a request head */
     PH_HEAD_DONE, /* waiting for es_h1_guard_body */
@@ -12,71 +14,28 @@ enum {
     PH_FAILED,
 };
 
-/* Where in a head or trailer section. */
+/* Where in a head or trailer section. Lines end at LF; llhttp itself refuses a CR that is not before an LF, except
+ * where it would read one as a line end (the final empty line, a leading empty line): there the guard looks. */
 enum {
     S_LEAD,    /* before the request line: an empty line or the request line's first byte */
     S_LEAD_CR, /* after the CR of a leading empty line */
     S_REQ,     /* in the request line */
-    S_LINE_CR, /* after the CR ending the request line or a field line */
     S_LINE,    /* at the start of a field line or of the final empty line */
     S_NAME,    /* in a field name */
     S_VALUE,   /* after the colon */
     S_END_CR,  /* after the CR of the final empty line */
 };
 
-/* Where in a chunk-size line: chunk-size [ chunk-ext ] CRLF. */
+/* Where in a chunk-size line: chunk-size [ chunk-ext ] CRLF. llhttp checks the extensions' grammar. */
 enum {
-    K_SIZE0,     /* the first hex digit */
-    K_SIZE,      /* more hex digits */
-    K_PRE_SEMI,  /* BWS that must lead to ';' */
-    K_NAME0,     /* BWS after ';', before ext-name */
-    K_NAME,      /* in ext-name */
-    K_POST_NAME, /* BWS after ext-name: '=' or ';' follows */
-    K_VAL0,      /* BWS after '=', before ext-val */
-    K_TOKEN,     /* in a token ext-val */
-    K_QS,        /* in a quoted-string ext-val */
-    K_QP,        /* after a backslash in it */
-    K_QS_END,    /* after its closing quote */
-    K_CR,        /* after the line's CR */
+    K_SIZE0, /* the first hex digit */
+    K_SIZE,  /* more hex digits */
+    K_EXT,   /* anything up to the CR */
+    K_CR,    /* after the line's CR */
 };
 
-#define F_REQ 1   /* request line: SP, VCHAR, obs-text */
-#define F_VAL 2   /* field value: HT, SP, VCHAR, obs-text */
-#define F_TCHAR 4 /* RFC 9110 5.6.2 */
-#define F_QD 8    /* qdtext: HT, SP, VCHAR but '"' and '\', obs-text */
-
-#define T (F_REQ | F_VAL | F_TCHAR | F_QD)
-#define V (F_REQ | F_VAL | F_QD)
-
-/* Ranges never overlap (-Woverride-init); bytes not listed (CTLs but HT, and DEL) are 0. */
-static const uint8_t cls[256] = {
-    ['\t'] = F_VAL | F_QD,
-    [' '] = F_REQ | F_VAL | F_QD,
-    ['!'] = T,
-    ['"'] = F_REQ | F_VAL,
-    ['#' ... '\''] = T,
-    ['(' ... ')'] = V,
-    ['*' ... '+'] = T,
-    [','] = V,
-    ['-' ... '.'] = T,
-    ['/'] = V,
-    ['0' ... '9'] = T,
-    [':' ... '@'] = V,
-    ['A' ... 'Z'] = T,
-    ['['] = V,
-    ['\\'] = F_REQ | F_VAL,
-    [']'] = V,
-    ['^' ... '`'] = T,
-    ['a' ... 'z'] = T,
-    ['{'] = V,
-    ['|'] = T,
-    ['}'] = V,
-    ['~'] = T,
-    [0x80 ... 0xff] = V,
-};
-
-#undef T
-#undef V
+/* The bytes that end a field name's fast loop: the colon, whitespace (llhttp takes "a b:" and "a :"), LF. */
+static const uint8_t name_stop[256] = { [':'] = 1, [' '] = 1, ['\t'] = 1, ['\n'] = 1 };
 
 static void *fail(es_h1_guard_t *g, int status, const char *why)
 {
@@ -140,13 +99,12 @@ int es_h1_guard_waiting(const es_h1_guard_t *g)
 }
 
 /*
- * A request head or a trailer section, byte by byte, up to its final LF. The common bytes (inside the request
- * line, a name, a value) are skipped by one table lookup each; only delimiters reach the switch.
+ * A request head or a trailer section, line by line, up to its final LF. Inside the request line and values only
+ * the LF is looked for (memchr); llhttp refuses controls, NUL, bare CR and bad tokens there.
  */
 static const uint8_t *scan_section(es_h1_guard_t *g, const uint8_t *p, const uint8_t *end)
 {
     int trailer = g->phase == PH_TRAILER;
-    const char *nul = trailer ? "NUL in the trailer section" : "NUL in the request head";
     const char *bare_cr = trailer ? "bare CR in the trailer section" : "bare CR in the request head";
     const uint8_t *start = p;
     /* Bytes past max_head are never looked at: a section that has not ended by then is too large. */
@@ -165,31 +123,27 @@ static const uint8_t *scan_section(es_h1_guard_t *g, const uint8_t *p, const uin
                 st = S_LEAD_CR;
                 break;
             }
-            if (!(cls[c] & F_REQ))
-                return fail(g, 400, c ? "invalid character in the request line" : nul);
             st = S_REQ;
-            __attribute__((fallthrough)); /* into the same bytes' fast loop */
+            __attribute__((fallthrough)); /* into the same line's fast loop */
         case S_REQ:
-            while (p < stop && (cls[*p] & F_REQ))
-                p++;
-            if (p == stop)
+        case S_VALUE: {
+            const uint8_t *lf = memchr(p, '\n', (size_t)(stop - p));
+            if (lf == NULL) {
+                p = stop;
                 goto out;
-            c = *p++;
-            if (c == '\r')
-                st = S_LINE_CR;
-            else if (c == '\n')
-                st = S_LINE;
-            else
-                return fail(g, 400, c ? "invalid character in the request line" : nul);
+            }
+            p = lf + 1;
+            st = S_LINE;
             break;
+        }
         case S_LEAD_CR:
-        case S_LINE_CR:
         case S_END_CR:
+            /* llhttp reads "\r" and any byte as an empty line: "\r\rX" or "\rGET" would end a head early. */
             if (*p++ != '\n')
                 return fail(g, 400, bare_cr);
             if (st == S_END_CR)
                 goto done;
-            st = st == S_LEAD_CR ? S_LEAD : S_LINE;
+            st = S_LEAD;
             break;
         case S_LINE:
             c = *p++;
@@ -203,37 +157,20 @@ static const uint8_t *scan_section(es_h1_guard_t *g, const uint8_t *p, const uin
                 return fail(g, 400, "obsolete line folding");
             if (c == ':')
                 return fail(g, 400, "an empty field name");
-            if (!(cls[c] & F_TCHAR))
-                return fail(g, 400, c ? "invalid character in a field name" : nul);
             st = S_NAME;
-            __attribute__((fallthrough)); /* into the same bytes' fast loop */
+            __attribute__((fallthrough)); /* into the same name's fast loop */
         case S_NAME:
-            while (p < stop && (cls[*p] & F_TCHAR))
+            while (p < stop && !name_stop[*p])
                 p++;
             if (p == stop)
                 goto out;
             c = *p++;
-            if (c == ':') {
+            if (c == ':')
                 st = S_VALUE;
-                break;
-            }
-            if (c == ' ' || c == '\t')
-                return fail(g, 400, "whitespace before the colon");
-            if (c == '\r' || c == '\n')
-                return fail(g, 400, "a field line without a colon");
-            return fail(g, 400, c ? "invalid character in a field name" : nul);
-        case S_VALUE:
-            while (p < stop && (cls[*p] & F_VAL))
-                p++;
-            if (p == stop)
-                goto out;
-            c = *p++;
-            if (c == '\r')
-                st = S_LINE_CR;
             else if (c == '\n')
-                st = S_LINE;
+                st = S_LINE; /* a line without a colon: llhttp refuses it */
             else
-                return fail(g, 400, c ? "control character in a field value" : nul);
+                return fail(g, 400, "whitespace before the colon");
             break;
         }
     }
@@ -250,10 +187,12 @@ done:
     return p;
 }
 
-/* One chunk-size line: 1*16HEXDIG, then *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ), then CRLF. */
+/*
+ * One chunk-size line: 1*16HEXDIG, anything up to a CR (llhttp checks the chunk size's and the extensions'
+ * characters), an LF. The guard reads the size to find the chunk's end, and checks what llhttp lets through.
+ */
 static const uint8_t *scan_size_line(es_h1_guard_t *g, const uint8_t *p, const uint8_t *end)
 {
-    static const char bad_ext[] = "bad chunk extension", bad_end[] = "bad chunk line ending";
     const uint8_t *start = p;
     uint32_t room = ES_H1_GUARD_MAX_CHUNK_LINE - g->count;
     const uint8_t *stop = (size_t)(end - p) > room ? p + room : end;
@@ -261,94 +200,37 @@ static const uint8_t *scan_size_line(es_h1_guard_t *g, const uint8_t *p, const u
 
     while (p < stop) {
         int c = *p++;
-        int ws = c == ' ' || c == '\t';
         switch (st) {
         case K_SIZE0:
         case K_SIZE: {
             int v = hexval(c);
             if (v >= 0) {
-                /* At most 16 digits (leading zeros count) and a value that fits int64. */
+                /* At most 16 digits (llhttp takes any number of leading zeros) and a value that fits int64
+                 * (llhttp takes up to 2^64-1). */
                 if (g->digits == 16 || g->size > (uint64_t)INT64_MAX >> 4)
                     return fail(g, 400, "bad chunk size");
                 g->size = g->size << 4 | (uint64_t)v;
                 g->digits++;
                 st = K_SIZE;
-            } else if (st == K_SIZE0) {
-                return fail(g, 400, "bad chunk size");
-            } else if (c == ';') {
-                st = K_NAME0;
-            } else if (ws) {
-                st = K_PRE_SEMI;
-            } else if (c == '\r') {
-                st = K_CR;
             } else {
-                return fail(g, 400, c == '\n' ? bad_end : "bad chunk size");
+                st = c == '\r' ? K_CR : K_EXT;
             }
             break;
         }
-        case K_PRE_SEMI:
-            /* "5 \r\n": whitespace is allowed only on the way to a ';'. */
-            if (c == ';')
-                st = K_NAME0;
-            else if (!ws)
-                return fail(g, 400, bad_ext);
-            break;
-        case K_NAME0:
-            if (cls[c] & F_TCHAR)
-                st = K_NAME;
-            else if (!ws)
-                return fail(g, 400, bad_ext);
-            break;
-        case K_POST_NAME:
-            if (c == '=')
-                st = K_VAL0;
-            else if (c == ';')
-                st = K_NAME0;
-            else if (!ws)
-                return fail(g, 400, bad_ext);
-            break;
-        case K_VAL0:
-            if (cls[c] & F_TCHAR)
-                st = K_TOKEN;
-            else if (c == '"')
-                st = K_QS;
-            else if (!ws)
-                return fail(g, 400, bad_ext);
-            break;
-        case K_QS:
-            if (c == '"')
-                st = K_QS_END;
-            else if (c == '\\')
-                st = K_QP;
-            else if (!(cls[c] & F_QD))
-                return fail(g, 400, bad_ext);
-            break;
-        case K_QP:
-            /* HT, SP, VCHAR, obs-text: exactly the field-value bytes. */
-            if (!(cls[c] & F_VAL))
-                return fail(g, 400, bad_ext);
-            st = K_QS;
-            break;
-        case K_NAME:
-        case K_TOKEN:
-        case K_QS_END:
-            /* Where the line may end. A bare LF here is a line end the lenient parser would not see. */
-            if ((cls[c] & F_TCHAR) && st != K_QS_END)
+        case K_EXT: {
+            const uint8_t *cr = memchr(p - 1, '\r', (size_t)(stop - (p - 1)));
+            if (cr == NULL) {
+                p = stop;
                 break;
-            if (c == '=' && st == K_NAME)
-                st = K_VAL0;
-            else if (ws)
-                st = st == K_NAME ? K_POST_NAME : K_PRE_SEMI;
-            else if (c == ';')
-                st = K_NAME0;
-            else if (c == '\r')
-                st = K_CR;
-            else
-                return fail(g, 400, c == '\n' ? bad_end : bad_ext);
+            }
+            p = cr + 1;
+            st = K_CR;
             break;
+        }
         case K_CR:
+            /* llhttp takes a CR and any byte as the line's end. */
             if (c != '\n')
-                return fail(g, 400, bad_end);
+                return fail(g, 400, "bad chunk line ending");
             /* Whole or in pieces, the state after a line is the same: the split tests compare it. */
             g->phase = g->size == 0 ? PH_TRAILER : PH_DATA;
             g->state = S_LINE; /* used by the trailer section only */

@@ -1,20 +1,30 @@
 /*
- * A strict lexical check of request bytes before http-parser sees them. Debian builds http-parser non-strict, so
- * it accepts bytes a strict parser (or the upstream) reads differently: a bare CR as a line end, obs-fold,
- * whitespace before a field's colon, anything inside chunk extensions, any two bytes after chunk data. Such
- * disagreements are how requests are smuggled. The guard passes only bytes that follow RFC 9112's grammar, so
- * the lenient and a strict reading agree. It builds nothing: http-parser still parses; the guard checks line
- * ends, field syntax and chunked framing, and counts the head's size.
+ * The checks llhttp 8.1 lacks, run over request bytes before llhttp (strict, no lenient flags) sees them. llhttp
+ * itself refuses CL with TE, two Content-Lengths, a non-final chunked, bad chunk sizes and extensions, controls
+ * and NUL in the request line and in fields, bad field-name bytes, a line without a colon, bare LF after a field
+ * value and most bare CRs. What it accepts, and the guard refuses (Tests/c/test_h1_shapes.c proves each side):
+ *   - obsolete line folding, in the head and in trailers;
+ *   - whitespace in a field name or before its colon ("Host : a", "X Y: b");
+ *   - an empty field name (": b");
+ *   - a CR not followed by LF where llhttp reads a line end: a leading or the final empty line of a head or a
+ *     trailer section ("\rX" ends llhttp's head), and the end of a chunk-size line ("5\rX");
+ *   - chunk data not followed by CRLF (llhttp skips any two bytes);
+ *   - a chunk size over 16 hex digits or INT64_MAX, a chunk-size line over ES_H1_GUARD_MAX_CHUNK_LINE;
+ *   - a head (or trailer section) over max_head: 431 (llhttp has no size limit).
+ * It builds nothing: llhttp parses; the guard follows lines and chunked framing only as far as these need.
  *
  * The caller's loop, per connection:
  *   - Every byte is scanned once, in order: keep a count of the unparsed bytes already approved and scan only
  *     past them; feed the parser no more than the approved bytes.
  *   - on_headers_complete: es_h1_guard_body(g, parser->flags & F_CHUNKED).
- *   - on_message_complete: pause the parser, call es_h1_guard_next and forget the approved count: in the "not
+ *   - on_message_complete: pause the parser (return HPE_PAUSED; llhttp took llhttp_get_error_pos(p) - data bytes;
+ *     llhttp_resume before the next llhttp_execute), call es_h1_guard_next and forget the approved count: in the "not
  *     chunked" phase the guard passed bytes past the message end unchecked, and they must be scanned again as
  *     the next head. (After a head or a chunked body the guard stops exactly at the message end, so nothing is
  *     scanned twice.)
  *   - Upgrade / CONNECT: the bytes after the head are not HTTP; stop calling the guard.
+ *   - A shape llhttp refuses passes the guard: llhttp must see every approved byte, in order, and its error ends the
+ *     connection (400). Correct only with llhttp as the parser: http-parser 2.9.4 takes some of those shapes.
  */
 #ifndef ES_H1_GUARD_H
 #define ES_H1_GUARD_H

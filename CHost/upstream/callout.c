@@ -236,7 +236,7 @@ static void co_writable(es_upuser_t *u)
 static int co_headers(es_upuser_t *u, es_upconn_t *up)
 {
     es_callout_t *co = CALLOUT_OF(u);
-    co->status = up->parser.status_code;
+    co->status = up->status;
     return co->head ? 1 : 0;
 }
 

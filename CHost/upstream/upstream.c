@@ -1,5 +1,6 @@
 #include "upstream/upstream.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,24 +9,6 @@
 #include "core/log.h"
 #include "core/stats.h"
 #include "codec/http1.h"
-
-static int on_message_begin(http_parser *p);
-static int on_status(http_parser *p, const char *at, size_t len);
-static int on_header_field(http_parser *p, const char *at, size_t len);
-static int on_header_value(http_parser *p, const char *at, size_t len);
-static int on_headers_complete(http_parser *p);
-static int on_body(http_parser *p, const char *at, size_t len);
-static int on_message_complete(http_parser *p);
-
-static const http_parser_settings response_settings = {
-    .on_message_begin = on_message_begin,
-    .on_status = on_status,
-    .on_header_field = on_header_field,
-    .on_header_value = on_header_value,
-    .on_headers_complete = on_headers_complete,
-    .on_body = on_body,
-    .on_message_complete = on_message_complete,
-};
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 static void upconn_close(es_upconn_t *u);
@@ -63,6 +46,7 @@ static void on_closed(uv_handle_t *h)
     }
     es_writeq_dispose(&u->out);
     es_msg_dispose(&u->resp);
+    es_resp_parser_free(u->rp);
     free(u);
 }
 
@@ -201,8 +185,9 @@ static void assign(es_upconn_t *u, es_upuser_t *user)
     u->headers_done = 0;
     u->interim = 0;
     u->complete = 0;
-    http_parser_init(&u->parser, HTTP_RESPONSE);
-    u->parser.data = u;
+    u->status = 0;
+    u->content_length = -1;
+    es_resp_parser_reset(u->rp, u);
     es_msg_reset(&u->resp);
 }
 
@@ -229,8 +214,12 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
     const es_cluster_config_t *cfg = p->cfg;
     es_upconn_t *u = calloc(1, sizeof(*u));
-    if (u == NULL)
+    es_resp_parser_t *rp = u != NULL ? es_resp_parser_new() : NULL;
+    if (rp == NULL) {
+        free(u);
         return UV_ENOMEM;
+    }
+    u->rp = rp;
     u->pool = p;
     u->ep = &cfg->endpoints[p->next++ % cfg->nendpoints];
     u->state = ES_UP_CONNECTING;
@@ -290,8 +279,8 @@ void es_upconn_abandon(es_upconn_t *u)
 static void got_end(es_upconn_t *u, ssize_t err)
 {
     if (err == UV_EOF && u->headers_done && !u->complete) {
-        /* A body delimited by the close ends here; if the parser wanted more, it is an error. */
-        http_parser_execute(&u->parser, &response_settings, NULL, 0);
+        /* A body delimited by the close ends here; if the parser wanted more, the response stays incomplete. */
+        es_resp_parser_finish(u->rp);
     }
     if (u->state == ES_UP_ACTIVE && u->user != NULL && u->complete) {
         /* The response is complete and waits for a filter: release closes instead of pooling. */
@@ -309,13 +298,13 @@ static void got_end(es_upconn_t *u, ssize_t err)
 static void got_data(es_upconn_t *u, const char *data, size_t len)
 {
     u->got_bytes = 1;
-    size_t n = http_parser_execute(&u->parser, &response_settings, data, len);
-    enum http_errno e = HTTP_PARSER_ERRNO(&u->parser);
+    size_t n;
+    int r = es_resp_parser_execute(u->rp, data, len, &n);
     if (u->state == ES_UP_IDLE && n < len) {
         es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
         upconn_close(u);
-    } else if (u->state == ES_UP_ACTIVE && e != HPE_OK && e != HPE_PAUSED) {
-        es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, http_errno_description(e));
+    } else if (u->state == ES_UP_ACTIVE && r == ES_RESP_ERROR) {
+        es_warn("cluster \"%s\": malformed response: %s", u->pool->cfg->name, es_resp_parser_error(u->rp));
         upconn_fail(u, 502, "upstream sent a malformed response");
     }
 }
@@ -394,9 +383,10 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
         user->ops->after_read(user);
 }
 
-static int on_message_begin(http_parser *p)
+/* The response parser's events (upstream/resp_parser.c). */
+
+int es_upconn__on_begin(es_upconn_t *u)
 {
-    es_upconn_t *u = p->data;
     if (u->user == NULL)
         return -1;
     es_msg_reset(&u->resp);
@@ -404,31 +394,33 @@ static int on_message_begin(http_parser *p)
     return 0;
 }
 
-static int on_status(http_parser *p, const char *at, size_t len)
+int es_upconn__on_status(es_upconn_t *u, const char *at, size_t len)
 {
-    es_upconn_t *u = p->data;
     return es_msg_on_first(&u->resp, at, len);
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t len)
+int es_upconn__on_field(es_upconn_t *u, const char *at, size_t len)
 {
-    es_upconn_t *u = p->data;
     return es_msg_on_field(&u->resp, at, len);
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t len)
+int es_upconn__on_value(es_upconn_t *u, const char *at, size_t len)
 {
-    es_upconn_t *u = p->data;
     return es_msg_on_value(&u->resp, at, len);
 }
 
-static int on_headers_complete(http_parser *p)
+int es_upconn__on_headers(es_upconn_t *u)
 {
-    es_upconn_t *u = p->data;
     es_msg_headers_done(&u->resp);
     u->headers_done = 1;
-    if (p->status_code < 200) {
-        if (p->status_code == 101)
+    u->status = es_resp_parser_status(u->rp);
+    u->content_length = es_resp_parser_content_length(u->rp);
+    /* TRANSITION (see upstream.h): the three fields stream.c still reads from an http_parser. */
+    u->parser.status_code = (unsigned)u->status & 0xffff;
+    u->parser.flags = (es_resp_parser_chunked(u->rp) ? F_CHUNKED : 0) | (u->content_length >= 0 ? F_CONTENTLENGTH : 0);
+    u->parser.content_length = u->content_length >= 0 ? (uint64_t)u->content_length : ULLONG_MAX;
+    if (u->status < 200) {
+        if (u->status == 101)
             return -1; /* no upgrades: Upgrade is never forwarded, so this is not a valid answer */
         u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
         return 0;
@@ -439,27 +431,24 @@ static int on_headers_complete(http_parser *p)
     return r < 0 ? -1 : r;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len)
+int es_upconn__on_body(es_upconn_t *u, const char *at, size_t len)
 {
-    es_upconn_t *u = p->data;
     u->user->ops->body(u->user, at, len);
     return u->state == ES_UP_ACTIVE && u->user != NULL ? 0 : -1;
 }
 
-static int on_message_complete(http_parser *p)
+int es_upconn__on_complete(es_upconn_t *u)
 {
-    es_upconn_t *u = p->data;
     if (u->interim) {
         u->interim = 0;
         return 0;
     }
     u->complete = 1;
-    /* Stop here: anything after the response is an error, checked by on_read. */
-    http_parser_pause(p, 1);
-    u->user->ops->complete(u->user, http_should_keep_alive(p));
+    u->user->ops->complete(u->user, es_resp_parser_keep_alive(u->rp));
     if (u->user != NULL && u->state == ES_UP_ACTIVE)
         es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
-    return 0;
+    /* Stop here: anything after the response is an error, checked by got_data. */
+    return 1;
 }
 
 /* ---- the request, framed for the upstream -------------------------------------------------- */

@@ -13,6 +13,7 @@
 #include "core/list.h"
 #include "core/msg.h"
 #include "net/writeq.h"
+#include "upstream/resp_parser.h"
 
 typedef struct es_env_s es_env_t;
 typedef struct es_pool_s es_pool_t;
@@ -71,6 +72,14 @@ struct es_upconn_s {
     es_link_t link_idle;
     es_upconn_state_t state;
     int closes_pending;
+    es_resp_parser_t *rp;        /* llhttp, reading responses (upstream/resp_parser.h) */
+    int status;                  /* the response head's status, from the headers callback on */
+    int64_t content_length;      /* its declared Content-Length, or -1 (chunked, until the close, none) */
+    /*
+     * TRANSITION, goes with http_parser: stream.c still reads the response's status_code, flags & F_CONTENTLENGTH
+     * and content_length here, as an http_parser named `parser`. upstream.c fills those three fields (nothing else)
+     * with each head; the parsing is llhttp's. stream.c should read `status` and `content_length` above instead.
+     */
     http_parser parser;
     es_msg_t resp;               /* the response head and trailers being received */
     int status;                  /* the response's status, once its head is in */

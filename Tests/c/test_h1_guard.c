@@ -1,7 +1,8 @@
 /*
- * es_h1_guard: which request bytes pass to http-parser. Every rejection asserts its exact status and message;
- * every pass asserts the exact count. The split test feeds each input at every boundary and byte by byte, and
- * the pipelined tests drive the guard the way the connection does, one of them with the real http-parser.
+ * es_h1_guard: which request bytes pass to llhttp. Every rejection asserts its exact status and message; every
+ * pass asserts the exact count. The split test feeds each input at every boundary and byte by byte, and the
+ * pipelined tests drive the guard the way the connection does, one of them with llhttp. Which shapes llhttp
+ * refuses itself (and so the guard passes) is Tests/c/test_h1_shapes.c.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <string.h>
 
 #include "codec/h1_guard.h"
@@ -60,6 +61,9 @@ static void bad_body(const char *body, size_t len, const char *why)
     assert_int_equal(scan(&g, body, len), -1);
     assert_failed(&g, 400, why);
 }
+
+/* A chunked body that passes whole; `waiting`: the body ended with its last byte. */
+#define WHOLE_BODY(str, waiting) good_body(LIT(str), sizeof(str) - 1, waiting)
 
 /* A chunked body whose first `expect` bytes pass whole; `waiting`: the body ended there. */
 static void good_body(const char *body, size_t len, size_t expect, int waiting)
@@ -145,27 +149,49 @@ static void test_valid_field_bytes(void **state)
 
 static void test_bare_cr(void **state)
 {
-    bad_head(LIT("GET /\r HTTP/1.1\r\n\r\n"), 400, "bare CR in the request head");
-    bad_head(LIT("GET / HTTP/1.1\rHost: a\r\n\r\n"), 400, "bare CR in the request head");
-    bad_head(LIT("GET / HTTP/1.1\r\nA: b\rX: y\r\n\r\n"), 400, "bare CR in the request head");
+    /* Where llhttp reads a CR and any byte as an empty line: the head's end, a leading empty line. */
     bad_head(LIT("GET / HTTP/1.1\r\nA: b\r\n\r\r\n"), 400, "bare CR in the request head");
+    bad_head(LIT("GET / HTTP/1.1\r\nA: b\r\n\rX"), 400, "bare CR in the request head");
+    bad_head(LIT("GET / HTTP/1.1\r\n\rGET"), 400, "bare CR in the request head");
+    bad_head(LIT("\rGET / HTTP/1.1\r\n\r\n"), 400, "bare CR in the request head");
 }
 
-static void test_nul(void **state)
+/* Shapes llhttp refuses itself pass the guard whole (test_h1_shapes.c shows llhttp refusing each). */
+static void good_head(const char *head, size_t len)
 {
-    bad_head(LIT("GET /\0 HTTP/1.1\r\n\r\n"), 400, "NUL in the request head");
-    bad_head(LIT("\0GET / HTTP/1.1\r\n\r\n"), 400, "NUL in the request head");
-    bad_head(LIT("GET / HTTP/1.1\r\nA\0: b\r\n\r\n"), 400, "NUL in the request head");
-    bad_head(LIT("GET / HTTP/1.1\r\nA: b\0c\r\n\r\n"), 400, "NUL in the request head");
-    bad_head(LIT("GET / HTTP/1.1\r\n\0A: b\r\n\r\n"), 400, "NUL in the request head");
+    es_h1_guard_t g;
+    es_h1_guard_init(&g, MAX_HEAD);
+    es_h1_guard_next(&g);
+    assert_int_equal(scan(&g, head, len), (ssize_t)len);
+    assert_true(es_h1_guard_waiting(&g));
+    assert_int_equal(g.status, 0);
 }
 
-static void test_request_line_characters(void **state)
+static void test_left_to_llhttp(void **state)
 {
-    bad_head(LIT("GET\t/ HTTP/1.1\r\n\r\n"), 400, "invalid character in the request line");
-    bad_head(LIT("GET /\x01 HTTP/1.1\r\n\r\n"), 400, "invalid character in the request line");
-    bad_head(LIT("GET /\x7f HTTP/1.1\r\n\r\n"), 400, "invalid character in the request line");
-    bad_head(LIT("\tGET / HTTP/1.1\r\n\r\n"), 400, "invalid character in the request line");
+    /* A bare CR inside a line. */
+    good_head(LIT("GET /\r HTTP/1.1\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\rHost: a\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA: b\rX: y\r\n\r\n"));
+    /* NUL and controls anywhere in a line. */
+    good_head(LIT("GET /\0 HTTP/1.1\r\n\r\n"));
+    good_head(LIT("\0GET / HTTP/1.1\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA\0: b\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA: b\0c\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\n\0A: b\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA: b\x01\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA: \x1b[0m\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nA: \x7f\r\n\r\n"));
+    /* The request line's bytes. */
+    good_head(LIT("GET\t/ HTTP/1.1\r\n\r\n"));
+    good_head(LIT("GET /\x01 HTTP/1.1\r\n\r\n"));
+    good_head(LIT("\tGET / HTTP/1.1\r\n\r\n"));
+    /* Field-name bytes but whitespace; a line without a colon. */
+    good_head(LIT("GET / HTTP/1.1\r\nHo(st: a\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\n\"A\": a\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nHost\r\n\r\n"));
+    good_head(LIT("GET / HTTP/1.1\r\nHost\n\n"));
 }
 
 static void test_obs_fold(void **state)
@@ -180,29 +206,14 @@ static void test_whitespace_before_colon(void **state)
 {
     bad_head(LIT("GET / HTTP/1.1\r\nHost : a\r\n\r\n"), 400, "whitespace before the colon");
     bad_head(LIT("GET / HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n"), 400, "whitespace before the colon");
+    /* Whitespace inside a name is the same check (llhttp takes "X Y: b"). */
+    bad_head(LIT("GET / HTTP/1.1\r\nX Y: b\r\n\r\n"), 400, "whitespace before the colon");
 }
 
-static void test_field_name_characters(void **state)
+static void test_empty_field_name(void **state)
 {
-    bad_head(LIT("GET / HTTP/1.1\r\nHo(st: a\r\n\r\n"), 400, "invalid character in a field name");
-    bad_head(LIT("GET / HTTP/1.1\r\nH\xc3\xa9: a\r\n\r\n"), 400, "invalid character in a field name");
-    bad_head(LIT("GET / HTTP/1.1\r\n\"A\": a\r\n\r\n"), 400, "invalid character in a field name");
-    bad_head(LIT("GET / HTTP/1.1\r\nA\x01: a\r\n\r\n"), 400, "invalid character in a field name");
     bad_head(LIT("GET / HTTP/1.1\r\n: a\r\n\r\n"), 400, "an empty field name");
-}
-
-static void test_field_without_colon(void **state)
-{
-    bad_head(LIT("GET / HTTP/1.1\r\nHost\r\n\r\n"), 400, "a field line without a colon");
-    bad_head(LIT("GET / HTTP/1.1\r\nHost\n\n"), 400, "a field line without a colon");
-}
-
-static void test_field_value_controls(void **state)
-{
-    bad_head(LIT("GET / HTTP/1.1\r\nA: b\x01\r\n\r\n"), 400, "control character in a field value");
-    bad_head(LIT("GET / HTTP/1.1\r\nA: \x1b[0m\r\n\r\n"), 400, "control character in a field value");
-    bad_head(LIT("GET / HTTP/1.1\r\nA: \x7f\r\n\r\n"), 400, "control character in a field value");
-    bad_head(LIT("GET / HTTP/1.1\r\nA: b\x0b\r\n\r\n"), 400, "control character in a field value");
+    bad_head(LIT("GET / HTTP/1.1\r\nA: b\r\n: a\r\n\r\n"), 400, "an empty field name");
 }
 
 static void test_head_size_limit(void **state)
@@ -302,14 +313,9 @@ static void test_chunk_sizes(void **state)
 
 static void test_bad_chunk_size(void **state)
 {
-    bad_body(LIT("g\r\nhello"), "bad chunk size");
-    bad_body(LIT("\r\nhello"), "bad chunk size");
-    bad_body(LIT(";a\r\nhello"), "bad chunk size");
-    bad_body(LIT(" 5\r\nhello"), "bad chunk size");
-    bad_body(LIT("5x\r\nhello"), "bad chunk size");
-    bad_body(LIT("0x5\r\nhello"), "bad chunk size");
-    bad_body(LIT("-5\r\nhello"), "bad chunk size");
-    bad_body(LIT("5\0\r\nhello"), "bad chunk size");
+    /* Bytes that are no size ("g", "5x", "-5", " 5", "5 ") are llhttp's to refuse; the guard counts digits. */
+    good_body(LIT("g\r\nhello"), 3 + 5, 0);
+    good_body(LIT("5x\r\nhello"), 4 + 5, 0);
     /* 17 digits, even when the value is small. */
     bad_body(LIT("00000000000000005\r\nhello"), "bad chunk size");
     /* Over int64. */
@@ -318,48 +324,25 @@ static void test_bad_chunk_size(void **state)
     bad_body(LIT("10000000000000000\r\n"), "bad chunk size");
 }
 
-static void test_bad_chunk_extension(void **state)
+/* Extensions are llhttp's to check (test_h1_shapes.c): the guard reads to the CR and lets them pass. */
+static void test_chunk_extensions_pass(void **state)
 {
-    /* Whitespace that leads to no ';'. */
-    bad_body(LIT("5 \r\nhello\r\n0\r\n\r\n"), "bad chunk extension");
-    bad_body(LIT("5\t\r\nhello\r\n0\r\n\r\n"), "bad chunk extension");
-    bad_body(LIT("5;a \r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=b \r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"b\" \r\nhello"), "bad chunk extension");
-    /* A LF where the line cannot end. */
-    bad_body(LIT("5;\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"x\ny\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"x\\\ny\"\r\nhello"), "bad chunk extension");
-    /* Other shapes outside the grammar. */
-    bad_body(LIT("5;\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;;a\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;=b\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a b\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=b c\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=(b)\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a(=b\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"x\"y\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"\x01\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"\x7f\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"x\\\x7f\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"open\r\nhello"), "bad chunk extension");
-    /* A CR inside quotes: the lenient parser would take it as the line end. */
-    bad_body(LIT("5;a=\"x\ry\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=\"\\\r\"\r\nhello"), "bad chunk extension");
-    bad_body(LIT("5;a=b\0\r\nhello"), "bad chunk extension");
+    WHOLE_BODY("5 \r\nhello\r\n0\r\n\r\n", 1);
+    WHOLE_BODY("5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n", 1);
+    WHOLE_BODY("5;=b\r\nhello\r\n0\r\n\r\n", 1);
+    WHOLE_BODY("5;a=\"\x01\"\r\nhello\r\n0\r\n\r\n", 1);
 }
 
 static void test_bad_chunk_line_ending(void **state)
 {
-    bad_body(LIT("5\nhello\r\n0\r\n\r\n"), "bad chunk line ending");
+    /* A CR must be followed by LF: llhttp takes "5\r" and any byte as the line's end. */
     bad_body(LIT("5\rhello\r\n0\r\n\r\n"), "bad chunk line ending");
     bad_body(LIT("5\r\rhello"), "bad chunk line ending");
-    bad_body(LIT("5;a\nhello"), "bad chunk line ending");
-    bad_body(LIT("5;a=b\nhello"), "bad chunk line ending");
-    bad_body(LIT("5;a=\"b\"\nhello"), "bad chunk line ending");
-    bad_body(LIT("0\n\r\n"), "bad chunk line ending");
+    bad_body(LIT("5;a\rXhello"), "bad chunk line ending");
+    bad_body(LIT("5;a=\"b\"\rXhello"), "bad chunk line ending");
+    /* A bare LF is llhttp's to refuse: for the guard it is part of the line, which ends at the next CRLF. */
+    WHOLE_BODY("5\nhello\r\n", 0);
+    WHOLE_BODY("0\n\r\n\r\n", 1);
 }
 
 static void test_chunk_line_too_long(void **state)
@@ -393,14 +376,12 @@ static void test_bad_trailers(void **state)
 {
     bad_body(LIT("0\r\nA: b\r\n c\r\n\r\n"), "obsolete line folding");
     bad_body(LIT("0\r\n\tA: b\r\n\r\n"), "obsolete line folding");
-    bad_body(LIT("0\r\nA: b\rc\r\n\r\n"), "bare CR in the trailer section");
     bad_body(LIT("0\r\nA: b\r\n\r\r\n"), "bare CR in the trailer section");
+    bad_body(LIT("0\r\nA: b\r\n\rX"), "bare CR in the trailer section");
     bad_body(LIT("0\r\nA : b\r\n\r\n"), "whitespace before the colon");
-    bad_body(LIT("0\r\nA: \0\r\n\r\n"), "NUL in the trailer section");
-    bad_body(LIT("0\r\nA: \x01\r\n\r\n"), "control character in a field value");
-    bad_body(LIT("0\r\nA[: b\r\n\r\n"), "invalid character in a field name");
-    bad_body(LIT("0\r\nA\r\n\r\n"), "a field line without a colon");
     bad_body(LIT("0\r\n: b\r\n\r\n"), "an empty field name");
+    /* llhttp's to refuse: a bare CR inside a line, NUL, controls, name bytes, no colon. */
+    WHOLE_BODY("0\r\nA: b\rc\r\nA: \0\x01\r\nA[: b\r\nA\r\n\r\n", 1);
 }
 
 static void test_trailer_size_limit(void **state)
@@ -584,23 +565,25 @@ static void test_split_anywhere(void **state)
            1, MAX_HEAD),
         IN(CHUNKED_HEAD "1a\r\n0123456789abcdef0123456789\r\n", 1, MAX_HEAD), /* stops inside the body */
         IN(CHUNKED_HEAD "10\r\n0123456789ab", 1, MAX_HEAD),                   /* stops inside chunk data */
+        /* Shapes left to llhttp pass whole, whatever the cuts. */
+        IN("GET /\0 HTTP/1.1\rA\x01: b\x7f\rc\r\nHost\r\n\r\n", 0, MAX_HEAD),
+        IN(CHUNKED_HEAD "5 ;a=\"x\ny\"\r\nhello\r\ng\r\nA: \0\r\n\r\n", 1, MAX_HEAD),
     };
     static const struct {
         input_t in;
         const char *why;
     } bad[] = {
         {IN("GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", 0, MAX_HEAD), "obsolete line folding"},
-        {IN("GET / HTTP/1.1\rA: b\r\n\r\n", 0, MAX_HEAD), "bare CR in the request head"},
+        {IN("GET / HTTP/1.1\r\nA: b\r\n\rX: c\r\n\r\n", 0, MAX_HEAD), "bare CR in the request head"},
         {IN("GET / HTTP/1.1\r\nHost : a\r\n\r\n", 0, MAX_HEAD), "whitespace before the colon"},
         {IN("GET / HTTP/1.1\r\nA: b\r\n\r\n", 0, 23), "request header section too large"},
-        {IN(GET "GET / HTTP/1.1\r\nA\x01: b\r\n\r\n", 0, MAX_HEAD), "invalid character in a field name"},
-        {IN(CHUNKED_HEAD "5 \r\nhello\r\n0\r\n\r\n", 1, MAX_HEAD), "bad chunk extension"},
-        {IN(CHUNKED_HEAD "5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n", 1, MAX_HEAD), "bad chunk extension"},
-        {IN(CHUNKED_HEAD "5\nhello\r\n0\r\n\r\n", 1, MAX_HEAD), "bad chunk line ending"},
+        {IN(GET "GET / HTTP/1.1\r\nA b: c\r\n\r\n", 0, MAX_HEAD), "whitespace before the colon"},
+        {IN(GET "GET / HTTP/1.1\r\n: c\r\n\r\n", 0, MAX_HEAD), "an empty field name"},
+        {IN(CHUNKED_HEAD "5;a=b\rXhello\r\n0\r\n\r\n", 1, MAX_HEAD), "bad chunk line ending"},
         {IN(CHUNKED_HEAD "00000000000000005\r\nhello\r\n0\r\n\r\n", 1, MAX_HEAD), "bad chunk size"},
         {IN(CHUNKED_HEAD "5\r\nhelloXY0\r\n\r\n", 1, MAX_HEAD), "chunk data not followed by CRLF"},
         {IN(CHUNKED_HEAD "0\r\nA: b\r\n c\r\n\r\n", 1, MAX_HEAD), "obsolete line folding"},
-        {IN(CHUNKED_HEAD "0\r\nA: b\rc\r\n\r\n", 1, MAX_HEAD), "bare CR in the trailer section"},
+        {IN(CHUNKED_HEAD "0\r\nA: b\r\n\rc\r\n\r\n", 1, MAX_HEAD), "bare CR in the trailer section"},
         /* max_head 58 = the head; the first trailer section is 58 bytes too, the second 59. */
         {IN(CHUNKED_HEAD "0\r\nX: " V50 "v\r\n\r\n" CHUNKED_HEAD "0\r\nX: " V50 "vv\r\n\r\n", 1, 58),
          "trailer section too large"},
@@ -630,10 +613,10 @@ static void test_chunk_line_limit_split(void **state)
     check_splits(&in, 1, "chunk extension too long");
 }
 
-/* --- The guard in front of the real http-parser, driven as the connection drives them. --- */
+/* --- The guard in front of llhttp (strict), driven as the connection drives them. --- */
 
 typedef struct {
-    http_parser parser;
+    llhttp_t parser;
     es_h1_guard_t guard;
     int messages;
     int next_called;
@@ -642,21 +625,21 @@ typedef struct {
     size_t body_len;
 } conn_t;
 
-static int on_url(http_parser *p, const char *at, size_t len)
+static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
     strncat(c->urls[c->messages], at, len);
     return 0;
 }
 
-static int on_headers_complete(http_parser *p)
+static int on_headers_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
     es_h1_guard_body(&c->guard, (p->flags & F_CHUNKED) != 0);
     return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len)
+static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     conn_t *c = p->data;
     assert_true(c->body_len + len < sizeof c->body);
@@ -665,25 +648,25 @@ static int on_body(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
-static int on_message_complete(http_parser *p)
+static int on_message_complete(llhttp_t *p)
 {
     conn_t *c = p->data;
-    http_parser_pause(p, 1);
     es_h1_guard_next(&c->guard);
     c->next_called = 1;
     c->messages++;
-    return 0;
+    return HPE_PAUSED;
 }
 
-static const http_parser_settings settings = {
+static const llhttp_settings_t settings = {
     .on_url = on_url,
     .on_headers_complete = on_headers_complete,
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
 
-/* Returns 0, or -1 when the guard rejected the bytes. Each byte is scanned once, except bytes past a body the
- * parser counted: the guard passed them in the "not chunked" phase, and they are scanned again as a head. */
+/* Returns 0, -1 when the guard rejected the bytes, -2 when llhttp did. Each byte is scanned once, except bytes
+ * past a body the parser counted: the guard passed them in the "not chunked" phase, and they are scanned again as
+ * a head. */
 static int conn_process(conn_t *c, const char *buf, size_t len)
 {
     size_t off = 0, approved = 0;
@@ -696,12 +679,14 @@ static int conn_process(conn_t *c, const char *buf, size_t len)
             approved = (size_t)n;
         }
         c->next_called = 0;
-        size_t used = http_parser_execute(&c->parser, &settings, buf + off, approved);
-        enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
-        if (e == HPE_PAUSED)
-            http_parser_pause(&c->parser, 0);
-        else
-            assert_int_equal(e, HPE_OK);
+        llhttp_errno_t e = llhttp_execute(&c->parser, buf + off, approved);
+        size_t used = approved;
+        if (e == HPE_PAUSED) {
+            used = (size_t)(llhttp_get_error_pos(&c->parser) - (buf + off));
+            llhttp_resume(&c->parser);
+        } else if (e != HPE_OK) {
+            return -2;
+        }
         off += used;
         approved -= used;
         if (c->next_called)
@@ -713,13 +698,13 @@ static int conn_process(conn_t *c, const char *buf, size_t len)
 static void conn_init(conn_t *c)
 {
     memset(c, 0, sizeof *c);
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     es_h1_guard_init(&c->guard, MAX_HEAD);
     es_h1_guard_next(&c->guard);
 }
 
-static void test_with_http_parser(void **state)
+static void test_with_llhttp(void **state)
 {
     static const char buf[] = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
                               "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -745,13 +730,20 @@ static void test_with_http_parser(void **state)
     assert_int_equal(c.guard.status, 400);
     assert_string_equal(c.guard.why, "whitespace before the colon");
 
-    /* A chunk whose data is not followed by CRLF never reaches the parser's lenient state. */
+    /* A chunk whose data is not followed by CRLF never reaches llhttp, which would skip the two bytes. */
     static const char bad_crlf[] = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                                    "5\r\nhelloXY0\r\n\r\n";
     conn_init(&c);
     assert_int_equal(conn_process(&c, LIT(bad_crlf)), -1);
     assert_int_equal(c.messages, 0);
     assert_string_equal(c.guard.why, "chunk data not followed by CRLF");
+
+    /* A shape the guard leaves to llhttp: llhttp refuses it, after the message before it. */
+    static const char ctl[] = "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nX: a\x01\r\n\r\n";
+    conn_init(&c);
+    assert_int_equal(conn_process(&c, LIT(ctl)), -2);
+    assert_int_equal(c.messages, 1);
+    assert_int_equal(c.guard.status, 0);
 }
 
 static void test_state_is_small(void **state)
@@ -768,18 +760,15 @@ int main(void)
         cmocka_unit_test(test_bare_lf_line_ends),
         cmocka_unit_test(test_valid_field_bytes),
         cmocka_unit_test(test_bare_cr),
-        cmocka_unit_test(test_nul),
-        cmocka_unit_test(test_request_line_characters),
+        cmocka_unit_test(test_left_to_llhttp),
         cmocka_unit_test(test_obs_fold),
         cmocka_unit_test(test_whitespace_before_colon),
-        cmocka_unit_test(test_field_name_characters),
-        cmocka_unit_test(test_field_without_colon),
-        cmocka_unit_test(test_field_value_controls),
+        cmocka_unit_test(test_empty_field_name),
         cmocka_unit_test(test_head_size_limit),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_chunk_sizes),
         cmocka_unit_test(test_bad_chunk_size),
-        cmocka_unit_test(test_bad_chunk_extension),
+        cmocka_unit_test(test_chunk_extensions_pass),
         cmocka_unit_test(test_bad_chunk_line_ending),
         cmocka_unit_test(test_chunk_line_too_long),
         cmocka_unit_test(test_chunk_data_crlf),
@@ -789,7 +778,7 @@ int main(void)
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_split_anywhere),
         cmocka_unit_test(test_chunk_line_limit_split),
-        cmocka_unit_test(test_with_http_parser),
+        cmocka_unit_test(test_with_llhttp),
         cmocka_unit_test(test_state_is_small),
     };
     return cmocka_run_group_tests_name("h1_guard", tests, NULL, NULL);

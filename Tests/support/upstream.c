@@ -10,7 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
+#include <llhttp.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -95,7 +95,7 @@ struct es_upstream_conn_s {
     unsigned long nreq;
     uint64_t rng;                /* xorshift state for the racy idle close */
 
-    http_parser parser;
+    llhttp_t parser;
     sbuf_t url;
     sbuf_t head;                 /* "name: value\n" per request header */
     sbuf_t trailers;             /* "trailer name: value\n" per trailer */
@@ -302,7 +302,7 @@ static void flush_header(es_upstream_conn_t *c) {
     c->in_value = 0;
 }
 
-static int on_message_begin(http_parser *p) {
+static int on_message_begin(llhttp_t *p) {
     es_upstream_conn_t *c = p->data;
     sbuf_reset(&c->url);
     sbuf_reset(&c->head);
@@ -317,31 +317,31 @@ static int on_message_begin(http_parser *p) {
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len) {
+static int on_url(llhttp_t *p, const char *at, size_t len) {
     es_upstream_conn_t *c = p->data;
     sbuf_add(&c->url, at, len);
     return 0;
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t len) {
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     es_upstream_conn_t *c = p->data;
     if (c->in_value) flush_header(c);
     sbuf_add(&c->field, at, len);
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t len) {
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     es_upstream_conn_t *c = p->data;
     c->in_value = 1;
     sbuf_add(&c->value, at, len);
     return 0;
 }
 
-static int on_headers_complete(http_parser *p) {
+static int on_headers_complete(llhttp_t *p) {
     es_upstream_conn_t *c = p->data;
     flush_header(c);
     c->headers_done = 1;
-    c->keep_alive = http_should_keep_alive(p);
+    c->keep_alive = llhttp_should_keep_alive(p);
     c->http_major = p->http_major;
     c->http_minor = p->http_minor;
     c->method = p->method;
@@ -359,21 +359,20 @@ static int on_headers_complete(http_parser *p) {
     return 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len) {
+static int on_body(llhttp_t *p, const char *at, size_t len) {
     es_upstream_conn_t *c = p->data;
     c->body_len += len;
     c->body_fnv = es_fnv1a(c->body_fnv, at, len);
     return 0;
 }
 
-static int on_message_complete(http_parser *p) {
+static int on_message_complete(llhttp_t *p) {
     es_upstream_conn_t *c = p->data;
     flush_header(c);
-    http_parser_pause(p, 1);     /* answer this request before parsing the next one */
-    return 0;
+    return HPE_PAUSED;           /* answer this request before parsing the next one */
 }
 
-static const http_parser_settings settings = {
+static const llhttp_settings_t settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -382,6 +381,31 @@ static const http_parser_settings settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/*
+ * The path and query of a request-target (origin-form, or absolute-form: its authority is skipped); the fragment
+ * is dropped. llhttp does not split targets. A target without a path (authority-form, "*") is all path.
+ */
+static void split_target(const char *url, size_t len, const char **path, size_t *plen, const char **query,
+                         size_t *qlen) {
+    const char *p = url, *end = url + len;
+    const char *scheme = len > 3 ? memchr(url, ':', len) : NULL;
+    if (len > 0 && url[0] != '/' && scheme != NULL && end - scheme >= 3 && memcmp(scheme, "://", 3) == 0) {
+        const char *slash = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
+        p = slash != NULL ? slash : end;
+    }
+    const char *hash = memchr(p, '#', (size_t)(end - p));
+    if (hash != NULL) end = hash;
+    const char *q = memchr(p, '?', (size_t)(end - p));
+    *path = p;
+    *plen = (size_t)((q != NULL ? q : end) - p);
+    *query = q != NULL ? q + 1 : "";
+    *qlen = q != NULL ? (size_t)(end - q - 1) : 0;
+    if (*plen == 0 && p == url) {
+        *path = url;
+        *plen = len;
+    }
+}
 
 /* The value of `name` in a query string, or NULL. Writes into buf. */
 static const char *query_param(const char *query, size_t qlen, const char *name, char *buf, size_t buflen) {
@@ -435,21 +459,10 @@ static int respond(es_upstream_conn_t *c) {
     atomic_fetch_add(&u->requests, 1);
 
     const char *url = c->url.base ? c->url.base : "";
-    struct http_parser_url pu;
-    http_parser_url_init(&pu);
-    const char *path = url, *query = "";
-    size_t plen = c->url.len, qlen = 0;
-    if (http_parser_parse_url(url, c->url.len, 0, &pu) == 0) {
-        if (pu.field_set & (1 << UF_PATH)) {
-            path = url + pu.field_data[UF_PATH].off;
-            plen = pu.field_data[UF_PATH].len;
-        }
-        if (pu.field_set & (1 << UF_QUERY)) {
-            query = url + pu.field_data[UF_QUERY].off;
-            qlen = pu.field_data[UF_QUERY].len;
-        }
-    }
-    const char *method = http_method_str((enum http_method)c->method);
+    const char *path, *query;
+    size_t plen, qlen;
+    split_target(url, c->url.len, &path, &plen, &query, &qlen);
+    const char *method = llhttp_method_name((llhttp_method_t)c->method);
     if (u->verbose) {
         fprintf(stderr, "es-upstream: conn %lu req %lu: %s %s\n", c->ordinal, c->nreq, method, url);
     }
@@ -643,7 +656,7 @@ static void serve(es_upstream_conn_t *c) {
     char *buf = malloc(READ_SIZE);
     if (buf == NULL) abort();
     if (u->tls_ctx && tls_accept(c) != 0) goto out;
-    http_parser_init(&c->parser, HTTP_REQUEST);
+    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
     c->parser.data = c;
     c->rng = (c->ordinal * UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)c;
     if (c->rng == 0) c->rng = 1;
@@ -658,11 +671,12 @@ static void serve(es_upstream_conn_t *c) {
         if (u->silent) continue;
         size_t off = 0;
         while (off < (size_t)n) {
-            size_t k = http_parser_execute(&c->parser, &settings, buf + off, (size_t)n - off);
+            llhttp_errno_t err = llhttp_execute(&c->parser, buf + off, (size_t)n - off);
+            /* Paused (or failed): llhttp says where it stopped; otherwise it took every byte. */
+            size_t k = err == HPE_OK ? (size_t)n - off : (size_t)(llhttp_get_error_pos(&c->parser) - (buf + off));
             off += k;
-            enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
             if (err == HPE_PAUSED) {
-                http_parser_pause(&c->parser, 0);
+                llhttp_resume(&c->parser);
                 int r = respond(c);
                 if (r == GONE) goto out;
                 if (r == CLOSE) goto close;
@@ -673,10 +687,10 @@ static void serve(es_upstream_conn_t *c) {
                 atomic_fetch_add(&u->bad_requests, 1);
                 if (u->on_bad_request) {
                     u->on_bad_request(u->on_request_ctx, c->url.base ? c->url.base : "", c->url.len,
-                                      http_errno_name(err));
+                                      llhttp_errno_name(err));
                 }
                 if (u->verbose) fprintf(stderr, "es-upstream: conn %lu: bad request: %s\n", c->ordinal,
-                                        http_errno_description(err));
+                                        llhttp_get_error_reason(&c->parser));
                 const char *bad = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
                 send_all(c, bad, strlen(bad));
                 goto close;
