@@ -1,6 +1,6 @@
 #include "codec/http1_server.h"
 
-#include <http_parser.h>
+#include <llhttp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,29 +16,29 @@
 typedef struct {
     es_stream_t stream;          /* the exchange being served (one at a time) */
     es_conn_t *conn;
-    http_parser parser;
-    es_h1_guard_t guard;         /* RFC 9112's grammar, checked before the lenient parser sees bytes */
+    llhttp_t parser;
+    es_h1_guard_t guard;         /* the checks llhttp lacks (h1_guard.h), before the parser sees bytes */
     size_t approved;             /* leading unparsed bytes the guard passed and the parser has not */
     unsigned keepalive : 1;
     unsigned http10 : 1;
     unsigned resp_chunked : 1;   /* the response body goes to the client chunked */
-    unsigned parsing : 1;        /* inside http_parser_execute: do not re-enter */
+    unsigned parsing : 1;        /* inside llhttp_execute: do not re-enter */
     unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
     unsigned message_ended : 1;  /* on_message_complete ran in the current parser call */
-    unsigned finished_in_parse : 1; /* the stream finished inside http_parser_execute */
+    unsigned finished_in_parse : 1; /* the stream finished inside llhttp_execute */
 } es_h1_server_t;
 
 #define SERVER_OF(s) ((es_h1_server_t *)(s))
 
-static int on_message_begin(http_parser *p);
-static int on_url(http_parser *p, const char *at, size_t len);
-static int on_header_field(http_parser *p, const char *at, size_t len);
-static int on_header_value(http_parser *p, const char *at, size_t len);
-static int on_headers_complete(http_parser *p);
-static int on_body(http_parser *p, const char *at, size_t len);
-static int on_message_complete(http_parser *p);
+static int on_message_begin(llhttp_t *p);
+static int on_url(llhttp_t *p, const char *at, size_t len);
+static int on_header_field(llhttp_t *p, const char *at, size_t len);
+static int on_header_value(llhttp_t *p, const char *at, size_t len);
+static int on_headers_complete(llhttp_t *p);
+static int on_body(llhttp_t *p, const char *at, size_t len);
+static int on_message_complete(llhttp_t *p);
 
-static const http_parser_settings request_settings = {
+static const llhttp_settings_t request_settings = {
     .on_message_begin = on_message_begin,
     .on_url = on_url,
     .on_header_field = on_header_field,
@@ -69,7 +69,7 @@ void *es_http1_server_new(es_conn_t *c)
     h->stream.owner.peer_port = c->peer_port;
     h->stream.owner.tls = c->tls != NULL;
     h->stream.owner.protocol = "HTTP/1.1";
-    http_parser_init(&h->parser, HTTP_REQUEST);
+    llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
     es_h1_guard_init(&h->guard, c->listener->max_request_headers);
     request_begins(h);
@@ -135,8 +135,8 @@ static ssize_t input(void *codec, const char *data, size_t len)
             break;
         }
         h->message_ended = 0;
-        size_t n = http_parser_execute(&h->parser, &request_settings, at, h->approved);
-        enum http_errno e = HTTP_PARSER_ERRNO(&h->parser);
+        llhttp_errno_t e = llhttp_execute(&h->parser, at, h->approved);
+        size_t n = e == HPE_OK ? h->approved : (size_t)(llhttp_get_error_pos(&h->parser) - at);
         if (c->closing)
             break;
         done += n;
@@ -145,16 +145,16 @@ static ssize_t input(void *codec, const char *data, size_t len)
         if (e == HPE_PAUSED) {
             if (h->waiting)
                 break; /* resumed when the stream finishes */
-            http_parser_pause(&h->parser, 0);
+            llhttp_resume(&h->parser);
             continue;
         }
         if (e != HPE_OK) {
-            es_debug("client %s:%u: bad request: %s", c->peer_ip, c->peer_port, http_errno_description(e));
+            const char *why = llhttp_get_error_reason(&h->parser);
+            es_debug("client %s:%u: bad request: %s (%s)", c->peer_ip, c->peer_port, why, llhttp_errno_name(e));
             done = len;
-            /* A callback that refused the request has answered it already. http-parser's own limit on
-             * header bytes (HTTP_MAX_HEADER_SIZE) is a head too large. */
+            /* A callback that refused the request has answered it already. */
             if (!c->close_after && !c->draining)
-                es_stream_request_error(&h->stream, e == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_name(e));
+                es_stream_request_error(&h->stream, 400, why != NULL ? why : llhttp_errno_name(e));
             break;
         }
     }
@@ -250,26 +250,26 @@ const es_codec_ops_t es_http1_server_ops = {
 
 /* ---- the parser's events: the request ------------------------------------------------------ */
 
-static int on_message_begin(http_parser *p)
+static int on_message_begin(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
     es_stream_begin(&h->stream);
     return 0;
 }
 
-static int on_url(http_parser *p, const char *at, size_t len)
+static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     es_h1_server_t *h = p->data;
     return es_msg_on_first(&h->stream.req, at, len);
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t len)
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     es_h1_server_t *h = p->data;
     return es_msg_on_field(&h->stream.req, at, len);
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t len)
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     es_h1_server_t *h = p->data;
     return es_msg_on_value(&h->stream.req, at, len);
@@ -302,7 +302,7 @@ static int transfer_coding_verdict(const es_msg_t *m)
     return !last_chunked ? 400 : tokens > 1 ? 501 : 0;
 }
 
-static int on_headers_complete(http_parser *p)
+static int on_headers_complete(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
     es_conn_t *c = h->conn;
@@ -311,13 +311,13 @@ static int on_headers_complete(http_parser *p)
     if (c->timer_kind == ES_CONN_TIMER_HEADERS)
         c->ops->arm(c, ES_CONN_TIMER_NONE, 0); /* request_headers_timeout no longer applies */
     s->method = p->method <= HTTP_TRACE ? (int)p->method : ES_METHOD_OTHER;
-    s->owner.method = http_method_str((enum http_method)p->method);
+    s->owner.method = llhttp_method_name((llhttp_method_t)p->method);
     s->owner.method_len = (uint32_t)strlen(s->owner.method);
     h->http10 = p->http_major == 1 && p->http_minor == 0;
     s->owner.protocol = h->http10 ? "HTTP/1.0" : "HTTP/1.1";
-    h->keepalive = http_should_keep_alive(p) ? 1 : 0;
+    h->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     h->resp_chunked = 0;
-    s->req_has_body = (p->flags & F_CHUNKED) || (p->content_length > 0 && p->content_length != ULLONG_MAX);
+    s->req_has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
     if (es_msg_find(&s->req, LIT("transfer-encoding"), 0) >= 0) {
         /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing. Codings other than chunked
          * would reach the upstream undone once the proxy re-frames the body: refuse them (501). */
@@ -343,23 +343,22 @@ static int on_headers_complete(http_parser *p)
     return es_stream_request_headers(s) < 0 ? -1 : 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len)
+static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     es_h1_server_t *h = p->data;
     es_stream_request_body(&h->stream, at, len);
     return h->conn->closing ? -1 : 0;
 }
 
-static int on_message_complete(http_parser *p)
+static int on_message_complete(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
     /* Stop after each request: the next one (pipelined) waits until this one is answered. */
-    http_parser_pause(p, 1);
     h->waiting = 1;
     h->message_ended = 1;
     es_h1_guard_next(&h->guard);
     es_stream_request_complete(&h->stream);
-    return 0;
+    return HPE_PAUSED;
 }
 
 /* ---- es_down_ops_t: the stream's side ------------------------------------------------------ */
@@ -491,7 +490,9 @@ static void finished(es_stream_t *s)
     }
     if (h->waiting) {
         h->waiting = 0;
-        http_parser_pause(&h->parser, 0);
+        /* Inside on_message_complete the parser is not paused yet: input() resumes it when it is. */
+        if (!h->parsing)
+            llhttp_resume(&h->parser);
     }
     /* Inside the parser (the stream was answered there) the bytes it has not consumed are not counted off
      * yet: input() decides between idle and the next head when it is done. */

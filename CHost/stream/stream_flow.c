@@ -319,7 +319,7 @@ static int response_headers(es_stream_t *s, es_upconn_t *up)
     s->owner.resp_status = up->status;
     s->resp_headers_in = 1;
     int nobody = s->head || s->resp_status == 204 || s->resp_status == 304;
-    int eos = nobody || up->resp_length == 0;
+    int eos = nobody || up->content_length == 0;
     s->resp_body_eos = eos;
     int r = s->filters != NULL ? (es_filters_headers(s->filters, ES_DIR_RESPONSE, eos) == ES_CHAIN_HALT ? -1 : 0)
                                : forward_response_headers(s, eos, -1);

@@ -415,18 +415,12 @@ int es_upconn__on_headers(es_upconn_t *u)
     u->headers_done = 1;
     u->status = es_resp_parser_status(u->rp);
     u->content_length = es_resp_parser_content_length(u->rp);
-    /* TRANSITION (see upstream.h): the three fields stream.c still reads from an http_parser. */
-    u->parser.status_code = (unsigned)u->status & 0xffff;
-    u->parser.flags = (es_resp_parser_chunked(u->rp) ? F_CHUNKED : 0) | (u->content_length >= 0 ? F_CONTENTLENGTH : 0);
-    u->parser.content_length = u->content_length >= 0 ? (uint64_t)u->content_length : ULLONG_MAX;
     if (u->status < 200) {
         if (u->status == 101)
             return -1; /* no upgrades: Upgrade is never forwarded, so this is not a valid answer */
         u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
         return 0;
     }
-    u->status = p->status_code;
-    u->resp_length = (p->flags & F_CONTENTLENGTH) ? (int64_t)p->content_length : -1;
     int r = u->user->ops->headers(u->user, u);
     return r < 0 ? -1 : r;
 }

@@ -5,7 +5,6 @@
 #ifndef ES_UPSTREAM_H
 #define ES_UPSTREAM_H
 
-#include <http_parser.h>
 #include <uv.h>
 
 #include "codec/http1.h"
@@ -75,15 +74,7 @@ struct es_upconn_s {
     es_resp_parser_t *rp;        /* llhttp, reading responses (upstream/resp_parser.h) */
     int status;                  /* the response head's status, from the headers callback on */
     int64_t content_length;      /* its declared Content-Length, or -1 (chunked, until the close, none) */
-    /*
-     * TRANSITION, goes with http_parser: stream.c still reads the response's status_code, flags & F_CONTENTLENGTH
-     * and content_length here, as an http_parser named `parser`. upstream.c fills those three fields (nothing else)
-     * with each head; the parsing is llhttp's. stream.c should read `status` and `content_length` above instead.
-     */
-    http_parser parser;
     es_msg_t resp;               /* the response head and trailers being received */
-    int status;                  /* the response's status, once its head is in */
-    int64_t resp_length;         /* the response's Content-Length, or -1 */
     es_writeq_t out;             /* request bytes to the upstream */
     es_tls_t *tls;               /* a TLS cluster's session; NULL for plain HTTP */
     es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
