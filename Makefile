@@ -7,17 +7,17 @@ BUILD      := build
 CONFIG     ?= envoy-swift.yaml
 LOG_LEVEL  ?= info
 
-DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev node-llhttp libcmocka-dev pkg-config curl
+DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev libhttp-parser-dev node-llhttp libcmocka-dev libnghttp2-dev pkg-config curl
 BENCH_PKGS := wrk nginx-light haproxy valgrind strace
-LIBS       := -luv -lhttp_parser -lyaml -lssl -lcrypto -lpthread -ldl -lm
+LIBS       := -luv -lhttp_parser -lyaml -lnghttp2 -lssl -lcrypto -lpthread -ldl -lm
 WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
 LLHTTP_INC := /usr/share/include/llhttp
 SAN        := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 CFLAGS_REL := -std=gnu11 -O2 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include -I$(LLHTTP_INC)
 CFLAGS_SAN := -std=gnu11 -O1 -g $(WARN) -D_GNU_SOURCE -ICHost -ICHost/include -I$(LLHTTP_INC) $(SAN)
 
-HOST_SRC   := $(wildcard CHost/*.c CHost/*/*.c)
-HOST_HDR   := $(wildcard CHost/*.h CHost/*/*.h)
+HOST_SRC   := $(sort $(shell find CHost -name '*.c'))
+HOST_HDR   := $(sort $(shell find CHost -name '*.h'))
 SUP_SRC    := $(filter-out %_main.c,$(wildcard Tests/support/*.c))
 SUP_HDR    := $(wildcard Tests/support/*.h)
 TEST_SRC   := $(wildcard Tests/c/test_*.c)
@@ -46,6 +46,16 @@ bench-deps:
 
 build: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 
+# libnghttp2 must have the rapid-reset and CONTINUATION-flood limits (Debian backports them to 1.52): a tiny
+# program that calls both must compile, link and run before anything of the host is built.
+NGHTTP2_OK := $(BUILD)/nghttp2-check.ok
+$(NGHTTP2_OK): scripts/nghttp2_check.c
+	@mkdir -p $(@D)
+	@$(CC) -o $(BUILD)/nghttp2-check $< -lnghttp2 >/dev/null 2>&1 && $(BUILD)/nghttp2-check || { \
+	  echo "libnghttp2 lacks nghttp2_option_set_stream_reset_rate_limit / set_max_continuations (CVE-2023-44487 / CVE-2024-28182 fixes): install Debian's libnghttp2-dev 1.52.0-1+deb12u3 or newer" >&2; \
+	  exit 1; }
+	@touch $@
+
 # llhttp 8.1 (HTTP/1 parsing), compiled from the C sources Debian's node-llhttp ships. They are not ours:
 # built as objects of their own, without the project's warning flags, for the release and the sanitized host.
 LLHTTP_DIR := /usr/share/llhttp
@@ -61,14 +71,14 @@ $(BUILD)/asan/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(@D)
 	$(CC) -std=gnu11 -O1 -g -I$(LLHTTP_INC) $(SAN) -c -o $@ $<
 
-$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR) $(LLHTTP_OBJ)
+$(BUILD)/envoy-swift: $(HOST_SRC) $(HOST_HDR) $(LLHTTP_OBJ) | $(NGHTTP2_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_REL) -o $@ $(HOST_SRC) $(LLHTTP_OBJ) $(LIBS)
 
 # The same host under AddressSanitizer and UndefinedBehaviorSanitizer: what the C tests run. Its objects
 # are compiled once; the test programs link the ones they need from an archive.
 ASAN_OBJ   := $(patsubst CHost/%.c,$(BUILD)/asan/obj/%.o,$(HOST_SRC))
-$(BUILD)/asan/obj/%.o: CHost/%.c $(HOST_HDR)
+$(BUILD)/asan/obj/%.o: CHost/%.c $(HOST_HDR) | $(NGHTTP2_OK)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS_SAN) -c -o $@ $<
 
