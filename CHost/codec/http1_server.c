@@ -72,7 +72,8 @@ void *es_http1_server_new(es_conn_t *c)
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
     es_h1_guard_init(&h->guard, c->listener->max_request_headers);
-    request_begins(h);
+    if (c->timer_kind != ES_CONN_TIMER_HEADERS)
+        request_begins(h); /* after a TLS handshake; a cleartext connection's deadline runs from its accept */
     return h;
 }
 

@@ -41,6 +41,14 @@ typedef enum {
     ES_STAT_RELOAD_FAILURES,      /* reloads refused (bad config, a worker that failed or crashed starting) */
     ES_STAT_WORKER_CRASHES,       /* worker processes that died (signal, exit != 0) */
     ES_STAT_DRAIN_TIMEOUTS,       /* draining workers that still held connections at drain_timeout */
+    ES_STAT_H2_CONNECTIONS,       /* downstream connections that spoke HTTP/2 (ALPN h2 or prior knowledge) */
+    ES_STAT_H2_STREAMS,           /* HTTP/2 request streams opened */
+    ES_STAT_H2_STREAMS_REFUSED,   /* streams refused (REFUSED_STREAM: over max_concurrent_streams) */
+    ES_STAT_H2_STREAMS_RESET,     /* streams the client reset (RST_STREAM) before their end */
+    ES_STAT_H2_HEADERS_TOO_LARGE, /* header or trailer lists over max_request_headers_kb (431, or reset) */
+    ES_STAT_H2_RAPID_RESET,       /* connections cut for resetting streams too fast (CVE-2023-44487) */
+    ES_STAT_H2_FLOODS,            /* connections cut for floods: CONTINUATION, empty DATA, PING, SETTINGS, ACKs */
+    ES_STAT_H2_PROTOCOL_ERRORS,   /* connections cut for an HTTP/2 protocol error */
     /* Gauges from here on: per live worker, never folded into the totals when a worker exits. */
     ES_STAT_GAUGES,
     ES_STAT_GENERATION = ES_STAT_GAUGES, /* the serving generation (set by the supervisor) */

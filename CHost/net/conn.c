@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "codec/http1_server.h"
+#include "codec/http2_server.h"
 #include "core/log.h"
 #include "core/stats.h"
 
@@ -111,16 +112,31 @@ static void on_out_event(es_writeq_t *q, int status)
     }
 }
 
-/* The connection is ready for requests (accepted, or its TLS handshake done): its codec begins. */
-static int start_codec(es_conn_t *c)
+/* The connection's first bytes (or its TLS handshake) tell its protocol: its codec begins. */
+static int start_codec(es_conn_t *c, int h2)
 {
-    c->codec = es_http1_server_new(c);
+    c->codec_ops = h2 ? &es_http2_server_ops : &es_http1_server_ops;
+    c->codec = h2 ? es_http2_server_new(c) : es_http1_server_new(c);
     if (c->codec == NULL) {
         es_error("out of memory starting a connection");
         es_conn_abort(c);
         return -1;
     }
-    c->codec_ops = &es_http1_server_ops;
+    return 0;
+}
+
+/* Cleartext: HTTP/2 with prior knowledge starts with the client preface, anything else is HTTP/1.1. Returns 0
+ * when the codec is chosen (or the connection closed), 1 when the bytes so far could still be either. */
+static int choose_cleartext_codec(es_conn_t *c)
+{
+    size_t n = c->rlen < ES_H2_PREFACE_LEN ? c->rlen : ES_H2_PREFACE_LEN;
+    if (memcmp(c->rbuf, ES_H2_PREFACE, n) != 0) {
+        start_codec(c, 0);
+        return 0;
+    }
+    if (n < ES_H2_PREFACE_LEN)
+        return 1;
+    start_codec(c, 1);
     return 0;
 }
 
@@ -172,8 +188,9 @@ void es_conn_accept(es_env_t *env, const es_listener_config_t *l, uv_stream_t *s
         }
         es_writeq_set_tls(&c->out, c->tls);
         arm_timer(c, ES_CONN_TIMER_HANDSHAKE, l->tls_handshake_timeout_ms);
-    } else if (start_codec(c) != 0) {
-        return;
+    } else {
+        /* The codec is chosen by the first bytes; the head (or the preface) is due from now. */
+        arm_timer(c, ES_CONN_TIMER_HEADERS, l->request_headers_timeout_ms);
     }
     es_debug("accepted connection from %s:%u on listener \"%s\"", c->peer_ip, c->peer_port, l->name);
     update_reading(c);
@@ -378,7 +395,7 @@ static int tls_input(es_conn_t *c, const char *data, size_t len)
     es_stats_inc(ES_STAT_TLS_HANDSHAKES);
     es_debug("client %s:%u: %s", c->peer_ip, c->peer_port, es_tls_version(t));
     arm_timer(c, ES_CONN_TIMER_NONE, 0);
-    return start_codec(c);
+    return start_codec(c, es_tls_alpn_h2(t));
 }
 
 /* Decrypts into rbuf as far as it has room. Returns 0, or ES_TLS_CLOSED / ES_TLS_ERROR. */
@@ -457,7 +474,7 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 /* Hands buffered bytes to the codec until they run out or it takes no more for now. */
 static void process(es_conn_t *c)
 {
-    if (c->codec == NULL)
+    if (c->codec == NULL && (c->tls != NULL || c->rlen == 0 || choose_cleartext_codec(c) != 0 || c->codec == NULL))
         return;
     c->processing = 1;
     int tls = 0;

@@ -9,6 +9,8 @@
 #include <openssl/x509v3.h>
 
 static const unsigned char alpn_http11[] = "\x08http/1.1";
+/* What a server offers, in its order of preference: HTTP/2 first. */
+static const unsigned char alpn_server[] = "\x02h2\x08http/1.1";
 
 /* OpenSSL's reason for the most recent error on this thread, then the queue is cleared. */
 static void last_error(char *buf, size_t len)
@@ -37,9 +39,9 @@ static int select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outle
     (void)ssl;
     (void)arg;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, alpn_http11, sizeof(alpn_http11) - 1, in, inlen) !=
+    if (SSL_select_next_proto(&sel, outlen, alpn_server, sizeof(alpn_server) - 1, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK; /* no http/1.1 on offer: go on without ALPN */
+        return SSL_TLSEXT_ERR_NOACK; /* neither h2 nor http/1.1 on offer: go on without ALPN (HTTP/1.1) */
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
 }
@@ -275,4 +277,12 @@ const char *es_tls_error(const es_tls_t *t, char *buf, size_t len)
 const char *es_tls_version(const es_tls_t *t)
 {
     return t->ssl != NULL ? SSL_get_version(t->ssl) : "";
+}
+
+int es_tls_alpn_h2(const es_tls_t *t)
+{
+    const unsigned char *p;
+    unsigned int len;
+    SSL_get0_alpn_selected(t->ssl, &p, &len);
+    return len == 2 && p[0] == 'h' && p[1] == '2';
 }

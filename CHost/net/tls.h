@@ -19,7 +19,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct bio_st BIO;
 
-/* A server context: TLS 1.2 and 1.3, the certificate chain file served whole, ALPN http/1.1.
+/* A server context: TLS 1.2 and 1.3, the certificate chain file served whole, ALPN h2 and http/1.1.
  * Returns 0, or -1 with a message naming the file in `err`. */
 int es_tls_server_ctx(SSL_CTX **out, const char *cert, const char *key, char *err, size_t errlen);
 /* A client context: verifying against `ca` (NULL: the system's trust store) unless !verify. */
@@ -64,5 +64,8 @@ size_t es_tls_pending_input(const es_tls_t *t);
 const char *es_tls_error(const es_tls_t *t, char *buf, size_t len);
 /* The negotiated protocol version ("TLSv1.3") and ALPN (may be ""). */
 const char *es_tls_version(const es_tls_t *t);
+
+/* Whether the handshake chose HTTP/2 (ALPN "h2"). */
+int es_tls_alpn_h2(const es_tls_t *t);
 
 #endif

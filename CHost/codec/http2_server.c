@@ -1,0 +1,680 @@
+#include "codec/http2_server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/h2_session.h"
+#include "codec/http1.h"
+#include "core/log.h"
+#include "core/stats.h"
+#include "net/conn.h"
+#include "stream/stream.h"
+
+#define LIT(s) s, sizeof(s) - 1
+
+/* How long the final GOAWAY waits after the shutdown notice: streams the client opened meanwhile (one round
+ * trip) are still served (RFC 9113 6.8). */
+#define ES_H2_GOAWAY_DELAY_MS 100
+
+typedef struct es_h2_server_s es_h2_server_t;
+
+typedef struct {
+    es_stream_t stream;          /* first: the exchange */
+    es_h2_server_t *srv;
+    es_link_t link;              /* in srv->streams */
+    int32_t id;
+    size_t held;                 /* request body bytes delivered and not yet given back to the window */
+    unsigned finished : 1;       /* the exchange is done: freed when the session closes the stream */
+    unsigned closed : 1;         /* the session closed it: no more events, no more calls */
+    char method[32];             /* a method the proxy has no name for, copied */
+} es_h2_stream_t;
+
+struct es_h2_server_s {
+    es_conn_t *conn;
+    es_h2_session_t sess;
+    es_link_t streams;           /* es_h2_stream_t, open or finishing */
+    es_link_t dead;              /* closed by the session, freed at the next safe point */
+    uv_idle_t *flusher;          /* a deferred flush: down ops never flush the session themselves */
+    uv_timer_t *goaway_timer;    /* drain: the final GOAWAY after the shutdown notice */
+    es_buf_t fields;             /* es_h2_field_t scratch for a response head */
+    unsigned draining : 1;
+    unsigned failed : 1;         /* the session failed: close once its GOAWAY is out */
+    unsigned counted : 1;        /* the session's counters went to the stats */
+};
+
+static const es_h2_callbacks_t session_cb;
+static const es_down_ops_t down_ops;
+
+#define H2S(s) ((es_h2_stream_t *)(s))
+
+static void free_stream(es_h2_stream_t *hs)
+{
+    es_list_remove(&hs->link);
+    es_stream_dispose(&hs->stream);
+    free(hs);
+}
+
+static void free_dead(es_h2_server_t *srv)
+{
+    while (!es_list_empty(&srv->dead))
+        free_stream(es_container_of(srv->dead.next, es_h2_stream_t, link));
+}
+
+static uint64_t drain_grace_or_idle(es_h2_server_t *srv)
+{
+    es_conn_t *c = srv->conn;
+    return c->env->draining ? c->ops->drain_grace(c) : c->listener->idle_timeout_ms;
+}
+
+/* The connection has no stream: idle_timeout (or the drain's grace) runs. */
+static void maybe_idle(es_h2_server_t *srv)
+{
+    es_conn_t *c = srv->conn;
+    if (!es_list_empty(&srv->streams) || c->closing)
+        return;
+    c->ops->arm(c, c->env->draining ? ES_CONN_TIMER_DRAIN_IDLE : ES_CONN_TIMER_IDLE, drain_grace_or_idle(srv));
+}
+
+static void count_session(es_h2_server_t *srv)
+{
+    if (srv->counted)
+        return;
+    srv->counted = 1;
+    const es_h2_counters_t *k = &srv->sess.counters;
+    es_stats_add(ES_STAT_H2_STREAMS_REFUSED, k->streams_refused);
+    es_stats_add(ES_STAT_H2_HEADERS_TOO_LARGE, k->header_list_too_large);
+    es_stats_add(ES_STAT_H2_RAPID_RESET, k->rapid_reset);
+    es_stats_add(ES_STAT_H2_FLOODS, k->continuation_flood + k->empty_data_flood + k->ping_flood +
+                                        k->settings_flood + k->outbound_flood);
+    es_stats_add(ES_STAT_H2_PROTOCOL_ERRORS, k->protocol_errors);
+}
+
+/* Writes what the session has for the client; closes the connection once the session is finished. Only at a
+ * safe point: on_stream_close may free streams here. */
+static void flush_now(es_h2_server_t *srv)
+{
+    es_conn_t *c = srv->conn;
+    if (c->closing)
+        return;
+    int err = es_h2_session_flush(&srv->sess);
+    free_dead(srv);
+    if (err < 0 && err != -EBUSY) {
+        es_debug("client %s:%u: HTTP/2 output failed: %s", c->peer_ip, c->peer_port, uv_strerror(err));
+        c->ops->abort(c);
+        return;
+    }
+    es_writeq_flush(&c->out);
+    if (c->closing)
+        return;
+    if (!es_h2_session_want_read(&srv->sess) && !es_h2_session_want_write(&srv->sess)) {
+        count_session(srv);
+        c->ops->close_after_flush(c);
+        return;
+    }
+    maybe_idle(srv);
+}
+
+static void on_flusher(uv_idle_t *h)
+{
+    es_h2_server_t *srv = h->data;
+    uv_idle_stop(h);
+    for (es_link_t *l = srv->streams.next; l != &srv->streams; l = l->next)
+        es_stream_flush_upstream(&es_container_of(l, es_h2_stream_t, link)->stream);
+    flush_now(srv);
+}
+
+static void flush_later(es_h2_server_t *srv)
+{
+    if (srv->flusher != NULL && !srv->conn->closing)
+        uv_idle_start(srv->flusher, on_flusher);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void *es_http2_server_new(es_conn_t *c)
+{
+    es_h2_server_t *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL)
+        return NULL;
+    srv->conn = c;
+    es_list_init(&srv->streams);
+    es_list_init(&srv->dead);
+    es_buf_init(&srv->fields);
+    srv->flusher = malloc(sizeof(*srv->flusher));
+    if (srv->flusher == NULL) {
+        free(srv);
+        return NULL;
+    }
+    uv_idle_init(c->env->loop, srv->flusher);
+    srv->flusher->data = srv;
+    es_h2_settings_t cfg;
+    es_h2_settings_default(&cfg);
+    cfg.max_header_list_size = c->listener->max_request_headers;
+    cfg.out_high = ES_WRITE_HIGH;
+    cfg.out_low = ES_WRITE_LOW;
+    if (es_h2_session_init(&srv->sess, &cfg, &session_cb, srv) != 0) {
+        uv_close((uv_handle_t *)srv->flusher, on_handle_closed);
+        free(srv);
+        return NULL;
+    }
+    es_stats_inc(ES_STAT_H2_CONNECTIONS);
+    /* The preface and a first request are due within request_headers_timeout (armed at accept, or here after
+     * a TLS handshake). */
+    if (c->timer_kind != ES_CONN_TIMER_HEADERS)
+        c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
+    return srv;
+}
+
+/* ---- es_codec_ops_t: the connection's side ------------------------------------------------- */
+
+static ssize_t input(void *codec, const char *data, size_t len)
+{
+    es_h2_server_t *srv = codec;
+    es_conn_t *c = srv->conn;
+    int err = es_h2_session_feed(&srv->sess, (const uint8_t *)data, len);
+    free_dead(srv);
+    if (c->closing)
+        return -1;
+    if (err < 0) {
+        /* A protocol error or a flood: the session queued GOAWAY with its reason. */
+        es_debug("client %s:%u: HTTP/2 connection error (%s); GOAWAY", c->peer_ip, c->peer_port, uv_strerror(err));
+        srv->failed = 1;
+        count_session(srv);
+        es_h2_session_flush(&srv->sess);
+        free_dead(srv);
+        if (!c->closing) {
+            c->force_drain = 1;
+            c->ops->close_after_flush(c);
+        }
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static int want_input(void *codec, size_t buffered)
+{
+    es_h2_server_t *srv = codec;
+    /* A client that does not read what it asked for is not read either (its PINGs, SETTINGS, requests). */
+    return !srv->failed && !srv->conn->out.above_high && es_h2_session_want_read(&srv->sess);
+}
+
+static void writable(void *codec, int drained)
+{
+    es_h2_server_t *srv = codec;
+    flush_now(srv); /* the sink may have stopped a flush at the high watermark */
+    if (!srv->conn->closing)
+        srv->conn->ops->update_reading(srv->conn);
+}
+
+static void flush_streams(void *codec)
+{
+    es_h2_server_t *srv = codec;
+    for (es_link_t *l = srv->streams.next; l != &srv->streams; l = l->next)
+        es_stream_flush_upstream(&es_container_of(l, es_h2_stream_t, link)->stream);
+    flush_now(srv);
+}
+
+static void header_timeout(void *codec)
+{
+    /* A stream's header block arrives whole (HEADERS and CONTINUATION, their number limited): the
+     * connection timer only waits for the preface and a first request, and then idles. */
+    es_h2_server_t *srv = codec;
+    srv->conn->ops->abort(srv->conn);
+}
+
+static void on_goaway_timer(uv_timer_t *t)
+{
+    es_h2_server_t *srv = t->data;
+    es_h2_session_goaway(&srv->sess, ES_H2_NO_ERROR);
+    flush_now(srv);
+}
+
+static void drain(void *codec)
+{
+    es_h2_server_t *srv = codec;
+    es_conn_t *c = srv->conn;
+    if (srv->draining || srv->failed)
+        return;
+    srv->draining = 1;
+    /* A shutdown notice first (GOAWAY with the largest id): the client opens no more streams; then, a round
+     * trip later, the final GOAWAY with the last stream served. The connection closes when the streams end. */
+    es_h2_session_shutdown_notice(&srv->sess);
+    srv->goaway_timer = malloc(sizeof(*srv->goaway_timer));
+    if (srv->goaway_timer != NULL) {
+        uv_timer_init(c->env->loop, srv->goaway_timer);
+        srv->goaway_timer->data = srv;
+        uv_timer_start(srv->goaway_timer, on_goaway_timer, ES_H2_GOAWAY_DELAY_MS, 0);
+    } else {
+        es_h2_session_goaway(&srv->sess, ES_H2_NO_ERROR);
+    }
+    flush_now(srv);
+}
+
+static int unread(void *codec)
+{
+    es_h2_server_t *srv = codec;
+    for (es_link_t *l = srv->streams.next; l != &srv->streams; l = l->next) {
+        es_h2_stream_t *hs = es_container_of(l, es_h2_stream_t, link);
+        if (!hs->closed && !hs->stream.req_done)
+            return 1;
+    }
+    return 0;
+}
+
+static int idle(void *codec)
+{
+    return es_list_empty(&((es_h2_server_t *)codec)->streams);
+}
+
+static void abort_streams(void *codec)
+{
+    es_h2_server_t *srv = codec;
+    count_session(srv);
+    /* Every open stream hears on_stream_close(CANCEL): its exchange is aborted and it is freed. */
+    es_h2_session_close(&srv->sess);
+    free_dead(srv);
+    while (!es_list_empty(&srv->streams)) {
+        es_h2_stream_t *hs = es_container_of(srv->streams.next, es_h2_stream_t, link);
+        if (!hs->finished)
+            es_stream_abort(&hs->stream);
+        free_stream(hs);
+    }
+    if (srv->flusher != NULL) {
+        uv_close((uv_handle_t *)srv->flusher, on_handle_closed);
+        srv->flusher = NULL;
+    }
+    if (srv->goaway_timer != NULL) {
+        uv_close((uv_handle_t *)srv->goaway_timer, on_handle_closed);
+        srv->goaway_timer = NULL;
+    }
+}
+
+static void free_codec(void *codec)
+{
+    es_h2_server_t *srv = codec;
+    es_buf_dispose(&srv->fields);
+    free(srv);
+}
+
+const es_codec_ops_t es_http2_server_ops = {
+    .name = "h2",
+    .input = input,
+    .want_input = want_input,
+    .writable = writable,
+    .flush = flush_streams,
+    .header_timeout = header_timeout,
+    .drain = drain,
+    .unread = unread,
+    .idle = idle,
+    .abort = abort_streams,
+    .free = free_codec,
+};
+
+/* ---- the session's events: requests -------------------------------------------------------- */
+
+static void *on_stream_open(void *user, int32_t id)
+{
+    es_h2_server_t *srv = user;
+    es_conn_t *c = srv->conn;
+    es_h2_stream_t *hs = malloc(sizeof(*hs));
+    if (hs == NULL)
+        return NULL;
+    es_stream_init(&hs->stream, &down_ops, c->env, c->listener);
+    hs->srv = srv;
+    hs->id = id;
+    hs->held = 0;
+    hs->finished = hs->closed = 0;
+    hs->stream.owner.peer_ip = c->peer_ip;
+    hs->stream.owner.peer_port = c->peer_port;
+    hs->stream.owner.tls = c->tls != NULL;
+    hs->stream.owner.protocol = "HTTP/2";
+    es_list_push_back(&srv->streams, &hs->link);
+    if (c->timer_kind != ES_CONN_TIMER_NONE && c->timer_kind != ES_CONN_TIMER_DRAIN)
+        c->ops->arm(c, ES_CONN_TIMER_NONE, 0);
+    es_stats_inc(ES_STAT_H2_STREAMS);
+    es_stream_begin(&hs->stream);
+    return hs;
+}
+
+static const struct {
+    const char *name;
+    uint8_t len;
+    int method;
+} known_methods[] = {
+    {"GET", 3, ES_METHOD_GET},         {"HEAD", 4, ES_METHOD_HEAD},       {"POST", 4, ES_METHOD_POST},
+    {"PUT", 3, ES_METHOD_PUT},         {"DELETE", 6, ES_METHOD_DELETE},   {"OPTIONS", 7, ES_METHOD_OPTIONS},
+    {"TRACE", 5, ES_METHOD_TRACE},     {"CONNECT", 7, ES_METHOD_CONNECT}, {"PATCH", 5, ES_METHOD_OTHER},
+};
+
+static int set_method(es_h2_stream_t *hs, const char *v, size_t len)
+{
+    es_stream_t *s = &hs->stream;
+    for (size_t i = 0; i < sizeof(known_methods) / sizeof(known_methods[0]); i++) {
+        if (known_methods[i].len == len && memcmp(known_methods[i].name, v, len) == 0) {
+            s->method = known_methods[i].method;
+            s->owner.method = known_methods[i].name;
+            s->owner.method_len = len;
+            return 0;
+        }
+    }
+    if (len >= sizeof(hs->method))
+        return -1;
+    memcpy(hs->method, v, len);
+    hs->method[len] = '\0';
+    s->method = ES_METHOD_OTHER;
+    s->owner.method = hs->method;
+    s->owner.method_len = (uint32_t)len;
+    return 0;
+}
+
+static int on_header(void *user, void *stream, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    es_h2_stream_t *hs = stream;
+    es_stream_t *s = &hs->stream;
+    if (nlen > 0 && name[0] == ':') {
+        if (es_name_eq(name, nlen, LIT(":method")))
+            return set_method(hs, value, vlen);
+        if (es_name_eq(name, nlen, LIT(":path")))
+            return es_msg_on_first(&s->req, value, vlen);
+        if (es_name_eq(name, nlen, LIT(":authority"))) {
+            /* Filters and the upstream see the authority as Host, as an HTTP/1.1 request carries it. */
+            if (es_msg_find(&s->req, LIT("host"), 0) >= 0)
+                return 0;
+            return es_msg_on_field(&s->req, LIT("host")) || es_msg_on_value(&s->req, value, vlen) ? -1 : 0;
+        }
+        return 0; /* :scheme is the connection's; :protocol (extended CONNECT) is not served yet */
+    }
+    if (es_name_eq(name, nlen, LIT("host")) && es_msg_find(&s->req, LIT("host"), 0) >= 0)
+        return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
+    return es_msg_on_field(&s->req, name, nlen) || es_msg_on_value(&s->req, value, vlen) ? -1 : 0;
+}
+
+static int on_headers_done(void *user, void *stream, int end_stream)
+{
+    es_h2_stream_t *hs = stream;
+    es_stream_t *s = &hs->stream;
+    s->req_has_body = !end_stream;
+    if (s->method == ES_METHOD_CONNECT) {
+        /* Tunnels over HTTP/2 (RFC 8441 and plain CONNECT) are not served on this listener. */
+        es_stream_request_error(s, 501, "CONNECT over HTTP/2");
+        return 0;
+    }
+    es_stream_request_headers(s);
+    return 0;
+}
+
+static void on_headers_too_large(void *user, void *stream)
+{
+    es_h2_stream_t *hs = stream;
+    es_stream_request_error(&hs->stream, 431, "request header list too large");
+}
+
+static int on_trailer(void *user, void *stream, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    es_h2_stream_t *hs = stream;
+    return es_msg_on_field(&hs->stream.req, name, nlen) || es_msg_on_value(&hs->stream.req, value, vlen) ? -1 : 0;
+}
+
+/* Gives the window back for what was delivered, unless the stream must not be read now. */
+static void release_window(es_h2_stream_t *hs)
+{
+    if (hs->held == 0 || hs->closed || es_stream_read_blocked(&hs->stream))
+        return;
+    es_h2_session_consume(&hs->srv->sess, hs->id, hs->held);
+    hs->held = 0;
+}
+
+static int on_data(void *user, void *stream, const uint8_t *data, size_t len)
+{
+    es_h2_stream_t *hs = stream;
+    hs->held += len;
+    es_stream_request_body(&hs->stream, (const char *)data, len);
+    /* The bytes went upstream (or into the chain's buffer) unless the stream is now blocked: then the window
+     * stays shut until it is not (read_changed). */
+    release_window(hs);
+    return 0;
+}
+
+static int on_request_end(void *user, void *stream)
+{
+    es_h2_stream_t *hs = stream;
+    es_stream_request_complete(&hs->stream);
+    return 0;
+}
+
+static void on_stream_close(void *user, void *stream, uint32_t code)
+{
+    es_h2_server_t *srv = user;
+    es_h2_stream_t *hs = stream;
+    hs->closed = 1;
+    if (!hs->finished) {
+        if (code != ES_H2_NO_ERROR && !hs->stream.resp_done)
+            es_stats_inc(ES_STAT_H2_STREAMS_RESET);
+        es_stream_abort(&hs->stream);
+    }
+    /* Freed at the next safe point: the caller of the flush that told us may still be inside the stream. */
+    es_list_remove(&hs->link);
+    es_list_push_back(&srv->dead, &hs->link);
+}
+
+static void on_output_low(void *user, void *stream)
+{
+    es_h2_stream_t *hs = stream;
+    es_stream_client_writable(&hs->stream);
+}
+
+static int session_write(void *user, const uint8_t *data, size_t len)
+{
+    es_h2_server_t *srv = user;
+    es_conn_t *c = srv->conn;
+    if (es_writeq_append(&c->out, data, len) != 0)
+        return -ENOMEM;
+    return c->out.above_high ? 1 : 0;
+}
+
+static uint64_t now_ms(void *user)
+{
+    return uv_now(((es_h2_server_t *)user)->conn->env->loop);
+}
+
+static const es_h2_callbacks_t session_cb = {
+    .on_stream_open = on_stream_open,
+    .on_header = on_header,
+    .on_headers_done = on_headers_done,
+    .on_headers_too_large = on_headers_too_large,
+    .on_trailer = on_trailer,
+    .on_trailers_done = NULL,
+    .on_data = on_data,
+    .on_request_end = on_request_end,
+    .on_stream_close = on_stream_close,
+    .on_output_low = on_output_low,
+    .write = session_write,
+    .now_ms = now_ms,
+};
+
+/* ---- es_down_ops_t: the stream's side ------------------------------------------------------ */
+
+/* The fields of m's section `trailers` (hop-by-hop ones dropped, and Content-Length when drop_length), plus
+ * up to two of the proxy's own, into srv->fields. Returns the count, or -1 when out of memory. */
+static ssize_t collect(es_h2_server_t *srv, const es_msg_t *m, int trailers, int drop_length, const es_h2_field_t *extra,
+                       size_t nextra)
+{
+    srv->fields.len = 0;
+    size_t n = 0;
+    if (m != NULL) {
+        uint32_t from, to;
+        es_msg_section(m, trailers, &from, &to);
+        int names_others = es_http1_connection_names_others(m);
+        for (uint32_t i = from; i < to; i++) {
+            if (es_http1_drop_header_in(m, i, names_others))
+                continue;
+            es_h2_field_t f;
+            f.name = es_msg_name(m, i, &f.name_len);
+            f.value = es_msg_value(m, i, &f.value_len);
+            if (drop_length && es_name_eq(f.name, f.name_len, LIT("content-length")))
+                continue;
+            if (es_buf_append(&srv->fields, &f, sizeof(f)) != 0)
+                return -1;
+            n++;
+        }
+    }
+    if (nextra > 0 && es_buf_append(&srv->fields, extra, nextra * sizeof(*extra)) != 0)
+        return -1;
+    return (ssize_t)(n + nextra);
+}
+
+/* The stream cannot be answered: reset it (the client sees RST_STREAM INTERNAL_ERROR). */
+static int stream_failed(es_h2_stream_t *hs)
+{
+    if (!hs->closed)
+        es_h2_session_reset(&hs->srv->sess, hs->id, ES_H2_INTERNAL_ERROR);
+    flush_later(hs->srv);
+    return -1;
+}
+
+static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t declared, int flags)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->closed)
+        return -1;
+    char len[24];
+    es_h2_field_t extra = {LIT("content-length"), len, 0};
+    size_t nextra = 0;
+    if (declared >= 0) {
+        extra.value_len = (size_t)snprintf(len, sizeof(len), "%lld", (long long)declared);
+        nextra = 1;
+    }
+    int nobody = s->head || status == 204 || status == 304;
+    ssize_t n = collect(hs->srv, m, 0, !nobody, &extra, nextra);
+    if (n < 0 || es_h2_session_respond(&hs->srv->sess, hs->id, status, (const es_h2_field_t *)hs->srv->fields.base,
+                                       (size_t)n, (flags & ES_RESP_END) ? ES_H2_END_STREAM : 0) != 0)
+        return stream_failed(hs);
+    flush_later(hs->srv);
+    return 0;
+}
+
+static int resp_body(es_stream_t *s, const char *at, size_t len)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->closed)
+        return -1;
+    if (s->head)
+        return 0;
+    if (es_h2_session_send_body(&hs->srv->sess, hs->id, at, len) != 0)
+        return stream_failed(hs);
+    flush_later(hs->srv);
+    return 0;
+}
+
+static int resp_end(es_stream_t *s, const es_msg_t *m)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->closed)
+        return -1;
+    ssize_t n = 0;
+    if (m != NULL && m->ntrailers_from < m->nheaders)
+        n = collect(hs->srv, m, 1, 0, NULL, 0);
+    if (n < 0 || es_h2_session_end_body(&hs->srv->sess, hs->id, (const es_h2_field_t *)hs->srv->fields.base,
+                                        (size_t)n) != 0) {
+        /* A response that ended with its head (END_STREAM there) has nothing more to end. */
+        if (s->resp_body_eos || s->head)
+            return 0;
+        return stream_failed(hs);
+    }
+    flush_later(hs->srv);
+    return 0;
+}
+
+static int reply(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len, int close)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->closed)
+        return -1;
+    char clen[24];
+    es_h2_field_t extra[2] = {
+        {LIT("content-length"), clen, (size_t)snprintf(clen, sizeof(clen), "%zu", len)},
+        {LIT("content-type"), LIT("text/plain")},
+    };
+    int has_type = headers != NULL && es_msg_find(headers, LIT("content-type"), 0) >= 0;
+    size_t nextra = has_type || len == 0 ? 1 : 2;
+    ssize_t n = collect(hs->srv, headers, 0, 1, extra, nextra);
+    int nobody = len == 0 || s->head;
+    if (n < 0 || es_h2_session_respond(&hs->srv->sess, hs->id, status, (const es_h2_field_t *)hs->srv->fields.base,
+                                       (size_t)n, nobody ? ES_H2_END_STREAM : 0) != 0)
+        return stream_failed(hs);
+    if (!nobody && (es_h2_session_send_body(&hs->srv->sess, hs->id, body, len) != 0 ||
+                    es_h2_session_end_body(&hs->srv->sess, hs->id, NULL, 0) != 0))
+        return stream_failed(hs);
+    flush_later(hs->srv);
+    return 0;
+}
+
+static void send_continue(es_stream_t *s)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (!hs->closed && es_h2_session_interim(&hs->srv->sess, hs->id, 100, NULL, 0) == 0)
+        flush_later(hs->srv);
+}
+
+static void reset(es_stream_t *s)
+{
+    stream_failed(H2S(s));
+}
+
+static void finished(es_stream_t *s)
+{
+    es_h2_stream_t *hs = H2S(s);
+    hs->finished = 1;
+    if (hs->closed)
+        return; /* on the dead list already */
+    flush_later(hs->srv); /* the session closes the stream once its end is written */
+}
+
+static void read_changed(es_stream_t *s)
+{
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->held > 0 && !es_stream_read_blocked(s)) {
+        release_window(hs);
+        flush_later(hs->srv);
+    }
+}
+
+static int client_behind(es_stream_t *s)
+{
+    es_h2_stream_t *hs = H2S(s);
+    return es_h2_session_buffered(&hs->srv->sess, hs->id) >= ES_WRITE_HIGH;
+}
+
+static void flush(es_stream_t *s)
+{
+    flush_later(H2S(s)->srv);
+}
+
+static void abandon_request(es_stream_t *s)
+{
+    /* The session resets the stream (NO_ERROR) once the response is out, and drops the rest of the request. */
+    es_h2_stream_t *hs = H2S(s);
+    if (hs->held > 0 && !hs->closed) {
+        es_h2_session_consume(&hs->srv->sess, hs->id, hs->held);
+        hs->held = 0;
+    }
+    flush_later(hs->srv);
+}
+
+static const es_down_ops_t down_ops = {
+    .headers = resp_headers,
+    .body = resp_body,
+    .end = resp_end,
+    .reply = reply,
+    .send_continue = send_continue,
+    .reset = reset,
+    .finished = finished,
+    .read_changed = read_changed,
+    .client_behind = client_behind,
+    .flush = flush,
+    .abandon_request = abandon_request,
+};
