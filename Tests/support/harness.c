@@ -1584,3 +1584,65 @@ uint64_t es_stat(uint16_t port, const char *path, const char *name) {
     es_response_dispose(&r);
     return v;
 }
+
+/* ---- external tools ---- */
+
+int es_run_tool(char **out, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    char full[4200];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (p == NULL) {
+        *out = strdup("popen failed");
+        return -1;
+    }
+    size_t cap = 1 << 16, len = 0, n;
+    char *buf = malloc(cap);
+    if (buf == NULL) abort();
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (len + 1 == cap && (buf = realloc(buf, cap *= 2)) == NULL) abort();
+    }
+    buf[len] = 0;
+    int st = pclose(p);
+    *out = buf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *es_kv(const char *out, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *line = out; line != NULL && *line; ) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        if (len > klen && strncmp(line, key, klen) == 0 && line[klen] == '=')
+            return strndup(line + klen + 1, len - klen - 1);
+        line = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+const char *es_python(void)
+{
+    static char path[700];
+    if (path[0] == 0) {
+        const char *b = getenv("ES_BUILD");
+        snprintf(path, sizeof path, "%s/venv/bin/python", b ? b : "build");
+    }
+    return path;
+}
+
+const char *es_py_tools(void)
+{
+    static char path[700];
+    if (path[0] == 0) {
+        const char *b = getenv("ES_BUILD");
+        snprintf(path, sizeof path, "%s/../Tests/py", b ? b : "build");
+    }
+    return path;
+}

@@ -28,6 +28,17 @@
 
 #define ES_MAX_LISTENERS 8
 
+/* ---- external tools (curl, nghttp, h2load, the Python clients in Tests/py) ---- */
+
+/* Runs `sh -c CMD` (a printf format), stdout and stderr together into *out (malloc'd; free it). Returns its exit
+ * status, or -1 when it did not exit normally. */
+int es_run_tool(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The value of a `key=value` line in a tool's output (malloc'd; free it), or NULL. */
+char *es_kv(const char *out, const char *key);
+/* The Python of build/venv (scripts/py-deps.sh makes it) and the folder of the Python test tools. */
+const char *es_python(void);
+const char *es_py_tools(void);
+
 /* ---- the proxy process ---- */
 
 typedef struct {
