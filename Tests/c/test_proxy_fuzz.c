@@ -4,7 +4,7 @@
  * bytes, the proxy must not crash (ASan), must not hang (it keeps serving, and stops clean), must answer
  * only with well-formed responses whose status it could give, and must never get more requests out of an
  * input than the input holds: every request the upstream receives must be one that a reference parser
- * (http-parser, which both ends use) finds as a complete request in the bytes the client sent. For nearly
+ * (llhttp, strict, as both ends use it) finds as a complete request in the bytes the client sent. For nearly
  * every input that is the one request with the input's id: its id reaches the upstream at most once, and
  * the request in its body never.
  *
@@ -18,9 +18,9 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <http_parser.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <llhttp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -250,12 +250,12 @@ typedef struct {
     int keepalive;
 } ref_t;
 
-static int ref_on_begin(http_parser *p) {
+static int ref_on_begin(llhttp_t *p) {
     ((ref_t *)p->data)->url_len = 0;
     return 0;
 }
 
-static int ref_on_url(http_parser *p, const char *at, size_t len) {
+static int ref_on_url(llhttp_t *p, const char *at, size_t len) {
     ref_t *r = p->data;
     if (r->url_len + len > MAX_BYTES) len = MAX_BYTES - r->url_len;
     memcpy(r->url + r->url_len, at, len);
@@ -263,28 +263,29 @@ static int ref_on_url(http_parser *p, const char *at, size_t len) {
     return 0;
 }
 
-static int ref_on_headers_complete(http_parser *p) {
+static int ref_on_headers_complete(llhttp_t *p) {
     ref_t *r = p->data;
     if (r->in->nheads < MAX_REF) r->in->methods[r->in->nheads] = p->method;
     r->in->nheads++;
-    r->keepalive = http_should_keep_alive(p);
+    r->keepalive = llhttp_should_keep_alive(p);
     return 0;
 }
 
-static int ref_on_complete(http_parser *p) {
+static int ref_on_complete(llhttp_t *p) {
     ref_t *r = p->data;
     input_t *in = r->in;
-    const char *m = http_method_str((enum http_method)p->method);
+    const char *m = llhttp_method_name((llhttp_method_t)p->method);
     char *key = malloc(strlen(m) + 1 + r->url_len + 1);
     assert_non_null(key);
     sprintf(key, "%s %.*s", m, (int)r->url_len, r->url);
     in->keys[in->ncomplete++] = key;
-    /* A server reads no further after a request that ends the connection, nor after an upgrade. */
-    if (!r->keepalive || p->upgrade || in->ncomplete == MAX_REF) http_parser_pause(p, 1);
+    /* A server reads no further after a request that ends the connection, nor after an upgrade (llhttp
+     * would stop there by itself with HPE_PAUSED_UPGRADE). */
+    if (!r->keepalive || p->upgrade || in->ncomplete == MAX_REF) return HPE_PAUSED;
     return 0;
 }
 
-static const http_parser_settings ref_settings = {
+static const llhttp_settings_t ref_settings = {
     .on_message_begin = ref_on_begin,
     .on_url = ref_on_url,
     .on_headers_complete = ref_on_headers_complete,
@@ -295,10 +296,10 @@ static void reference_parse(input_t *in) {
     ref_t *r = calloc(1, sizeof *r);
     assert_non_null(r);
     r->in = in;
-    http_parser p;
-    http_parser_init(&p, HTTP_REQUEST);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_REQUEST, &ref_settings);    /* strict: no lenient flags */
     p.data = r;
-    http_parser_execute(&p, &ref_settings, (const char *)in->data, in->len);
+    llhttp_execute(&p, (const char *)in->data, in->len);
     free(r);
 }
 
@@ -412,19 +413,18 @@ typedef struct {
     int framed;
 } resp_parse_t;
 
-static int resp_on_headers_complete(http_parser *p) {
+static int resp_on_headers_complete(llhttp_t *p) {
     resp_parse_t *r = p->data;
-    r->framed = p->content_length != ULLONG_MAX || (p->flags & F_CHUNKED);
+    r->framed = (p->flags & (F_CONTENT_LENGTH | F_CHUNKED)) != 0;
     return r->skip_body;          /* 1: no body (the answer to a HEAD) */
 }
 
-static int resp_on_complete(http_parser *p) {
+static int resp_on_complete(llhttp_t *p) {
     ((resp_parse_t *)p->data)->done = 1;
-    http_parser_pause(p, 1);
-    return 0;
+    return HPE_PAUSED;
 }
 
-static const http_parser_settings resp_settings = {
+static const llhttp_settings_t resp_settings = {
     .on_headers_complete = resp_on_headers_complete,
     .on_message_complete = resp_on_complete,
 };
@@ -432,12 +432,11 @@ static const http_parser_settings resp_settings = {
 /* One complete response at the start of b: its length and status, or -1. */
 static int parse_response(const unsigned char *b, size_t len, int skip_body, size_t *used, int *status) {
     resp_parse_t r = { .skip_body = skip_body };
-    http_parser p;
-    http_parser_init(&p, HTTP_RESPONSE);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &resp_settings);
     p.data = &r;
-    size_t n = http_parser_execute(&p, &resp_settings, (const char *)b, len);
-    if (!r.done || HTTP_PARSER_ERRNO(&p) != HPE_PAUSED || !r.framed || p.http_major != 1) return -1;
-    *used = n;
+    if (llhttp_execute(&p, (const char *)b, len) != HPE_PAUSED || !r.done || !r.framed || p.http_major != 1) return -1;
+    *used = (size_t)(llhttp_get_error_pos(&p) - (const char *)b);
     *status = p.status_code;
     return 0;
 }

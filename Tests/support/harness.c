@@ -12,9 +12,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -786,21 +786,21 @@ static void flush_header(read_ctx_t *x) {
     x->in_value = 0;
 }
 
-static int on_header_field(http_parser *p, const char *at, size_t len) {
+static int on_header_field(llhttp_t *p, const char *at, size_t len) {
     read_ctx_t *x = p->data;
     if (x->in_value) flush_header(x);
     append(&x->field, &x->flen, at, len);
     return 0;
 }
 
-static int on_header_value(http_parser *p, const char *at, size_t len) {
+static int on_header_value(llhttp_t *p, const char *at, size_t len) {
     read_ctx_t *x = p->data;
     x->in_value = 1;
     append(&x->value, &x->vlen, at, len);
     return 0;
 }
 
-static int on_headers_complete(http_parser *p) {
+static int on_headers_complete(llhttp_t *p) {
     read_ctx_t *x = p->data;
     flush_header(x);
     x->headers_done = 1;
@@ -810,9 +810,9 @@ static int on_headers_complete(http_parser *p) {
     x->r->chunked = (p->flags & F_CHUNKED) != 0;
     int s = p->status_code;
     int no_body = x->o->head || (s >= 100 && s < 200 && s != 101) || s == 204 || s == 304;
-    x->r->keep_alive = no_body ? 1 : http_should_keep_alive(p);
+    x->r->keep_alive = no_body ? 1 : llhttp_should_keep_alive(p);
     if (no_body) {
-        /* http_should_keep_alive() does not know the body is skipped; only the Connection header counts. */
+        /* llhttp_should_keep_alive() does not know the body is skipped; only the Connection header counts. */
         const char *conn = es_response_header(x->r, "connection");
         if (conn && strcasestr(conn, "close")) x->r->keep_alive = 0;
         if (p->http_major == 1 && p->http_minor == 0 && !(conn && strcasestr(conn, "keep-alive"))) {
@@ -822,7 +822,7 @@ static int on_headers_complete(http_parser *p) {
     return no_body ? 1 : 0;
 }
 
-static int on_body(http_parser *p, const char *at, size_t len) {
+static int on_body(llhttp_t *p, const char *at, size_t len) {
     read_ctx_t *x = p->data;
     es_response_t *r = x->r;
     uint64_t offset = r->body_total;
@@ -844,20 +844,19 @@ static int on_body(http_parser *p, const char *at, size_t len) {
     }
     if (x->o->on_body && x->o->on_body(x->o->ctx, at, len, offset) != 0) {
         x->aborted = 1;
-        return -1;
+        return HPE_USER;
     }
     return 0;
 }
 
-static int on_message_complete(http_parser *p) {
+static int on_message_complete(llhttp_t *p) {
     read_ctx_t *x = p->data;
     flush_header(x);
     x->done = 1;
-    http_parser_pause(p, 1);    /* leave the next pipelined response in the buffer */
-    return 0;
+    return HPE_PAUSED;          /* leave the next pipelined response in the buffer */
 }
 
-static const http_parser_settings read_settings = {
+static const llhttp_settings_t read_settings = {
     .on_header_field = on_header_field,
     .on_header_value = on_header_value,
     .on_headers_complete = on_headers_complete,
@@ -876,33 +875,35 @@ int es_try_client_read(es_client_t *c, es_response_t *r, const es_read_opts_t *o
     r->body_fnv = ES_FNV_INIT;
     c->error[0] = '\0';
 
-    http_parser p;
-    http_parser_init(&p, HTTP_RESPONSE);
+    llhttp_t p;
+    llhttp_init(&p, HTTP_RESPONSE, &read_settings);
     p.data = &x;
     int rc = -1;
     for (;;) {
         if (c->off < c->len) {
             size_t avail = c->len - c->off;
-            size_t k = http_parser_execute(&p, &read_settings, c->buf + c->off, avail);
+            const char *data = c->buf + c->off;
+            llhttp_errno_t err = llhttp_execute(&p, data, avail);
+            /* Paused (or failed): llhttp says where it stopped; otherwise it took every byte. */
+            size_t k = err == HPE_OK ? avail : (size_t)(llhttp_get_error_pos(&p) - data);
             c->off += k;
-            enum http_errno err = HTTP_PARSER_ERRNO(&p);
             if (x.done) {
                 rc = 0;
                 break;
             }
-            if (err != HPE_OK) {
-                snprintf(c->error, sizeof c->error, "%s", x.aborted ? "the body callback stopped the read"
-                         : http_errno_description(err));
+            if (err == HPE_PAUSED_UPGRADE) {
+                snprintf(c->error, sizeof c->error, "the parser stopped early (upgrade?)");
                 break;
             }
-            if (k < avail) {
-                snprintf(c->error, sizeof c->error, "the parser stopped early (upgrade?)");
+            if (err != HPE_OK) {
+                snprintf(c->error, sizeof c->error, "%s", x.aborted ? "the body callback stopped the read"
+                         : llhttp_get_error_reason(&p) ? llhttp_get_error_reason(&p) : llhttp_errno_name(err));
                 break;
             }
         }
         if (c->off == c->len) c->off = c->len = 0;
         if (c->eof) {
-            http_parser_execute(&p, &read_settings, NULL, 0);
+            llhttp_finish(&p);    /* completes a response that the close delimits */
             if (x.done) {
                 r->eof_delimited = 1;
                 r->keep_alive = 0;
