@@ -203,7 +203,7 @@ static void test_one_gib_each_way_with_tiny_windows(void **state)
     start(f, NULL, NULL);
     pid_t w;
     assert_int_equal(es_proxy_workers(&f->px, &w, 1), 1);
-    long rss0 = es_proc_status_kb(w, "VmRSS:");
+    long rss0 = es_proc_status_kb(w, "VmRSS");
     char *out;
     int rc = h2_client(f, &out, "big-download --path '/bytes?n=1073741824' --size 1073741824 --window 16384");
     if (rc != 0)
@@ -220,7 +220,7 @@ static void test_one_gib_each_way_with_tiny_windows(void **state)
         fail_msg("upload: %s", out);
     expect_kv(out, "upstream_len", "1073741824");
     free(out);
-    long rss1 = es_proc_status_kb(w, "VmRSS:");
+    long rss1 = es_proc_status_kb(w, "VmRSS");
     print_message("worker RSS %ld kB before, %ld kB after 1 GiB each way\n", rss0, rss1);
     assert_true(rss1 - rss0 < 96 * 1024); /* ASan's quarantine included; unbounded buffering would be a GiB */
     es_proxy_stop(&f->px);
@@ -310,15 +310,20 @@ static void test_streams_over_the_limit_are_refused(void **state)
 static void test_reset_while_an_async_filter_holds_the_stream(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 60000 }", NULL);
+    char *flt = es_swift_filter_yaml("sleep", "async_sleep", "{ ms: 60000, counters_path: /_counters }", NULL);
     start(f, flt, NULL);
     free(flt);
     char *out;
-    int rc = h2_client(f, &out, "reset-while-held --path /held --path2 /direct --delay 300");
+    int rc = h2_client(f, &out, "reset-while-held --path /held --path2 /_counters --delay 300");
     if (rc != 0)
         fail_msg("%s", out);
     expect_kv(out, "after_status", "200");
     free(out);
+    /* The filter saw its sleep cancelled and its stream complete, once. */
+    es_response_t r;
+    es_get(es_proxy_port(&f->px, "main"), "/_counters", &r);
+    assert_string_equal(r.body, "started=1 cancelled=1 completed=1\n");
+    es_response_dispose(&r);
     assert_int_equal(stat(f, "filter.cancelled"), 1);
     assert_int_equal(stat(f, "h2.streams_reset_by_client"), 1);
     assert_int_equal(atomic_load(&f->up.connections), 0); /* the held request never left the proxy */
@@ -345,7 +350,7 @@ static void test_drain_sends_goaway_and_finishes_the_stream(void **state)
         fail_msg("the stream did not finish across the drain:\n%s", out);
     expect_kv(out, "statuses", "200:1");
     expect_kv(out, "goaway", "NO_ERROR");
-    assert_int_equal(es_proxy_wait_exit(&f->px, 15000), 0);
+    es_proxy_wait_exit(&f->px, 15000); /* asserts exit status 0 */
 }
 
 int main(void)
