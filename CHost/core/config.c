@@ -1029,8 +1029,9 @@ static int parse_cluster_tls(parser_t *p, es_cluster_config_t *c, const field_t 
 
 static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "name", "endpoints", "connect_timeout", "idle_timeout", "retries", "tls", NULL };
-    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, IDLE_TIMEOUT, RETRIES, TLS, NKEYS };
+    static const char *const keys[] = { "name", "endpoints", "connect_timeout", "idle_timeout", "retries", "tls",
+                                        "http2", NULL };
+    enum { NAME, ENDPOINTS, CONNECT_TIMEOUT, IDLE_TIMEOUT, RETRIES, TLS, HTTP2, NKEYS };
     field_t f[NKEYS];
     es_cluster_config_t *c = &p->cfg->clusters[ci];
     const yaml_node_t *endpoints;
@@ -1062,7 +1063,19 @@ static int parse_cluster(parser_t *p, size_t ci, const yaml_node_t *node)
         take_duration(p, node, &f[IDLE_TIMEOUT], &c->idle_timeout_ms))
         return -1;
     if (parse_retries(p, c, &f[RETRIES])) return -1;
-    return parse_cluster_tls(p, c, &f[TLS]);
+    if (has(&f[HTTP2])) {
+        size_t m = enter(p, &f[HTTP2]);
+        const char *v = f[HTTP2].value->type == YAML_SCALAR_NODE ? text_of(f[HTTP2].value) : "";
+        if (!strcmp(v, "true"))
+            c->http2 = 1;
+        else if (strcmp(v, "false") != 0)
+            return fail(p, f[HTTP2].key, "expected true or false, got %s", describe(p, f[HTTP2].value));
+        path_restore(p, m);
+    }
+    if (parse_cluster_tls(p, c, &f[TLS])) return -1;
+    if (c->http2 && c->tls_ctx != NULL)
+        es_tls_ctx_alpn_h2(c->tls_ctx); /* offer h2 alone: an upstream that cannot speak it fails the handshake's check */
+    return 0;
 }
 
 /* Routes name clusters that may be defined anywhere in the file: link them once all are read. */

@@ -33,6 +33,7 @@ struct es_cluster_config_s {
     char *tls_sni;                 /* sent as SNI and checked against the certificate; default: the endpoint's address */
     char *tls_ca;                  /* PEM CA file; NULL: the system's trust store */
     int tls_verify;                /* default 1; verify: false logs a warning at startup */
+    int http2;                     /* http2: true: HTTP/2 (prior knowledge in clear, ALPN h2 over tls) */
     size_t index;                  /* position in es_config_t.clusters */
     int line;
 };

@@ -286,3 +286,9 @@ int es_tls_alpn_h2(const es_tls_t *t)
     SSL_get0_alpn_selected(t->ssl, &p, &len);
     return len == 2 && p[0] == 'h' && p[1] == '2';
 }
+
+void es_tls_ctx_alpn_h2(SSL_CTX *ctx)
+{
+    static const unsigned char h2[] = "\x02h2";
+    SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2) - 1);
+}

@@ -25,6 +25,8 @@ int es_tls_server_ctx(SSL_CTX **out, const char *cert, const char *key, char *er
 /* A client context: verifying against `ca` (NULL: the system's trust store) unless !verify. */
 int es_tls_client_ctx(SSL_CTX **out, const char *ca, int verify, char *err, size_t errlen);
 void es_tls_ctx_free(SSL_CTX *ctx);
+/* A client context offers ALPN h2 (instead of http/1.1). */
+void es_tls_ctx_alpn_h2(SSL_CTX *ctx);
 
 enum {
     ES_TLS_AGAIN = 0,    /* needs more ciphertext */

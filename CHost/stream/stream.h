@@ -67,6 +67,7 @@ struct es_stream_s {
     unsigned up_blocked : 1;     /* the upstream's write queue is above its high watermark */
     unsigned filter_blocked : 1; /* the body waiting for a RUNNING filter is above buffer_limits.high */
     unsigned aborted : 1;
+    unsigned grpc : 1;           /* a gRPC request (content-type application/grpc): its errors are gRPC statuses */
     uint8_t retries;             /* times the request was sent again after a reused connection died */
     int64_t head_known_len;      /* known_len the request head went upstream with, for a retry */
 };
@@ -106,6 +107,8 @@ static inline int es_stream_request_unread(const es_stream_t *s)
 
 /* stream_end.c: beginnings, ends and the proxy's own answers. */
 uv_timer_t *es_stream__lazy_timer(es_stream_t *s, uv_timer_t **slot);
+/* request_timeout (or a gRPC deadline) ran out. */
+void es_stream__on_request_timeout(uv_timer_t *t);
 void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t len, int close);
 void es_stream__finish_reply(es_stream_t *s);
 /* Detaches the upstream when the exchange ends early: it is mid-exchange, so it is not reused. */

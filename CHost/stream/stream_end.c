@@ -78,7 +78,7 @@ uv_timer_t *es_stream__lazy_timer(es_stream_t *s, uv_timer_t **slot)
     return *slot;
 }
 
-static void on_request_timeout(uv_timer_t *t)
+void es_stream__on_request_timeout(uv_timer_t *t)
 {
     es_stream_t *s = t->data;
     es_stats_inc(ES_STAT_REQUEST_TIMEOUTS);
@@ -99,7 +99,7 @@ void es_stream_begin(es_stream_t *s)
     s->active = 1;
     uv_timer_t *t;
     if (l->request_timeout_ms > 0 && (t = es_stream__lazy_timer(s, &s->request_timer)) != NULL)
-        uv_timer_start(t, on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
+        uv_timer_start(t, es_stream__on_request_timeout, l->request_timeout_ms + ES_CLOCK_SLACK_MS, 0);
 }
 
 int es_stream__maybe_finished(es_stream_t *s)
@@ -131,7 +131,7 @@ void es_stream__drop_upstream(es_stream_t *s)
 void es_stream_flush_upstream(es_stream_t *s)
 {
     if (s->up != NULL)
-        es_writeq_flush(&s->up->out);
+        es_upconn_flush(s->up);
 }
 
 void es_stream__finish_reply(es_stream_t *s)
@@ -202,6 +202,24 @@ void es_stream_timed_out(es_stream_t *s, int whole)
         es_stream_begin(s);
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
+    if (whole && s->grpc) {
+        /* gRPC: the deadline passed. A trailers-only answer (status 200, grpc-status in the head) is what a
+         * gRPC client reads as DEADLINE_EXCEEDED; an HTTP 504 would read as UNAVAILABLE. */
+        es_msg_t h;
+        es_msg_init(&h);
+        es_msg_headers_done(&h);
+        int err = es_msg_add(&h, 0, "content-type", 12, "application/grpc", 16) ||
+                  es_msg_add(&h, 0, "grpc-status", 11, "4", 1) ||
+                  es_msg_add(&h, 0, "grpc-message", 12, "deadline exceeded", 17);
+        if (!err && s->down->reply(s, 200, &h, "", 0, 1) == 0)
+            es_stream__finish_reply(s);
+        es_msg_dispose(&h);
+        if (!s->aborted) {
+            es_stream_flush_upstream(s);
+            s->down->flush(s);
+        }
+        return;
+    }
     /* Still reading the request: the client is too slow (408). Read, but no answer: the upstream is (504). */
     int upstream_slow = whole && !es_stream_request_unread(s);
     static const char slow_client[] = "request timeout\n";

@@ -150,7 +150,7 @@ static int forward_body(es_stream_t *s, int dir, const char *at, size_t len, int
             s->down->reset(s);
             return -1;
         }
-        if (up->out.above_high && !s->up_blocked) {
+        if (es_upconn_behind(up) && !s->up_blocked) {
             /* The upstream is slower than the client: stop reading the client until it catches up. */
             s->up_blocked = 1;
             s->down->read_changed(s);
@@ -186,8 +186,7 @@ static int forward_end(es_stream_t *s, int dir)
     s->resp_done = 1;
     s->up = NULL;
     s->owner.resp = NULL;
-    /* Reusable only if the whole request went out: otherwise the upstream is mid-request. */
-    es_upconn_release(up, s->up_reusable && s->req_done && es_writeq_idle(&up->out));
+    es_upconn_release(up, s->up_reusable && s->req_done);
     if (!s->req_done)
         s->discard_body = 1;
     if (s->up_blocked) {
@@ -208,11 +207,51 @@ static void send_continue(es_stream_t *s)
         s->down->send_continue(s);
 }
 
+/* grpc-timeout (gRPC over HTTP/2: 1 to 8 digits and a unit H M S m u n) in ms, rounded up; -1 when absent or bad. */
+static int64_t grpc_timeout_ms(const es_msg_t *m)
+{
+    int i = es_msg_find(m, LIT("grpc-timeout"), 0);
+    if (i < 0)
+        return -1;
+    size_t len;
+    const char *v = es_msg_value(m, (uint32_t)i, &len);
+    if (len < 2 || len > 9)
+        return -1;
+    int64_t n = 0;
+    for (size_t k = 0; k + 1 < len; k++) {
+        if (v[k] < '0' || v[k] > '9')
+            return -1;
+        n = n * 10 + (v[k] - '0');
+    }
+    switch (v[len - 1]) {
+    case 'H': return n * 3600000;
+    case 'M': return n * 60000;
+    case 'S': return n * 1000;
+    case 'm': return n;
+    case 'u': return (n + 999) / 1000;
+    case 'n': return (n + 999999) / 1000000;
+    default: return -1;
+    }
+}
+
 int es_stream_request_headers(es_stream_t *s)
 {
     es_msg_headers_done(&s->req);
     s->req_headers_done = 1;
     s->head = s->method == ES_METHOD_HEAD;
+    int ct = es_msg_find(&s->req, LIT("content-type"), 0);
+    if (ct >= 0) {
+        size_t len;
+        const char *v = es_msg_value(&s->req, (uint32_t)ct, &len);
+        s->grpc = len >= 16 && strncasecmp(v, "application/grpc", 16) == 0;
+    }
+    int64_t deadline = s->grpc ? grpc_timeout_ms(&s->req) : -1;
+    uv_timer_t *t;
+    if (deadline >= 0 && (s->listener->request_timeout_ms == 0 || (uint64_t)deadline < s->listener->request_timeout_ms) &&
+        (t = es_stream__lazy_timer(s, &s->request_timer)) != NULL) {
+        /* The client's deadline is the proxy's too: past it, the answer is DEADLINE_EXCEEDED, not a late one. */
+        uv_timer_start(t, es_stream__on_request_timeout, (uint64_t)deadline + ES_CLOCK_SLACK_MS, 0);
+    }
     const es_listener_config_t *l = s->listener;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - s->env->cfg->listeners));
     if (chain->n > 0) {

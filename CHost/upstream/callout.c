@@ -183,6 +183,8 @@ int es_callout_start(es_link_t *callouts, const es_filter_lib_t *lib, es_env_t *
             cluster = &cfg->clusters[i];
     if (cluster == NULL)
         return ENVOY_SWIFT_ERR_NOT_FOUND;
+    if (cluster->http2)
+        return ENVOY_SWIFT_ERR_INVALID; /* call-outs speak HTTP/1.1: an http2 cluster cannot take them (yet) */
 
     es_callout_t *co = calloc(1, sizeof(*co));
     if (co == NULL)

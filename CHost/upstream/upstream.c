@@ -20,10 +20,12 @@ void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg)
     p->next = 0;
     es_list_init(&p->idle);
     es_list_init(&p->all);
+    es_list_init(&p->h2conns);
 }
 
 void es_pool_close(es_pool_t *p)
 {
+    es_h2up_pool_close(p);
     while (!es_list_empty(&p->all)) {
         es_upconn_t *u = es_container_of(p->all.next, es_upconn_t, link_all);
         if (u->user != NULL) {
@@ -119,6 +121,10 @@ static void start_reading(es_upconn_t *u)
 
 void es_upconn_read_pause(es_upconn_t *u, int pause)
 {
+    if (u->pool->cfg->http2) {
+        es_h2up_read_pause(u, pause);
+        return;
+    }
     if (u->state != ES_UP_ACTIVE)
         return;
     if (pause && u->reading) {
@@ -193,6 +199,8 @@ static void assign(es_upconn_t *u, es_upuser_t *user)
 
 int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
+    if (p->cfg->http2)
+        return es_h2up_acquire(p, s, out, 0);
     uint64_t now = p->env->iteration;
     for (es_link_t *l = p->idle.next; l != &p->idle; l = l->next) {
         es_upconn_t *u = es_container_of(l, es_upconn_t, link_idle);
@@ -212,6 +220,8 @@ int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 
 int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
+    if (p->cfg->http2)
+        return es_h2up_acquire(p, s, out, 1);
     const es_cluster_config_t *cfg = p->cfg;
     es_upconn_t *u = calloc(1, sizeof(*u));
     es_resp_parser_t *rp = u != NULL ? es_resp_parser_new() : NULL;
@@ -256,6 +266,12 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 
 void es_upconn_release(es_upconn_t *u, int reusable)
 {
+    if (u->pool->cfg->http2) {
+        es_h2up_release(u);
+        return;
+    }
+    /* Reusable only if the whole request went out: otherwise the upstream is mid-request. */
+    reusable = reusable && es_writeq_idle(&u->out);
     u->user = NULL;
     if (!reusable || u->peer_closed || u->state != ES_UP_ACTIVE || u->pool->env->stopping) {
         upconn_close(u);
@@ -271,6 +287,10 @@ void es_upconn_release(es_upconn_t *u, int reusable)
 
 void es_upconn_abandon(es_upconn_t *u)
 {
+    if (u->pool->cfg->http2) {
+        es_h2up_release(u);
+        return;
+    }
     u->user = NULL;
     upconn_close(u);
 }
@@ -447,18 +467,37 @@ int es_upconn__on_complete(es_upconn_t *u)
 
 /* ---- the request, framed for the upstream -------------------------------------------------- */
 
+int es_upconn_behind(const es_upconn_t *u)
+{
+    return u->pool->cfg->http2 ? es_h2up_behind(u) : u->out.above_high;
+}
+
+void es_upconn_flush(es_upconn_t *u)
+{
+    if (u->pool->cfg->http2)
+        es_h2up_flush(u);
+    else
+        es_writeq_flush(&u->out);
+}
+
 int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
                         int chunked, const es_forwarded_t *fwd)
 {
+    if (u->pool->cfg->http2)
+        return es_h2up_send_head(u, m, method, method_len, length, chunked || length > 0, fwd);
     return es_http1_write_request_head(&u->out, m, method, method_len, length, chunked, fwd, u->ep);
 }
 
 int es_upconn_send_body(es_upconn_t *u, const char *at, size_t len, int chunked)
 {
+    if (u->pool->cfg->http2)
+        return es_h2up_send_body(u, at, len);
     return chunked ? es_http1_write_chunk(&u->out, at, len) : es_writeq_append(&u->out, at, len);
 }
 
 int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
 {
+    if (u->pool->cfg->http2)
+        return es_h2up_send_end(u, m);
     return chunked ? es_http1_write_last_chunk(&u->out, m) : 0;
 }

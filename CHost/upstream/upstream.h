@@ -18,6 +18,7 @@ typedef struct es_env_s es_env_t;
 typedef struct es_pool_s es_pool_t;
 typedef struct es_upconn_s es_upconn_t;
 typedef struct es_upuser_s es_upuser_t;
+typedef struct es_h2up_s es_h2up_t;
 
 /* Whoever a connection serves (a client's stream, or a filter's call-out), told what happens. */
 typedef struct {
@@ -52,6 +53,7 @@ struct es_pool_s {
     size_t next;     /* round-robin cursor */
     es_link_t idle;  /* reusable connections, most recent first */
     es_link_t all;
+    es_link_t h2conns; /* HTTP/2 connections (http2: true), each serving many exchanges */
 };
 
 typedef enum {
@@ -86,6 +88,16 @@ struct es_upconn_s {
     unsigned interim : 1;        /* parsing a 1xx response, which is not forwarded */
     unsigned complete : 1;       /* the response for the current stream is complete */
     unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
+    /* An exchange on an HTTP/2 connection (upstream/h2_upstream.c): u is its stream, not a connection. */
+    es_h2up_t *h2;
+    int32_t h2_id;               /* 0 until submitted, -1 once closed */
+    es_link_t h2_link;
+    es_buf_t h2_body;            /* request body waiting for the upstream's window */
+    size_t h2_held;              /* response bytes not yet given back to the window (the client is behind) */
+    unsigned h2_body_end : 1;
+    unsigned h2_trailers : 1;
+    unsigned h2_paused : 1;
+    unsigned h2_behind : 1;
 };
 
 void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg);
@@ -110,7 +122,23 @@ int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, s
                         int chunked, const es_forwarded_t *fwd);
 int es_upconn_send_body(es_upconn_t *u, const char *at, size_t len, int chunked);
 int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked);
+/* Whether the upstream is behind on the request (above its high watermark: the client is not read). */
+int es_upconn_behind(const es_upconn_t *u);
+/* Writes what is queued for the upstream. */
+void es_upconn_flush(es_upconn_t *u);
 /* Flow control from the client side of the exchange. */
 void es_upconn_read_pause(es_upconn_t *u, int pause);
+
+/* upstream/h2_upstream.c, which the functions above call for an exchange on an HTTP/2 connection. */
+int es_h2up_acquire(es_pool_t *p, es_upuser_t *user, es_upconn_t **out, int fresh);
+int es_h2up_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
+                      int body, const es_forwarded_t *fwd);
+int es_h2up_send_body(es_upconn_t *u, const char *at, size_t len);
+int es_h2up_send_end(es_upconn_t *u, const es_msg_t *m);
+int es_h2up_behind(const es_upconn_t *u);
+void es_h2up_flush(es_upconn_t *u);
+void es_h2up_read_pause(es_upconn_t *u, int pause);
+void es_h2up_release(es_upconn_t *u);
+void es_h2up_pool_close(es_pool_t *p);
 
 #endif
