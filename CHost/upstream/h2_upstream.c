@@ -356,8 +356,10 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 {
     es_upconn_t *u = src->ptr;
     size_t n = u->h2_body.len < len ? u->h2_body.len : len;
-    memcpy(buf, u->h2_body.base, n);
-    es_buf_consume(&u->h2_body, n);
+    if (n > 0) {
+        memcpy(buf, u->h2_body.base, n);
+        es_buf_consume(&u->h2_body, n);
+    }
     if (u->h2_body.len == 0 && u->h2_body_end) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (u->h2_trailers)

@@ -1647,3 +1647,70 @@ const char *es_py_tools(void)
     }
     return path;
 }
+
+pid_t es_spawn_server(uint16_t *port, const char *fmt, ...)
+{
+    char cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    const char *b = getenv("ES_BUILD");
+    char dir[600], log[700];
+    snprintf(dir, sizeof dir, "%s/test-tmp", b ? b : "build");
+    mkdir(dir, 0755);
+    snprintf(log, sizeof log, "%s/server-XXXXXX", dir);
+    int fd = mkstemp(log);
+    if (fd < 0) abort();
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        setpgid(0, 0);
+        char full[2100];
+        snprintf(full, sizeof full, "exec %s", cmd);
+        execl("/bin/sh", "sh", "-c", full, (char *)NULL);
+        _exit(127);
+    }
+    close(fd);
+    for (int i = 0; i < 400; i++) {
+        FILE *f = fopen(log, "r");
+        char line[256];
+        while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+            if (strncmp(line, "port=", 5) == 0) {
+                *port = (uint16_t)atoi(line + 5);
+                fclose(f);
+                unlink(log);
+                return pid;
+            }
+        }
+        if (f != NULL) fclose(f);
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) break;
+        usleep(50 * 1000);
+    }
+    char *out = NULL;
+    FILE *f = fopen(log, "r");
+    if (f != NULL) {
+        size_t cap = 4096, n = fread(out = calloc(1, cap), 1, cap - 1, f);
+        (void)n;
+        fclose(f);
+    }
+    fprintf(stderr, "harness: %s did not report its port:\n%s\n", cmd, out ? out : "");
+    free(out);
+    es_stop_server(pid);
+    abort();
+}
+
+void es_stop_server(pid_t pid)
+{
+    if (pid <= 0) return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 60; i++) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) return;
+        usleep(50 * 1000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
