@@ -26,6 +26,7 @@ typedef struct {
     int32_t id;
     size_t held;                 /* request body bytes delivered and not yet given back to the window */
     unsigned finished : 1;       /* the exchange is done: freed when the session closes the stream */
+    unsigned in_headers : 1;     /* its header block is still arriving */
     unsigned closed : 1;         /* the session closed it: no more events, no more calls */
     char method[32];             /* a method the proxy has no name for, copied */
 } es_h2_stream_t;
@@ -38,6 +39,7 @@ struct es_h2_server_s {
     uv_idle_t *flusher;          /* a deferred flush: down ops never flush the session themselves */
     uv_timer_t *goaway_timer;    /* drain: the final GOAWAY after the shutdown notice */
     es_buf_t fields;             /* es_h2_field_t scratch for a response head */
+    uint32_t in_headers;         /* streams whose header block is still arriving: request_headers_timeout runs */
     unsigned draining : 1;
     unsigned failed : 1;         /* the session failed: close once its GOAWAY is out */
     unsigned counted : 1;        /* the session's counters went to the stats */
@@ -154,6 +156,7 @@ void *es_http2_server_new(es_conn_t *c)
     es_h2_settings_t cfg;
     es_h2_settings_default(&cfg);
     cfg.max_header_list_size = c->listener->max_request_headers;
+    cfg.max_concurrent_streams = c->listener->h2_max_concurrent_streams;
     cfg.out_high = ES_WRITE_HIGH;
     cfg.out_low = ES_WRITE_LOW;
     if (es_h2_session_init(&srv->sess, &cfg, &session_cb, srv) != 0) {
@@ -220,10 +223,21 @@ static void flush_streams(void *codec)
 
 static void header_timeout(void *codec)
 {
-    /* A stream's header block arrives whole (HEADERS and CONTINUATION, their number limited): the
-     * connection timer only waits for the preface and a first request, and then idles. */
+    /* The preface and a first request, or a header block, did not arrive in time: the connection goes. */
     es_h2_server_t *srv = codec;
-    srv->conn->ops->abort(srv->conn);
+    es_conn_t *c = srv->conn;
+    es_debug("client %s:%u: HTTP/2 header block not complete in time; GOAWAY", c->peer_ip, c->peer_port);
+    es_h2_session_goaway(&srv->sess, ES_H2_PROTOCOL_ERROR);
+    srv->failed = 1;
+    es_h2_session_flush(&srv->sess);
+    free_dead(srv);
+    if (c->closing)
+        return;
+    es_writeq_flush(&c->out);
+    if (!c->closing) {
+        c->force_drain = 1;
+        c->ops->close_after_flush(c);
+    }
 }
 
 static void on_goaway_timer(uv_timer_t *t)
@@ -332,9 +346,12 @@ static void *on_stream_open(void *user, int32_t id)
     hs->stream.owner.peer_port = c->peer_port;
     hs->stream.owner.tls = c->tls != NULL;
     hs->stream.owner.protocol = "HTTP/2";
+    hs->in_headers = 1;
     es_list_push_back(&srv->streams, &hs->link);
-    if (c->timer_kind != ES_CONN_TIMER_NONE && c->timer_kind != ES_CONN_TIMER_DRAIN)
-        c->ops->arm(c, ES_CONN_TIMER_NONE, 0);
+    /* A header block split over CONTINUATION frames is due within request_headers_timeout, as an HTTP/1.1
+     * head is: a client that stops halfway holds no stream for long. */
+    if (srv->in_headers++ == 0 && c->timer_kind != ES_CONN_TIMER_DRAIN)
+        c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
     es_stats_inc(ES_STAT_H2_STREAMS);
     es_stream_begin(&hs->stream);
     return hs;
@@ -393,9 +410,22 @@ static int on_header(void *user, void *stream, const char *name, size_t nlen, co
     return es_msg_on_field(&s->req, name, nlen) || es_msg_on_value(&s->req, value, vlen) ? -1 : 0;
 }
 
+/* The stream's header block is complete (or abandoned): when none is still arriving, no deadline runs. */
+static void headers_arrived(es_h2_stream_t *hs)
+{
+    es_h2_server_t *srv = hs->srv;
+    es_conn_t *c = srv->conn;
+    if (!hs->in_headers)
+        return;
+    hs->in_headers = 0;
+    if (--srv->in_headers == 0 && c->timer_kind == ES_CONN_TIMER_HEADERS)
+        c->ops->arm(c, ES_CONN_TIMER_NONE, 0);
+}
+
 static int on_headers_done(void *user, void *stream, int end_stream)
 {
     es_h2_stream_t *hs = stream;
+    headers_arrived(hs);
     es_stream_t *s = &hs->stream;
     s->req_has_body = !end_stream;
     if (s->method == ES_METHOD_CONNECT) {
@@ -410,6 +440,7 @@ static int on_headers_done(void *user, void *stream, int end_stream)
 static void on_headers_too_large(void *user, void *stream)
 {
     es_h2_stream_t *hs = stream;
+    headers_arrived(hs);
     es_stream_request_error(&hs->stream, 431, "request header list too large");
 }
 
@@ -450,6 +481,7 @@ static void on_stream_close(void *user, void *stream, uint32_t code)
 {
     es_h2_server_t *srv = user;
     es_h2_stream_t *hs = stream;
+    headers_arrived(hs);
     hs->closed = 1;
     if (!hs->finished) {
         if (code != ES_H2_NO_ERROR && !hs->stream.resp_done)

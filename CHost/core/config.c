@@ -887,13 +887,32 @@ static int parse_buffer_limits(parser_t *p, es_listener_config_t *l, const field
     return 0;
 }
 
+/* http2: { max_concurrent_streams: N }: what the listener's HTTP/2 connections allow (SETTINGS). */
+static int parse_listener_http2(parser_t *p, es_listener_config_t *l, const field_t *hf)
+{
+    static const char *const keys[] = { "max_concurrent_streams", NULL };
+    enum { MAX_STREAMS, NKEYS };
+    field_t f[NKEYS];
+    long streams = 100;
+    l->h2_max_concurrent_streams = 100;
+    if (!has(hf)) return 0;
+    size_t mark = enter(p, hf);
+    const yaml_node_t *node = hf->value;
+    if (node->type != YAML_MAPPING_NODE) return fail(p, hf->key, "expected a mapping, got %s", describe(p, node));
+    if (read_fields(p, node, node, keys, f) || take_int(p, node, &f[MAX_STREAMS], OPTIONAL, 1, 10000, &streams))
+        return -1;
+    l->h2_max_concurrent_streams = (uint32_t)streams;
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
     static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
                                         "request_headers_timeout", "idle_timeout", "request_timeout",
-                                        "delayed_close_timeout", "max_request_headers_kb", "tls", NULL };
+                                        "delayed_close_timeout", "max_request_headers_kb", "tls", "http2", NULL };
     enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
-           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, NKEYS };
+           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -918,15 +937,14 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 0;
     l->delayed_close_timeout_ms = 1000;
-    /* http-parser stops at 80 KiB of header bytes whatever is configured (HTTP_MAX_HEADER_SIZE). */
     if (take_timeout(p, node, &f[HEADERS_TIMEOUT], NONZERO, &l->request_headers_timeout_ms) ||
         take_timeout(p, node, &f[IDLE_TIMEOUT], ZERO_IS_OFF, &l->idle_timeout_ms) ||
         take_timeout(p, node, &f[REQUEST_TIMEOUT], ZERO_IS_OFF, &l->request_timeout_ms) ||
         take_timeout(p, node, &f[DELAYED_CLOSE], NONZERO, &l->delayed_close_timeout_ms) ||
-        take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 80, &headers_kb))
+        take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 1024, &headers_kb))
         return -1;
     l->max_request_headers = (uint32_t)headers_kb * 1024;
-    if (parse_listener_tls(p, l, &f[TLS])) return -1;
+    if (parse_listener_tls(p, l, &f[TLS]) || parse_listener_http2(p, l, &f[HTTP2])) return -1;
 
     if (take_list(p, node, &f[FILTERS], OPTIONAL, false, &filters)) return -1;
     if (list_len(filters)) {

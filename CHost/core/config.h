@@ -92,7 +92,8 @@ typedef struct {
     uint64_t idle_timeout_ms;            /* a keep-alive connection between requests; default 60s, 0 = never */
     uint64_t request_timeout_ms;         /* a whole request, first byte to response end; default 0 = off */
     uint64_t delayed_close_timeout_ms;   /* draining unread input after the last response; default 1s */
-    uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB */
+    uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB (HTTP/2: the header list) */
+    uint32_t h2_max_concurrent_streams;  /* http2.max_concurrent_streams: streams per HTTP/2 connection; default 100 */
     /* tls: { cert, key, handshake_timeout }: serve HTTPS. tls_ctx is an SSL_CTX made at load. */
     void *tls_ctx;                       /* NULL: plain HTTP */
     char *tls_cert;                      /* PEM, the chain served whole */

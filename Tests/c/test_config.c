@@ -289,6 +289,29 @@ static void test_defaults(void **state)
     es_config_dispose(&cfg);
 }
 
+/* HTTP/2: a cluster's http2: true, a listener's http2.max_concurrent_streams (100 when absent). */
+static void test_http2_settings(void **state)
+{
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, LISTENER "    http2: { max_concurrent_streams: 250 }\n" DIRECT_ROUTE
+                                "clusters:\n  - name: c\n    http2: true\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+                                "  - name: d\n    endpoints: [{address: 127.0.0.1, port: 2}]\n",
+                          err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].h2_max_concurrent_streams, 250);
+    assert_int_equal(cfg.clusters[0].http2, 1);
+    assert_int_equal(cfg.clusters[1].http2, 0);
+    es_config_dispose(&cfg);
+    assert_int_equal(load(&cfg, MINIMAL, err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].h2_max_concurrent_streams, 100);
+    es_config_dispose(&cfg);
+    expect_error(MINIMAL "clusters:\n  - name: c\n    http2: yes please\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
+                 "10: clusters[0].http2: expected true or false, got \"yes please\"");
+    expect_error_prefix(LISTENER "    http2: { max_concurrent_streams: 0 }\n" DIRECT_ROUTE,
+                        "5: listeners[0].http2.max_concurrent_streams:");
+    expect_error_prefix(LISTENER "    http2: { streams: 5 }\n" DIRECT_ROUTE, "5: listeners[0].http2.streams: unknown key");
+}
+
 /* buffer_limits per listener; timeout and timeout_status per filter; the defaults when absent. */
 static void test_async_limits(void **state)
 {
@@ -365,16 +388,15 @@ static void test_connection_limits(void **state)
     assert_int_equal(cfg.clusters[0].retries_on_reset, 3);
     es_config_dispose(&cfg);
 
-    /* the slow-loris defence and the drain cannot be turned off; max_request_headers_kb stops at
-     * http-parser's own 80 KiB */
+    /* the slow-loris defence and the drain cannot be turned off; max_request_headers_kb stops at 1 MiB */
     expect_error(MINIMAL "    request_headers_timeout: 0\n",
                  "8: listeners[0].request_headers_timeout: must be greater than 0, got \"0\"");
     expect_error(MINIMAL "    delayed_close_timeout: 0s\n",
                  "8: listeners[0].delayed_close_timeout: must be greater than 0, got \"0s\"");
     expect_error(MINIMAL "    idle_timeout: soon\n",
                  "8: listeners[0].idle_timeout: expected a duration like \"1s\" or \"250ms\", got \"soon\"");
-    expect_error(MINIMAL "    max_request_headers_kb: 81\n",
-                 "8: listeners[0].max_request_headers_kb: expected an integer 1-80, got \"81\"");
+    expect_error(MINIMAL "    max_request_headers_kb: 1025\n",
+                 "8: listeners[0].max_request_headers_kb: expected an integer 1-1024, got \"1025\"");
     expect_error(MINIMAL "    buffer_limits: { max_body: 10 }\n",
                  "8: listeners[0].buffer_limits.max_body: must be between 1024 and 1073741824 bytes, got \"10\"");
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
@@ -608,7 +630,7 @@ static void test_unknown_key_listener(void **state)
 {
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
                  "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
-                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls)");
+                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls, http2)");
 }
 
 static void test_unknown_key_route(void **state)
@@ -625,7 +647,7 @@ static void test_unknown_key_route(void **state)
 static void test_unknown_key_cluster(void **state)
 {
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n    lb: rr\n",
-                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout, idle_timeout, retries, tls)");
+                 "11: clusters[0].lb: unknown key (expected one of: name, endpoints, connect_timeout, idle_timeout, retries, tls, http2)");
     expect_error(MINIMAL "clusters:\n  - name: c\n    endpoints:\n      - address: 127.0.0.1\n        port: 1\n"
                          "        weight: 2\n",
                  "13: clusters[0].endpoints[0].weight: unknown key (expected one of: address, port)");
@@ -910,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_unknown_key_listener),
         cmocka_unit_test(test_unknown_key_route),
         cmocka_unit_test(test_unknown_key_cluster),
+        cmocka_unit_test(test_http2_settings),
         cmocka_unit_test(test_unknown_key_filter),
         cmocka_unit_test(test_duplicate_key),
         cmocka_unit_test(test_port_not_integer),

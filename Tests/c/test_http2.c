@@ -291,6 +291,27 @@ static void test_header_list_too_large_is_431(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* A header block that stops halfway (HEADERS without END_HEADERS) is given request_headers_timeout, as an HTTP/1.1
+ * head is: GOAWAY PROTOCOL_ERROR and the close at 1.00-1.15 s (the Python client's own latency included). */
+static void test_a_stalled_header_block_is_cut_at_the_header_timeout(void **state)
+{
+    es_fixture_t *f = *state;
+    start(f, NULL, "    request_headers_timeout: 1s\n");
+    char *out;
+    h2_client(f, &out, "slow-headers --wait 4000");
+    expect_kv(out, "goaway", "PROTOCOL_ERROR");
+    char *t = es_kv(out, "closed_after_ms");
+    assert_non_null(t);
+    long ms = atol(t);
+    if (ms < 1000 || ms > 1150)
+        fail_msg("closed after %ld ms, not within 1000-1150:\n%s", ms, out);
+    free(t);
+    free(out);
+    assert_int_equal(stat(f, "downstream.header_timeouts"), 1);
+    expect_still_serving(f);
+    es_proxy_stop(&f->px);
+}
+
 static void test_streams_over_the_limit_are_refused(void **state)
 {
     es_fixture_t *f = *state;
@@ -302,6 +323,14 @@ static void test_streams_over_the_limit_are_refused(void **state)
     expect_kv(out, "rst_codes", "REFUSED_STREAM:5");
     free(out);
     assert_int_equal(stat(f, "h2.streams_refused"), 5);
+    es_proxy_stop(&f->px);
+    /* The limit is the listener's http2.max_concurrent_streams. */
+    start(f, NULL, "    http2: { max_concurrent_streams: 10 }\n");
+    h2_client(f, &out, "concurrent-streams --count 12 --path '/delay?ms=500'");
+    expect_kv(out, "max_concurrent_streams", "10");
+    expect_kv(out, "completed", "10");
+    expect_kv(out, "rst_codes", "REFUSED_STREAM:2");
+    free(out);
     es_proxy_stop(&f->px);
 }
 
@@ -367,6 +396,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rapid_reset_is_cut_with_goaway, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_floods_get_goaway_enhance_your_calm, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_header_list_too_large_is_431, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_a_stalled_header_block_is_cut_at_the_header_timeout, es_fixture_setup,
+                                        es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_streams_over_the_limit_are_refused, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reset_while_an_async_filter_holds_the_stream, es_fixture_setup,
                                         es_fixture_teardown),

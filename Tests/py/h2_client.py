@@ -19,6 +19,7 @@ Modes (options in brackets; --path overrides each mode's default path):
                     before the server stalls (quiet for --idle MS)
   rapid-reset       --count N streams opened and reset (CANCEL) at once (CVE-2023-44487)
   continuation-flood  HEADERS without END_HEADERS, then --count CONTINUATION frames (raw, hyperframe)
+  slow-headers      HEADERS without END_HEADERS, then nothing for --wait ms: closed_after_ms (or none)
   empty-data-flood  --count empty DATA frames without END_STREAM on one open stream
   ping-flood        --count PINGs, written without reading the acknowledgements
   settings-flood    --count SETTINGS frames, written without reading the acknowledgements
@@ -451,6 +452,26 @@ def mode_continuation_flood(a):
         die(f"the server took {sent} CONTINUATION frames without a GOAWAY, a reset or a close")
 
 
+def mode_slow_headers(a):
+    """HEADERS without END_HEADERS and then nothing: how long until the server gives up on the header block."""
+    c = Client(a)
+    c.pump(0.2)
+    req = [(":method", "GET"), (":path", a.path or "/"), (":scheme", "https" if a.tls else "http"),
+           (":authority", c.authority)]
+    sid = c.h2.get_next_available_stream_id()
+    c.streams[sid] = Stream(sid)
+    c.h2.send_headers(sid, req, end_stream=True)
+    c.h2.data_to_send()
+    enc = hpack.Encoder()
+    start = time.monotonic()
+    c.write(HeadersFrame(sid, data=enc.encode(req), flags=["END_STREAM"]).serialize())
+    c.settle(a.wait / 1000)
+    out(closed_after_ms=round((time.monotonic() - start) * 1000) if c.closed or c.goaway else "none")
+    c.report_defence()
+    if not c.defended():
+        die(f"the server kept a header block open for {a.wait} ms")
+
+
 def flood(a, frame, label):
     """Writes frame --count times (in batches), reading nothing meanwhile (and a small receive
     buffer: the server's answers back up), then reads the answer."""
@@ -566,7 +587,8 @@ MODES = {"get": mode_get_post, "post": mode_get_post, "big-upload": mode_big_upl
          "rapid-reset": mode_rapid_reset, "continuation-flood": mode_continuation_flood,
          "empty-data-flood": mode_empty_data_flood, "ping-flood": mode_ping_flood,
          "settings-flood": mode_settings_flood, "headers-too-large": mode_headers_too_large,
-         "concurrent-streams": mode_concurrent_streams, "reset-while-held": mode_reset_while_held}
+         "concurrent-streams": mode_concurrent_streams, "reset-while-held": mode_reset_while_held,
+         "slow-headers": mode_slow_headers}
 
 
 def main():
