@@ -2,7 +2,8 @@ import EnvoySwift
 
 /// `chain_probe` (a test filter): adds its tag as one more `x-chain` value on the request headers
 /// and on the response headers, so the order a chain runs in is visible both ways; and the
-/// request's scheme as seen by filters as `x-chain-scheme` on the response.
+/// request's scheme, protocol and authority as seen by filters as `x-chain-scheme`,
+/// `x-chain-version` and `x-chain-authority` on the response.
 ///
 /// ```yaml
 /// plugin_config: { tag: a }
@@ -40,10 +41,12 @@ public struct ChainProbe: HTTPFilter {
         return .continue
     }
 
-    /// Adds the tag to the response's `x-chain`, and the request's scheme as `x-chain-scheme`.
+    /// Adds the tag to the response's `x-chain`, and what filters see of the request.
     public func onResponseHeaders(_ headers: HeaderMap, endOfStream: Bool) throws -> FilterStatus {
         try headers.add("x-chain", tag)
         try headers.set("x-chain-scheme", context.request.scheme)
+        try headers.set("x-chain-version", context.request.httpVersion)
+        try headers.set("x-chain-authority", context.request.authority)
         return .continue
     }
 }

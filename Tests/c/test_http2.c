@@ -97,18 +97,27 @@ static void expect_still_serving(es_fixture_t *f)
 static void test_curl_h2c_prior_knowledge_and_http11_on_one_listener(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = es_swift_filter_yaml("rewrite", "header_rewrite", "{ response: { set: { x-swift: seen } } }", NULL);
+    char *a = es_swift_filter_yaml("rewrite", "header_rewrite", "{ response: { set: { x-swift: seen } } }", NULL);
+    char *b = es_swift_filter_yaml("probe", "chain_probe", "{ tag: p }", NULL);
+    char flt[2048];
+    snprintf(flt, sizeof flt, "%s%s", a, b);
     start(f, flt, NULL);
-    free(flt);
+    free(a);
+    free(b);
     uint16_t port = es_proxy_port(&f->px, "main");
     char *out;
     int rc = es_run_tool(&out, "curl -sS --max-time 10 --http2-prior-knowledge -D - -d hello "
                                "http://127.0.0.1:%u/headers?x=1", port);
     if (rc != 0)
         fail_msg("curl %d: %s", rc, out);
-    /* HTTP/2 to the client, HTTP/1.1 upstream, the filter at work on the way back. */
+    /* HTTP/2 to the client, HTTP/1.1 upstream, the filter at work on the way back; filters see the protocol as
+     * HTTP/2 and :authority as the authority. */
     assert_non_null(strstr(out, "HTTP/2 200"));
     assert_non_null(strstr(out, "x-swift: seen"));
+    assert_non_null(strstr(out, "x-chain-version: HTTP/2"));
+    char auth[64];
+    snprintf(auth, sizeof auth, "x-chain-authority: 127.0.0.1:%u", port);
+    assert_non_null(strstr(out, auth));
     assert_non_null(strstr(out, "POST /headers?x=1 HTTP/1.1"));
     char *host = es_head_value(strstr(out, "POST /headers"), "host"), want[64];
     assert_non_null(host); /* :authority went upstream as Host */
