@@ -186,6 +186,47 @@ static void test_http11_and_h2_clients_to_an_h2_upstream(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* Trailers from an HTTP/1.1 client (chunked) reach an h2 upstream as a trailing HEADERS frame; the same cluster
+ * over TLS negotiates h2 by ALPN. */
+static void test_request_trailers_and_an_h2_upstream_over_tls(void **state)
+{
+    es_fixture_t *f = *state;
+    es_tls_certs_t certs;
+    es_tls_make_certs(NULL, &certs);
+    uint16_t port;
+    server = es_spawn_server(&port, "%s %s/h2_upstream.py --port 0 --tls %s %s", es_python(), es_py_tools(),
+                             certs.server_cert, certs.server_key);
+    es_proxy_start(&f->px, 1,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: h2tls\n"
+                   "clusters:\n"
+                   "  - name: h2tls\n"
+                   "    http2: true\n"
+                   "    tls: { ca: %s, sni: localhost }\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   certs.ca_cert, port);
+    es_response_t r;
+    es_roundtrip(f->px.port,
+                 "POST /request-trailers HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\n\r\n"
+                 "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Done: yes\r\n\r\n",
+                 &r, NULL);
+    assert_int_equal(r.status, 200);
+    if (strstr(r.body, "x-checksum: abc\n") == NULL || strstr(r.body, "x-done: yes\n") == NULL)
+        fail_msg("the upstream saw these request trailers:\n%s", r.body);
+    es_response_dispose(&r);
+    es_get(f->px.port, "/bytes/100000", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 100000);
+    es_response_dispose(&r);
+    es_proxy_stop(&f->px);
+}
+
 /* Many streams share a pooled connection up to the upstream's limit, then a new one opens; a GOAWAY stops new
  * streams on a connection, and the ones it refused are sent again on a new connection. */
 static void test_stream_limit_and_goaway_from_the_upstream(void **state)
@@ -228,6 +269,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grpc_statuses_trailers_and_deadlines, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_proxy_enforces_grpc_timeout, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_http11_and_h2_clients_to_an_h2_upstream, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_trailers_and_an_h2_upstream_over_tls, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_limit_and_goaway_from_the_upstream, es_fixture_setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

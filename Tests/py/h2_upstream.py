@@ -11,6 +11,7 @@ What it answers, by path (every response has x-upstream-conn: K and x-upstream-s
   /sha256      reads the request body (acknowledging it only as it is read) and answers
                "len=N sha256=HEX\\n", also as headers x-body-len and x-body-sha256
   /trailers    a body "trailers follow\\n" then trailers x-trailer-one: 1, x-trailer-two: 2
+  /request-trailers  the request's trailers, "name: value" a line (or "no trailers")
   /slow/MS     waits MS milliseconds, then answers like the default
   /status/C    status C, body "status C\\n"
   anything     echoes the request body as it arrives; a request without one gets
@@ -139,6 +140,11 @@ class Conn(asyncio.Protocol):
             s = self.streams.get(ev.stream_id)
             if s:
                 s.body.put_nowait((ev.data, ev.flow_controlled_length))
+        elif isinstance(ev, h2.events.TrailersReceived):
+            s = self.streams.get(ev.stream_id)
+            if s:
+                s.trailers = [(k.decode() if isinstance(k, bytes) else k, v.decode() if isinstance(v, bytes) else v)
+                              for k, v in ev.headers]
         elif isinstance(ev, h2.events.StreamEnded):
             s = self.streams.get(ev.stream_id)
             if s:
@@ -239,6 +245,11 @@ class Conn(asyncio.Protocol):
             await self.send(s, b"trailers follow\n")
             self.h2.send_headers(s.sid, [("x-trailer-one", "1"), ("x-trailer-two", "2")], end_stream=True)
             self.flush()
+        elif parts[0] == "request-trailers":
+            await self.drain_body(s)
+            body = "".join(f"{k}: {v}\n" for k, v in getattr(s, "trailers", [])).encode() or b"no trailers\n"
+            self.respond(s, 200, [("content-length", str(len(body)))])
+            await self.send(s, body, end=True)
         elif parts[0] == "status" and len(parts) == 2 and parts[1].isdigit():
             await self.drain_body(s)
             body = f"status {parts[1]}\n".encode()
