@@ -41,6 +41,10 @@ typedef enum {
     ES_STAT_RELOAD_FAILURES,      /* reloads refused (bad config, a worker that failed or crashed starting) */
     ES_STAT_WORKER_CRASHES,       /* worker processes that died (signal, exit != 0) */
     ES_STAT_DRAIN_TIMEOUTS,       /* draining workers that still held connections at drain_timeout */
+    ES_STAT_TUNNELS,              /* tunnels opened: a 101 to a WebSocket upgrade, or a 200 to a CONNECT */
+    ES_STAT_UPGRADES_REFUSED,     /* WebSocket upgrades forwarded without Upgrade: the route says upgrades: [] */
+    ES_STAT_CONNECT_REFUSED,      /* CONNECT requests refused (403): the route has no connect: {} */
+    ES_STAT_TUNNEL_IDLE_TIMEOUTS, /* tunnels closed at tunnel_idle_timeout */
     /* Gauges from here on: per live worker, never folded into the totals when a worker exits. */
     ES_STAT_GAUGES,
     ES_STAT_GENERATION = ES_STAT_GAUGES, /* the serving generation (set by the supervisor) */
