@@ -493,7 +493,8 @@ int es_upconn__on_complete(es_upconn_t *u)
         return 0;
     }
     u->complete = 1;
-    u->user->ops->complete(u->user, es_resp_parser_keep_alive(u->rp));
+    /* After an upgrade it declined, a server may not expect HTTP on the connection any more: not reused. */
+    u->user->ops->complete(u->user, es_resp_parser_keep_alive(u->rp) && !u->upgrade_asked);
     if (u->user != NULL && u->state == ES_UP_ACTIVE)
         es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
     /* Stop here: anything after the response is an error, checked by got_data. */
