@@ -111,7 +111,7 @@ static ssize_t input(void *codec, const char *data, size_t len)
 {
     es_h1_server_t *h = codec;
     es_conn_t *c = h->conn;
-    if (h->tunnel) {
+    if (__builtin_expect(h->tunnel, 0)) {
         es_stream_tunnel_data(&h->stream, data, len);
         return c->closing ? -1 : (ssize_t)len;
     }
@@ -189,7 +189,7 @@ static int want_input(void *codec, size_t buffered)
      * one read block) so that a client that goes away is seen at once: its stream is reset and a RUNNING
      * filter cancelled. A full block stops reading until the parser goes on. */
     es_h1_server_t *h = codec;
-    return !es_stream_read_blocked(&h->stream) && (h->tunnel || !h->waiting || buffered < ES_BLOCK_SIZE);
+    return !es_stream_read_blocked(&h->stream) && (!h->waiting || buffered < ES_BLOCK_SIZE || h->tunnel);
 }
 
 static void writable(void *codec, int drained)
@@ -324,6 +324,19 @@ static int asks_websocket(const es_msg_t *m)
     return 0;
 }
 
+/* llhttp stops after this head (CONNECT, or Upgrade with Connection: upgrade): the bytes behind it are a tunnel's
+ * if the answer opens one. */
+static __attribute__((noinline, cold)) void upgrade_or_connect(es_h1_server_t *h, llhttp_t *p)
+{
+    es_stream_t *s = &h->stream;
+    if (s->method == ES_METHOD_CONNECT)
+        h->keepalive = 0; /* whatever the answer, what follows a CONNECT is not HTTP */
+    else if (!h->http10 && !s->req_has_body && asks_websocket(&s->req))
+        s->upgrade_req = 1;
+    else
+        p->upgrade = 0; /* another protocol (h2c, ...), or a body: an ordinary request, Upgrade dropped */
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
@@ -354,15 +367,8 @@ static int on_headers_complete(llhttp_t *p)
             return -1;
         }
     }
-    if (p->upgrade) {
-        /* llhttp stops after this head: the bytes behind it are a tunnel's, if the answer opens one. */
-        if (s->method == ES_METHOD_CONNECT)
-            h->keepalive = 0; /* whatever the answer, what follows a CONNECT is not HTTP */
-        else if (!h->http10 && !s->req_has_body && asks_websocket(&s->req))
-            s->upgrade_req = 1;
-        else
-            p->upgrade = 0; /* another protocol (h2c, ...), or a body: an ordinary request, Upgrade dropped */
-    }
+    if (__builtin_expect(p->upgrade, 0))
+        upgrade_or_connect(h, p);
     if (!h->http10 && s->req_has_body) {
         int e = es_msg_find(&s->req, LIT("expect"), 0);
         if (e >= 0) {
@@ -402,7 +408,7 @@ static int failed(es_h1_server_t *h)
 
 /* A 101 to a WebSocket upgrade (with its Upgrade fields and Connection: upgrade), or a 200 to a CONNECT: no
  * framing, no Connection: close; after it the connection is a tunnel until either side closes. */
-static int tunnel_head(es_h1_server_t *h, int status, const es_msg_t *m)
+static __attribute__((noinline, cold)) int tunnel_head(es_h1_server_t *h, int status, const es_msg_t *m)
 {
     h->keepalive = 0;
     h->resp_chunked = 0;
@@ -430,7 +436,7 @@ static int tunnel_head(es_h1_server_t *h, int status, const es_msg_t *m)
 static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t declared, int flags)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    if (flags & ES_RESP_TUNNEL)
+    if (__builtin_expect(flags & ES_RESP_TUNNEL, 0))
         return tunnel_head(h, status, m);
     int nobody = s->head || status == 204 || status == 304;
     int eos = (flags & ES_RESP_END) != 0;

@@ -47,7 +47,7 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
 
 /* ---- tunnels: a WebSocket upgrade's 101, a CONNECT's 200, then bytes both ways -------------- */
 
-static void on_tunnel_idle(uv_timer_t *t)
+static __attribute__((cold)) void on_tunnel_idle(uv_timer_t *t)
 {
     es_stream_t *s = t->data;
     es_stats_inc(ES_STAT_TUNNEL_IDLE_TIMEOUTS);
@@ -64,7 +64,7 @@ static inline void tunnel_touch(es_stream_t *s)
 }
 
 /* The 101 or 200 went out (the codec knows from ES_RESP_TUNNEL): the upstream's bytes flow, then the client's. */
-static void enter_tunnel(es_stream_t *s)
+static __attribute__((noinline, cold)) void enter_tunnel(es_stream_t *s)
 {
     uint64_t idle = s->listener->tunnel_idle_timeout_ms;
     s->tunnel = 1;
@@ -96,9 +96,17 @@ void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
     }
 }
 
+/* A WebSocket upgrade goes on as one where the route allows it; elsewhere without Upgrade (a plain GET). */
+static __attribute__((noinline, cold)) void decide_upgrade(es_stream_t *s, const es_route_config_t *r)
+{
+    s->upgrading = r->upgrade_websocket ? 1 : 0;
+    if (!s->upgrading)
+        es_stats_inc(ES_STAT_UPGRADES_REFUSED);
+}
+
 /* A CONNECT: only where the route says connect: {}, and only to the route's cluster (not to the host:port the
  * request names: that would make the proxy an open relay). */
-static int forward_connect(es_stream_t *s, const es_route_config_t *r)
+static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const es_route_config_t *r)
 {
     if (!r->connect) {
         static const char body[] = "CONNECT is not allowed here: the route has no \"connect: {}\"\n";
@@ -145,7 +153,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         es_stream__local_reply(s, 404, body, sizeof(body) - 1, 0);
         return -1;
     }
-    if (s->method == ES_METHOD_CONNECT)
+    if (__builtin_expect(s->method == ES_METHOD_CONNECT, 0))
         return forward_connect(s, r);
     if (r->stats) {
         char body[2048];
@@ -157,10 +165,8 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         es_stream__local_reply(s, r->direct_status, r->direct_body, r->direct_body_len, 0);
         return -1;
     }
-    /* A WebSocket upgrade goes on as one where the route allows it; elsewhere without Upgrade (a plain GET). */
-    s->upgrading = s->upgrade_req && r->upgrade_websocket;
-    if (s->upgrade_req && !s->upgrading)
-        es_stats_inc(ES_STAT_UPGRADES_REFUSED);
+    if (__builtin_expect(s->upgrade_req, 0))
+        decide_upgrade(s, r);
     es_upconn_t *up;
     int err = es_pool_acquire(&s->env->pools[r->cluster->index], &s->user, &up);
     if (err) {
@@ -184,20 +190,28 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     return 0;
 }
 
+/* The 101 to an upgrade that went upstream: it goes to the client, and the tunnel begins. */
+static __attribute__((noinline, cold)) int forward_tunnel_head(es_stream_t *s)
+{
+    if (s->down->headers(s, 101, s->owner.resp, -1, ES_RESP_END | ES_RESP_TUNNEL) != 0)
+        return -1;
+    s->resp_started = 1;
+    enter_tunnel(s);
+    return 0;
+}
+
 static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     es_msg_t *m = s->owner.resp;
     int status = s->resp_status;
-    int tunnel = status == 101 && s->upgrading && s->up != NULL;
-    int nobody = s->head || status == 204 || status == 304 || tunnel;
+    if (__builtin_expect(s->upgrading, 0) && status == 101 && s->up != NULL)
+        return forward_tunnel_head(s);
+    int nobody = s->head || status == 204 || status == 304;
     int64_t declared = known_len >= 0 && !nobody ? known_len : es_msg_content_length(m);
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
-    int flags = (eos || nobody ? ES_RESP_END : 0) | (tunnel ? ES_RESP_TUNNEL : 0);
-    if (s->down->headers(s, status, m, nobody ? -1 : declared, flags) != 0)
+    if (s->down->headers(s, status, m, nobody ? -1 : declared, eos || nobody ? ES_RESP_END : 0) != 0)
         return -1;
     s->resp_started = 1;
-    if (tunnel)
-        enter_tunnel(s);
     return 0;
 }
 
@@ -579,7 +593,7 @@ static void up_after_read(es_upuser_t *u)
         flush_both(s);
 }
 
-static void up_tunnel_ready(es_upuser_t *u)
+static __attribute__((cold)) void up_tunnel_ready(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
     es_msg_t none;
@@ -605,7 +619,7 @@ static void up_tunnel_data(es_upuser_t *u, const char *at, size_t len)
 }
 
 /* The upstream closed the tunnel: the client's side closes once what is queued for it is written. */
-static void up_tunnel_end(es_upuser_t *u)
+static __attribute__((cold)) void up_tunnel_end(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
     s->up = NULL;

@@ -316,32 +316,40 @@ static void got_end(es_upconn_t *u, ssize_t err)
 }
 
 /* Response bytes (plaintext) for the stream being served. */
+/* Bytes after a 101's head (data[n..len)) are the tunnel's: to the user once it runs, kept until then. */
+static __attribute__((noinline, cold)) void got_tunnel_bytes(es_upconn_t *u, const char *data, size_t len, size_t n)
+{
+    if (u->state != ES_UP_ACTIVE || n == len)
+        goto out;
+    if (u->raw) {
+        if (u->user != NULL)
+            u->user->ops->tunnel_data(u->user, data + n, len - n);
+        return;
+    }
+    char *e = realloc(u->early, u->early_len + (len - n));
+    if (e == NULL) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    memcpy(e + u->early_len, data + n, len - n);
+    u->early = e;
+    u->early_len += len - n;
+out:
+    if (!u->raw && u->state == ES_UP_ACTIVE)
+        es_upconn_read_pause(u, 1);
+}
+
 static void got_data(es_upconn_t *u, const char *data, size_t len)
 {
     u->got_bytes = 1;
-    if (u->raw) {
-        if (u->user != NULL && u->state == ES_UP_ACTIVE)
-            u->user->ops->tunnel_data(u->user, data, len);
+    if (__builtin_expect(u->upgraded, 0)) {
+        got_tunnel_bytes(u, data, len, 0);
         return;
     }
-    size_t n = 0;
-    int r = u->upgraded ? ES_RESP_PAUSED : es_resp_parser_execute(u->rp, data, len, &n);
-    if (u->upgraded && u->state == ES_UP_ACTIVE && r != ES_RESP_ERROR) {
-        /* After the 101's head the bytes are the tunnel's: now, or kept until it starts. */
-        if (n < len && u->raw && u->user != NULL) {
-            u->user->ops->tunnel_data(u->user, data + n, len - n);
-        } else if (n < len && !u->raw) {
-            char *e = realloc(u->early, u->early_len + (len - n));
-            if (e == NULL) {
-                upconn_fail(u, 503, "out of memory");
-                return;
-            }
-            memcpy(e + u->early_len, data + n, len - n);
-            u->early = e;
-            u->early_len += len - n;
-        }
-        if (!u->raw && u->state == ES_UP_ACTIVE)
-            es_upconn_read_pause(u, 1);
+    size_t n;
+    int r = es_resp_parser_execute(u->rp, data, len, &n);
+    if (__builtin_expect(u->upgraded, 0) && r != ES_RESP_ERROR) {
+        got_tunnel_bytes(u, data, len, n); /* the 101 came in this read */
         return;
     }
     if (u->state == ES_UP_IDLE && n < len) {
@@ -456,23 +464,38 @@ int es_upconn__on_value(es_upconn_t *u, const char *at, size_t len)
     return es_msg_on_value(&u->resp, at, len);
 }
 
-int es_upconn__on_headers(es_upconn_t *u)
+/* A 1xx, or the answer to an upgrade request. Returns what es_upconn__on_headers returns, or 2: an ordinary
+ * final response, to be handed to the user. */
+static __attribute__((noinline, cold)) int informational_or_upgrade(es_upconn_t *u)
 {
-    es_msg_headers_done(&u->resp);
-    u->headers_done = 1;
-    u->status = es_resp_parser_status(u->rp);
-    u->content_length = es_resp_parser_content_length(u->rp);
     if (u->status == 101 && u->upgrade_asked) {
         /* The upgrade goes on: the 101 is the final answer, and no body follows it. */
         u->upgraded = 1;
         int r = u->user->ops->headers(u->user, u);
         return r < 0 ? -1 : 1;
     }
+    if (u->status == 101)
+        return -1; /* Upgrade was not forwarded, so this is not a valid answer */
     if (u->status < 200) {
-        if (u->status == 101)
-            return -1; /* Upgrade was not forwarded, so this is not a valid answer */
         u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
         return 0;
+    }
+    /* An upgrade declined: the server may not expect HTTP on the connection any more, so it is not pooled
+     * again (released as if the upstream had closed it). */
+    u->peer_closed = 1;
+    return 2;
+}
+
+int es_upconn__on_headers(es_upconn_t *u)
+{
+    es_msg_headers_done(&u->resp);
+    u->headers_done = 1;
+    u->status = es_resp_parser_status(u->rp);
+    u->content_length = es_resp_parser_content_length(u->rp);
+    if (__builtin_expect(u->status < 200 || u->upgrade_asked, 0)) {
+        int r = informational_or_upgrade(u);
+        if (r != 2)
+            return r;
     }
     int r = u->user->ops->headers(u->user, u);
     return r < 0 ? -1 : r;
@@ -486,15 +509,14 @@ int es_upconn__on_body(es_upconn_t *u, const char *at, size_t len)
 
 int es_upconn__on_complete(es_upconn_t *u)
 {
-    if (u->upgraded)
-        return 1; /* the 101's end: the tunnel's bytes follow */
-    if (u->interim) {
+    if (__builtin_expect(u->interim || u->upgraded, 0)) {
+        if (u->upgraded)
+            return 1; /* the 101's end: the tunnel's bytes follow */
         u->interim = 0;
         return 0;
     }
     u->complete = 1;
-    /* After an upgrade it declined, a server may not expect HTTP on the connection any more: not reused. */
-    u->user->ops->complete(u->user, es_resp_parser_keep_alive(u->rp) && !u->upgrade_asked);
+    u->user->ops->complete(u->user, es_resp_parser_keep_alive(u->rp));
     if (u->user != NULL && u->state == ES_UP_ACTIVE)
         es_upconn_read_pause(u, 1); /* not released yet (a filter holds the response): EOF waits too */
     /* Stop here: anything after the response is an error, checked by got_data. */
@@ -506,7 +528,8 @@ int es_upconn__on_complete(es_upconn_t *u)
 int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
                         int chunked, const es_forwarded_t *fwd)
 {
-    u->upgrade_asked = fwd->upgrade ? 1 : 0;
+    if (__builtin_expect(fwd->upgrade, 0))
+        u->upgrade_asked = 1; /* a 101 is a valid answer (reset by assign) */
     return es_http1_write_request_head(&u->out, m, method, method_len, length, chunked, fwd, u->ep);
 }
 
@@ -522,7 +545,7 @@ int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
 
 /* ---- tunnels ------------------------------------------------------------------------------- */
 
-int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out)
+__attribute__((cold)) int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out)
 {
     int err = es_pool_connect(p, user, out);
     if (err == 0)
@@ -530,11 +553,12 @@ int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out)
     return err;
 }
 
-void es_upconn_start_tunnel(es_upconn_t *u)
+__attribute__((cold)) void es_upconn_start_tunnel(es_upconn_t *u)
 {
     if (u->state != ES_UP_ACTIVE || u->raw)
         return;
     u->raw = 1;
+    u->upgraded = 1; /* a CONNECT's too: no response parser from now on */
     es_debug("cluster \"%s\": tunnel to %s:%u", u->pool->cfg->name, u->ep->address, u->ep->port);
     if (u->early != NULL) {
         char *e = u->early;
@@ -559,7 +583,7 @@ static void on_flush_timeout(uv_timer_t *t)
     upconn_close(u);
 }
 
-void es_upconn_close_after_flush(es_upconn_t *u)
+__attribute__((cold)) void es_upconn_close_after_flush(es_upconn_t *u)
 {
     u->user = NULL;
     if (u->state != ES_UP_ACTIVE || es_writeq_idle(&u->out)) {
