@@ -47,6 +47,8 @@ typedef struct {
 
 /* Response flags for es_down_ops_t.headers. */
 #define ES_RESP_END 1        /* no body follows */
+#define ES_RESP_TUNNEL 2     /* a 101 to an upgrade or a 200 to a CONNECT: after this head, bytes go both ways raw
+                              * (the codec's input to es_stream_tunnel_data, down->body to the client unframed) */
 
 /* What a stream asks of the codec that carries its client's side. */
 struct es_down_ops_s {

@@ -67,6 +67,7 @@ const char *es_http1_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
+    case 101: return "Switching Protocols";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";
@@ -172,6 +173,17 @@ int es_http1_write_headers(es_writeq_t *q, const es_msg_t *m, int drop_length, i
     return 0;
 }
 
+int es_http1_write_upgrade(es_writeq_t *q, const es_msg_t *m)
+{
+    int err = 0;
+    for (int i = es_msg_find(m, LIT("upgrade"), 0); !err && i >= 0; i = es_msg_find(m, LIT("upgrade"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        err = es_writeq_append_field(q, LIT("upgrade"), v, vlen);
+    }
+    return err ? err : es_writeq_append(q, LIT("connection: upgrade\r\n"));
+}
+
 int es_http1_write_request_head(es_writeq_t *q, const es_msg_t *m, const char *method, size_t method_len,
                                 int64_t length, int chunked, const es_forwarded_t *fwd,
                                 const es_endpoint_config_t *ep)
@@ -209,6 +221,8 @@ int es_http1_write_request_head(es_writeq_t *q, const es_msg_t *m, const char *m
         err = es_writeq_append_num_field(q, LIT("content-length"), (uint64_t)length);
     if (!err && chunked)
         err = es_writeq_append(q, LIT("transfer-encoding: chunked\r\n"));
+    if (!err && fwd->upgrade)
+        err = es_http1_write_upgrade(q, m);
     if (!err)
         err = es_writeq_append(q, "\r\n", 2);
     return err;

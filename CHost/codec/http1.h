@@ -27,10 +27,15 @@ typedef struct {
     const char *client_ip;
     int tls;
     int drop_expect;   /* the proxy answered Expect: 100-continue itself */
+    int upgrade;       /* a WebSocket upgrade goes on: Upgrade kept, Connection: upgrade (es_http1_write_upgrade) */
 } es_forwarded_t;
 int es_http1_write_request_head(es_writeq_t *q, const es_msg_t *m, const char *method, size_t method_len,
                                 int64_t length, int chunked, const es_forwarded_t *fwd,
                                 const es_endpoint_config_t *ep);
+
+/* The hop-by-hop fields of an upgrade that goes on (a request asking for it, or the 101 granting it): every
+ * Upgrade field of `m`, then `connection: upgrade` (only that token: the others stay dropped). */
+int es_http1_write_upgrade(es_writeq_t *q, const es_msg_t *m);
 
 /* Body framing: chunked bodies are re-framed as the parser hands out the decoded bytes. */
 int es_http1_write_chunk(es_writeq_t *q, const char *at, size_t len);

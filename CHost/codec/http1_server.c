@@ -26,6 +26,7 @@ typedef struct {
     unsigned waiting : 1;        /* parser paused at a message end until the stream finishes */
     unsigned message_ended : 1;  /* on_message_complete ran in the current parser call */
     unsigned finished_in_parse : 1; /* the stream finished inside llhttp_execute */
+    unsigned tunnel : 1;         /* a 101 / CONNECT 200 went out: the client's bytes are the tunnel's */
 } es_h1_server_t;
 
 #define SERVER_OF(s) ((es_h1_server_t *)(s))
@@ -111,6 +112,10 @@ static ssize_t input(void *codec, const char *data, size_t len)
 {
     es_h1_server_t *h = codec;
     es_conn_t *c = h->conn;
+    if (__builtin_expect(h->tunnel, 0)) {
+        es_stream_tunnel_data(&h->stream, data, len);
+        return c->closing ? -1 : (ssize_t)len;
+    }
     if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_DRAIN_IDLE)
         request_begins(h); /* the first byte of the next request on a keep-alive connection */
     size_t done = 0;
@@ -149,6 +154,11 @@ static ssize_t input(void *codec, const char *data, size_t len)
             llhttp_resume(&h->parser);
             continue;
         }
+        if (e == HPE_PAUSED_UPGRADE) {
+            /* An upgrade request that was answered without one (no 101): HTTP/1.1 goes on. */
+            llhttp_resume_after_upgrade(&h->parser);
+            continue;
+        }
         if (e != HPE_OK) {
             const char *why = llhttp_get_error_reason(&h->parser);
             es_debug("client %s:%u: bad request: %s (%s)", c->peer_ip, c->peer_port, why, llhttp_errno_name(e));
@@ -180,7 +190,7 @@ static int want_input(void *codec, size_t buffered)
      * one read block) so that a client that goes away is seen at once: its stream is reset and a RUNNING
      * filter cancelled. A full block stops reading until the parser goes on. */
     es_h1_server_t *h = codec;
-    return !es_stream_read_blocked(&h->stream) && (!h->waiting || buffered < ES_BLOCK_SIZE);
+    return !es_stream_read_blocked(&h->stream) && (!h->waiting || buffered < ES_BLOCK_SIZE || h->tunnel);
 }
 
 static void writable(void *codec, int drained)
@@ -303,6 +313,31 @@ static int transfer_coding_verdict(const es_msg_t *m)
     return !last_chunked ? 400 : tokens > 1 ? 501 : 0;
 }
 
+/* An HTTP/1.1 request asking to switch to WebSocket: Upgrade names websocket (Connection: upgrade llhttp checked). */
+static int asks_websocket(const es_msg_t *m)
+{
+    for (int i = es_msg_find(m, LIT("upgrade"), 0); i >= 0; i = es_msg_find(m, LIT("upgrade"), (uint32_t)i + 1)) {
+        size_t vlen;
+        const char *v = es_msg_value(m, (uint32_t)i, &vlen);
+        if (es_value_has_token(v, vlen, LIT("websocket")))
+            return 1;
+    }
+    return 0;
+}
+
+/* llhttp stops after this head (CONNECT, or Upgrade with Connection: upgrade): the bytes behind it are a tunnel's
+ * if the answer opens one. */
+static __attribute__((noinline, cold)) void upgrade_or_connect(es_h1_server_t *h, llhttp_t *p)
+{
+    es_stream_t *s = &h->stream;
+    if (s->method == ES_METHOD_CONNECT)
+        h->keepalive = 0; /* whatever the answer, what follows a CONNECT is not HTTP */
+    else if (!h->http10 && !s->req_has_body && asks_websocket(&s->req))
+        s->upgrade_req = 1;
+    else
+        p->upgrade = 0; /* another protocol (h2c, ...), or a body: an ordinary request, Upgrade dropped */
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
@@ -333,6 +368,8 @@ static int on_headers_complete(llhttp_t *p)
             return -1;
         }
     }
+    if (__builtin_expect(p->upgrade, 0))
+        upgrade_or_connect(h, p);
     if (!h->http10 && s->req_has_body) {
         int e = es_msg_find(&s->req, LIT("expect"), 0);
         if (e >= 0) {
@@ -370,9 +407,38 @@ static int failed(es_h1_server_t *h)
     return -1;
 }
 
+/* A 101 to a WebSocket upgrade (with its Upgrade fields and Connection: upgrade), or a 200 to a CONNECT: no
+ * framing, no Connection: close; after it the connection is a tunnel until either side closes. */
+static __attribute__((noinline, cold)) int tunnel_head(es_h1_server_t *h, int status, const es_msg_t *m)
+{
+    h->keepalive = 0;
+    h->resp_chunked = 0;
+    size_t rlen;
+    const char *reason = es_msg_first(m, &rlen);
+    if (rlen == 0) {
+        reason = es_http1_reason(status);
+        rlen = strlen(reason);
+    }
+    es_writeq_t *q = &h->conn->out;
+    int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
+    if (!err)
+        err = es_http1_write_headers(q, m, 1, 0, 0);
+    if (!err && status == 101)
+        err = es_http1_write_upgrade(q, m);
+    if (!err)
+        err = es_writeq_append(q, "\r\n", 2);
+    if (err)
+        return failed(h);
+    h->tunnel = 1;
+    h->waiting = 0;
+    return 0;
+}
+
 static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t declared, int flags)
 {
     es_h1_server_t *h = SERVER_OF(s);
+    if (__builtin_expect(flags & ES_RESP_TUNNEL, 0))
+        return tunnel_head(h, status, m);
     int nobody = s->head || status == 204 || status == 304;
     int eos = (flags & ES_RESP_END) != 0;
     if (!nobody && declared < 0 && !eos) {
@@ -507,8 +573,12 @@ static void finished(es_stream_t *s)
 
 static void read_changed(es_stream_t *s)
 {
-    es_conn_t *c = SERVER_OF(s)->conn;
-    c->ops->update_reading(c);
+    es_h1_server_t *h = SERVER_OF(s);
+    es_conn_t *c = h->conn;
+    if (h->tunnel && c->rlen > 0 && !es_stream_read_blocked(s))
+        c->ops->process(c); /* bytes that waited in the read buffer (behind the head, or while blocked) */
+    else
+        c->ops->update_reading(c);
 }
 
 static int client_behind(es_stream_t *s)

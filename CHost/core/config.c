@@ -768,19 +768,57 @@ static int parse_direct_response(parser_t *p, es_route_config_t *r, const field_
     return 0;
 }
 
+/* upgrades: [websocket] or []: the protocols an HTTP/1.1 Upgrade may switch to on this route. */
+static int parse_upgrades(parser_t *p, es_route_config_t *r, const field_t *u)
+{
+    const yaml_node_t *list;
+    if (take_list(p, NULL, u, REQUIRED, false, &list)) return -1;
+    size_t mark = enter(p, u);
+    r->upgrade_websocket = 0;
+    for (size_t i = 0; i < list_len(list); i++) {
+        const yaml_node_t *v = list_item(p, list, i);
+        size_t m = path_index(p, i);
+        if (visit(p, v) || check_string(p, u->key, v, true)) return -1;
+        if (strcmp(text_of(v), "websocket") != 0)
+            return fail(p, v, "unknown upgrade %s (expected websocket, or an empty list for none)", describe(p, v));
+        r->upgrade_websocket = 1;
+        path_restore(p, m);
+    }
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "match", "cluster", "direct_response", "stats", NULL };
-    enum { MATCH, CLUSTER, DIRECT, STATS, NKEYS };
+    static const char *const keys[] = { "match", "cluster", "direct_response", "stats", "upgrades", "connect", NULL };
+    enum { MATCH, CLUSTER, DIRECT, STATS, UPGRADES, CONNECT, NKEYS };
     field_t f[NKEYS];
     es_route_config_t *r = &p->cfg->listeners[li].routes[ri];
 
     r->line = (int)line_of(node);
+    r->upgrade_websocket = 1;
     if (read_fields(p, node, node, keys, f)) return -1;
     if (!f[MATCH].key) return fail(p, node, "missing required key \"match\"");
     if (parse_match(p, r, &f[MATCH])) return -1;
     if (has(&f[CLUSTER]) + has(&f[DIRECT]) + (f[STATS].key != NULL) != 1)
         return fail(p, node, "exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
+    /* Tunnels go to a cluster: a route that answers by itself has nothing to tunnel to. */
+    for (int k = UPGRADES; k <= CONNECT; k++)
+        if (f[k].key && !has(&f[CLUSTER])) {
+            enter(p, &f[k]);
+            return fail(p, f[k].key, "only a route with a \"cluster\" can tunnel (%s)",
+                        has(&f[DIRECT]) ? "this one has direct_response" : "this one has stats");
+        }
+    if (f[UPGRADES].key && parse_upgrades(p, r, &f[UPGRADES])) return -1;
+    if (f[CONNECT].key) {
+        /* connect: {} tunnels CONNECT requests to the route's cluster. */
+        const yaml_node_t *v = f[CONNECT].value;
+        size_t mark = enter(p, &f[CONNECT]);
+        if (!is_null(v) && (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top != v->data.mapping.pairs.start))
+            return fail(p, f[CONNECT].key, "expected {} (it takes no options yet), got %s", describe(p, v));
+        path_restore(p, mark);
+        r->connect = 1;
+    }
 
     if (has(&f[DIRECT])) return parse_direct_response(p, r, &f[DIRECT]);
     if (f[STATS].key) {
@@ -910,9 +948,10 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
     static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
                                         "request_headers_timeout", "idle_timeout", "request_timeout",
-                                        "delayed_close_timeout", "max_request_headers_kb", "tls", "http2", NULL };
+                                        "delayed_close_timeout", "max_request_headers_kb", "tls", "http2",
+                                        "tunnel_idle_timeout", NULL };
     enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
-           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, NKEYS };
+           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, TUNNEL_IDLE, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -937,10 +976,12 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     l->idle_timeout_ms = 60000;
     l->request_timeout_ms = 0;
     l->delayed_close_timeout_ms = 1000;
+    l->tunnel_idle_timeout_ms = 300000;
     if (take_timeout(p, node, &f[HEADERS_TIMEOUT], NONZERO, &l->request_headers_timeout_ms) ||
         take_timeout(p, node, &f[IDLE_TIMEOUT], ZERO_IS_OFF, &l->idle_timeout_ms) ||
         take_timeout(p, node, &f[REQUEST_TIMEOUT], ZERO_IS_OFF, &l->request_timeout_ms) ||
         take_timeout(p, node, &f[DELAYED_CLOSE], NONZERO, &l->delayed_close_timeout_ms) ||
+        take_timeout(p, node, &f[TUNNEL_IDLE], ZERO_IS_OFF, &l->tunnel_idle_timeout_ms) ||
         take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 1024, &headers_kb))
         return -1;
     l->max_request_headers = (uint32_t)headers_kb * 1024;

@@ -54,6 +54,12 @@ typedef struct {
     char *direct_body;             /* direct_response.body, may be "" (never NULL for direct) */
     size_t direct_body_len;
     int stats;                     /* stats: {}: answer with the counters (es_stats_format) */
+    /* upgrades: [websocket] (the default) or []: whether an HTTP/1.1 `Upgrade: websocket` request is forwarded
+     * as one, its 101 answer turning the connection into a tunnel (cluster routes only). */
+    int upgrade_websocket;
+    /* connect: {}: CONNECT requests on this route are tunnelled to the route's cluster (never to the
+     * host:port they name); without it a CONNECT is refused with 403. */
+    int connect;
     int line;
 } es_route_config_t;
 
@@ -94,6 +100,7 @@ typedef struct {
     uint64_t delayed_close_timeout_ms;   /* draining unread input after the last response; default 1s */
     uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB (HTTP/2: the header list) */
     uint32_t h2_max_concurrent_streams;  /* http2.max_concurrent_streams: streams per HTTP/2 connection; default 100 */
+    uint64_t tunnel_idle_timeout_ms;     /* a WebSocket / CONNECT tunnel with no byte either way; 300s, 0 = never */
     /* tls: { cert, key, handshake_timeout }: serve HTTPS. tls_ctx is an SSL_CTX made at load. */
     void *tls_ctx;                       /* NULL: plain HTTP */
     char *tls_cert;                      /* PEM, the chain served whole */

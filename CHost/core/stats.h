@@ -49,6 +49,10 @@ typedef enum {
     ES_STAT_H2_RAPID_RESET,       /* connections cut for resetting streams too fast (CVE-2023-44487) */
     ES_STAT_H2_FLOODS,            /* connections cut for floods: CONTINUATION, empty DATA, PING, SETTINGS, ACKs */
     ES_STAT_H2_PROTOCOL_ERRORS,   /* connections cut for an HTTP/2 protocol error */
+    ES_STAT_TUNNELS,              /* tunnels opened: a 101 to a WebSocket upgrade, or a 200 to a CONNECT */
+    ES_STAT_UPGRADES_REFUSED,     /* WebSocket upgrades forwarded without Upgrade: the route says upgrades: [] */
+    ES_STAT_CONNECT_REFUSED,      /* CONNECT requests refused (403): the route has no connect: {} */
+    ES_STAT_TUNNEL_IDLE_TIMEOUTS, /* tunnels closed at tunnel_idle_timeout */
     /* Gauges from here on: per live worker, never folded into the totals when a worker exits. */
     ES_STAT_GAUGES,
     ES_STAT_GENERATION = ES_STAT_GAUGES, /* the serving generation (set by the supervisor) */

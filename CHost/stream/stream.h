@@ -68,6 +68,9 @@ struct es_stream_s {
     unsigned filter_blocked : 1; /* the body waiting for a RUNNING filter is above buffer_limits.high */
     unsigned aborted : 1;
     unsigned grpc : 1;           /* a gRPC request (content-type application/grpc): its errors are gRPC statuses */
+    unsigned upgrade_req : 1;    /* set by the codec: the request asks for a WebSocket upgrade (HTTP/1.1) */
+    unsigned upgrading : 1;      /* it went upstream as one (the route allows it): a 101 opens a tunnel */
+    unsigned tunnel : 1;         /* the 101 (or a CONNECT's 200) went out: bytes go both ways raw */
     uint8_t retries;             /* times the request was sent again after a reused connection died */
     int64_t head_known_len;      /* known_len the request head went upstream with, for a retry */
 };
@@ -94,6 +97,10 @@ void es_stream_timed_out(es_stream_t *s, int whole);
 void es_stream_client_writable(es_stream_t *s);
 /* Writes what the stream queued upstream. */
 void es_stream_flush_upstream(es_stream_t *s);
+/* Once the tunnel runs (the codec was told by ES_RESP_TUNNEL): the client's bytes, as they came. The codec
+ * reads no more while es_stream_read_blocked, and the stream ends the tunnel through down->finished (the
+ * upstream closed it) or down->reset (its idle timeout). No filter sees these bytes. */
+void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len);
 /* Whether the request body must not be read now (the upstream or a filter is behind). */
 static inline int es_stream_read_blocked(const es_stream_t *s)
 {

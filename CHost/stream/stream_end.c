@@ -24,7 +24,11 @@ void es_stream_abort(es_stream_t *s)
         es_filters_halt(s->filters);
     }
     if (s->up != NULL) {
-        es_upconn_abandon(s->up);
+        /* A tunnel's client went away: what it sent before goes to the upstream, then that closes too. */
+        if (s->tunnel)
+            es_upconn_close_after_flush(s->up);
+        else
+            es_upconn_abandon(s->up);
         s->up = NULL;
         s->owner.resp = NULL;
     }

@@ -45,6 +45,88 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
 
 /* ---- the request: from the codec, through the chain, upstream ------------------------------ */
 
+/* ---- tunnels: a WebSocket upgrade's 101, a CONNECT's 200, then bytes both ways -------------- */
+
+static __attribute__((cold)) void on_tunnel_idle(uv_timer_t *t)
+{
+    es_stream_t *s = t->data;
+    es_stats_inc(ES_STAT_TUNNEL_IDLE_TIMEOUTS);
+    es_debug("client %s:%u: tunnel idle for %llu ms; closing", s->owner.peer_ip, s->owner.peer_port,
+             (unsigned long long)s->listener->tunnel_idle_timeout_ms);
+    s->down->reset(s);
+}
+
+/* A byte went through the tunnel: its idle timeout starts again. */
+static inline void tunnel_touch(es_stream_t *s)
+{
+    if (s->request_timer != NULL && s->listener->tunnel_idle_timeout_ms > 0)
+        uv_timer_again(s->request_timer);
+}
+
+/* The 101 or 200 went out (the codec knows from ES_RESP_TUNNEL): the upstream's bytes flow, then the client's. */
+static __attribute__((noinline, cold)) void enter_tunnel(es_stream_t *s)
+{
+    uint64_t idle = s->listener->tunnel_idle_timeout_ms;
+    s->tunnel = 1;
+    es_stats_inc(ES_STAT_TUNNELS);
+    /* The request timer becomes the tunnel's idle timer: request_timeout covers a request, not a tunnel. */
+    if (s->request_timer != NULL)
+        uv_timer_stop(s->request_timer);
+    uv_timer_t *t;
+    if (idle > 0 && (t = es_stream__lazy_timer(s, &s->request_timer)) != NULL)
+        uv_timer_start(t, on_tunnel_idle, idle + ES_CLOCK_SLACK_MS, idle + ES_CLOCK_SLACK_MS);
+    es_upconn_start_tunnel(s->up);
+    if (!s->aborted)
+        s->down->read_changed(s); /* what the client sent behind its request head goes now */
+}
+
+void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
+{
+    es_upconn_t *up = s->up;
+    if (up == NULL || !s->tunnel)
+        return;
+    tunnel_touch(s);
+    if (es_upconn_send_body(up, at, len, 0) != 0) {
+        s->down->reset(s);
+        return;
+    }
+    if (up->out.above_high && !s->up_blocked) {
+        s->up_blocked = 1; /* the upstream is slower than the client */
+        s->down->read_changed(s);
+    }
+}
+
+/* A WebSocket upgrade goes on as one where the route allows it; elsewhere without Upgrade (a plain GET). */
+static __attribute__((noinline, cold)) void decide_upgrade(es_stream_t *s, const es_route_config_t *r)
+{
+    s->upgrading = r->upgrade_websocket ? 1 : 0;
+    if (!s->upgrading)
+        es_stats_inc(ES_STAT_UPGRADES_REFUSED);
+}
+
+/* A CONNECT: only where the route says connect: {}, and only to the route's cluster (not to the host:port the
+ * request names: that would make the proxy an open relay). */
+static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const es_route_config_t *r)
+{
+    if (!r->connect) {
+        static const char body[] = "CONNECT is not allowed here: the route has no \"connect: {}\"\n";
+        es_stats_inc(ES_STAT_CONNECT_REFUSED);
+        es_stream__local_reply(s, 403, body, sizeof(body) - 1, 1);
+        return -1;
+    }
+    es_upconn_t *up;
+    int err = es_pool_connect_tunnel(&s->env->pools[r->cluster->index], &s->user, &up);
+    if (err) {
+        char body[160];
+        int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
+        es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
+        es_stream__local_reply(s, 503, body, (size_t)n, 1);
+        return -1;
+    }
+    s->up = up; /* up_tunnel_ready answers 200 once it is connected; up_failed 503 if it cannot be */
+    return 0;
+}
+
 static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     const es_listener_config_t *l = s->listener;
@@ -71,6 +153,8 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         es_stream__local_reply(s, 404, body, sizeof(body) - 1, 0);
         return -1;
     }
+    if (__builtin_expect(s->method == ES_METHOD_CONNECT, 0))
+        return forward_connect(s, r);
     if (r->stats) {
         char body[2048];
         size_t n = es_stats_format(body, sizeof(body));
@@ -81,6 +165,8 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         es_stream__local_reply(s, r->direct_status, r->direct_body, r->direct_body_len, 0);
         return -1;
     }
+    if (__builtin_expect(s->upgrade_req, 0))
+        decide_upgrade(s, r);
     es_upconn_t *up;
     int err = es_pool_acquire(&s->env->pools[r->cluster->index], &s->user, &up);
     if (err) {
@@ -97,10 +183,20 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     s->req_chunked = s->req_has_body && !eos && s->declared[ES_DIR_REQUEST] < 0;
     s->head_known_len = known_len;
     if (es_upconn_send_head(up, &s->req, s->owner.method, s->owner.method_len, s->declared[ES_DIR_REQUEST],
-                            s->req_chunked, &(es_forwarded_t){s->owner.peer_ip, s->owner.tls, s->expect_continue}) != 0) {
+                            s->req_chunked, &(es_forwarded_t){s->owner.peer_ip, s->owner.tls, s->expect_continue, s->upgrading}) != 0) {
         s->down->reset(s);
         return -1;
     }
+    return 0;
+}
+
+/* The 101 to an upgrade that went upstream: it goes to the client, and the tunnel begins. */
+static __attribute__((noinline, cold)) int forward_tunnel_head(es_stream_t *s)
+{
+    if (s->down->headers(s, 101, s->owner.resp, -1, ES_RESP_END | ES_RESP_TUNNEL) != 0)
+        return -1;
+    s->resp_started = 1;
+    enter_tunnel(s);
     return 0;
 }
 
@@ -108,6 +204,8 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     es_msg_t *m = s->owner.resp;
     int status = s->resp_status;
+    if (__builtin_expect(s->upgrading, 0) && status == 101 && s->up != NULL)
+        return forward_tunnel_head(s);
     int nobody = s->head || status == 204 || status == 304;
     int64_t declared = known_len >= 0 && !nobody ? known_len : es_msg_content_length(m);
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
@@ -357,7 +455,8 @@ static int response_headers(es_stream_t *s, es_upconn_t *up)
     s->resp_status = up->status;
     s->owner.resp_status = up->status;
     s->resp_headers_in = 1;
-    int nobody = s->head || s->resp_status == 204 || s->resp_status == 304;
+    /* A 101 ends the response for the filters: they see its headers, never the tunnel's bytes. */
+    int nobody = s->head || s->resp_status == 204 || s->resp_status == 304 || s->resp_status == 101;
     int eos = nobody || up->content_length == 0;
     s->resp_body_eos = eos;
     int r = s->filters != NULL ? (es_filters_headers(s->filters, ES_DIR_RESPONSE, eos) == ES_CHAIN_HALT ? -1 : 0)
@@ -533,6 +632,46 @@ static void up_after_read(es_upuser_t *u)
         flush_both(s);
 }
 
+static __attribute__((cold)) void up_tunnel_ready(es_upuser_t *u)
+{
+    es_stream_t *s = STREAM_OF(u);
+    es_msg_t none;
+    es_msg_init(&none);
+    int r = s->down->headers(s, 200, &none, -1, ES_RESP_END | ES_RESP_TUNNEL);
+    es_msg_dispose(&none);
+    if (r != 0)
+        return;
+    s->resp_started = 1;
+    enter_tunnel(s);
+    if (!s->aborted)
+        flush_both(s);
+}
+
+static void up_tunnel_data(es_upuser_t *u, const char *at, size_t len)
+{
+    es_stream_t *s = STREAM_OF(u);
+    tunnel_touch(s);
+    if (s->down->body(s, at, len) != 0)
+        return;
+    if (s->up != NULL && s->down->client_behind(s))
+        es_upconn_read_pause(s->up, 1); /* the client is slower than the upstream */
+}
+
+/* The upstream closed the tunnel: the client's side closes once what is queued for it is written. */
+static __attribute__((cold)) void up_tunnel_end(es_upuser_t *u)
+{
+    es_stream_t *s = STREAM_OF(u);
+    s->up = NULL;
+    s->owner.resp = NULL;
+    s->up_blocked = 0;
+    if (s->request_timer != NULL)
+        uv_timer_stop(s->request_timer);
+    s->req_done = 1;
+    s->resp_done = 1;
+    if (es_stream__maybe_finished(s) && !s->aborted)
+        s->down->flush(s);
+}
+
 static void up_detach(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
@@ -576,7 +715,7 @@ static int up_retry(es_upuser_t *u)
              r->cluster->name, (int)s->owner.method_len, s->owner.method);
     s->up = up;
     if (es_upconn_send_head(up, &s->req, s->owner.method, s->owner.method_len, s->declared[ES_DIR_REQUEST],
-                            s->req_chunked, &(es_forwarded_t){s->owner.peer_ip, s->owner.tls, s->expect_continue}) != 0 ||
+                            s->req_chunked, &(es_forwarded_t){s->owner.peer_ip, s->owner.tls, s->expect_continue, s->upgrading}) != 0 ||
         (s->req_done && es_upconn_send_end(up, &s->req, s->req_chunked) != 0)) {
         s->down->reset(s);
         return 1;
@@ -593,4 +732,7 @@ static const es_upuser_ops_t upstream_ops = {
     .complete = up_complete,
     .after_read = up_after_read,
     .detach = up_detach,
+    .tunnel_ready = up_tunnel_ready,
+    .tunnel_data = up_tunnel_data,
+    .tunnel_end = up_tunnel_end,
 };

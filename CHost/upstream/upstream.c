@@ -47,6 +47,7 @@ static void on_closed(uv_handle_t *h)
         free(u->tls);
     }
     es_writeq_dispose(&u->out);
+    free(u->early);
     es_msg_dispose(&u->resp);
     es_resp_parser_free(u->rp);
     free(u);
@@ -101,6 +102,8 @@ static void on_out_event(es_writeq_t *q, int status)
         snprintf(reason, sizeof(reason), "upstream write error: %s", uv_strerror(status));
         es_debug("cluster \"%s\": %s", u->pool->cfg->name, reason);
         upconn_died(u, 503, reason);
+    } else if (status == ES_WRITEQ_DRAINED && u->flush_close) {
+        upconn_close(u);
     } else if (status == ES_WRITEQ_LOW && u->user != NULL) {
         u->user->ops->writable(u->user);
     }
@@ -130,7 +133,8 @@ void es_upconn_read_pause(es_upconn_t *u, int pause)
     if (pause && u->reading) {
         uv_read_stop((uv_stream_t *)&u->tcp);
         u->reading = 0;
-    } else if (!pause && !u->complete) { /* a complete response waits for its release unread */
+    } else if (!pause && !u->complete && (u->raw || !u->upgraded) && !u->flush_close) {
+        /* A complete response waits for its release unread; a 101 for its tunnel to start. */
         start_reading(u);
     }
 }
@@ -169,6 +173,13 @@ static void on_connect(uv_connect_t *req, int status)
     es_debug("cluster \"%s\": connected to %s:%u", u->pool->cfg->name, u->ep->address, u->ep->port);
     uv_tcp_nodelay(&u->tcp, 1);
     u->state = ES_UP_ACTIVE;
+    if (u->connect_tunnel && u->tls == NULL) {
+        /* A CONNECT: read once the tunnel starts (what a server says first is the tunnel's, not a response). */
+        es_writeq_attach(&u->out, (uv_stream_t *)&u->tcp);
+        if (u->user != NULL)
+            u->user->ops->tunnel_ready(u->user);
+        return;
+    }
     start_reading(u);
     es_writeq_attach(&u->out, (uv_stream_t *)&u->tcp);
     es_writeq_flush(&u->out);
@@ -191,6 +202,7 @@ static void assign(es_upconn_t *u, es_upuser_t *user)
     u->headers_done = 0;
     u->interim = 0;
     u->complete = 0;
+    u->upgrade_asked = 0;
     u->status = 0;
     u->content_length = -1;
     es_resp_parser_reset(u->rp, u);
@@ -298,6 +310,15 @@ void es_upconn_abandon(es_upconn_t *u)
 /* The connection ended (EOF, reset, close_notify) while serving a stream. */
 static void got_end(es_upconn_t *u, ssize_t err)
 {
+    if (u->raw && u->state == ES_UP_ACTIVE) {
+        es_upuser_t *user = u->user;
+        es_debug("cluster \"%s\": upstream ended the tunnel (%s)", u->pool->cfg->name, uv_err_name((int)err));
+        u->user = NULL;
+        upconn_close(u);
+        if (user != NULL)
+            user->ops->tunnel_end(user);
+        return;
+    }
     if (err == UV_EOF && u->headers_done && !u->complete) {
         /* A body delimited by the close ends here; if the parser wanted more, the response stays incomplete. */
         es_resp_parser_finish(u->rp);
@@ -315,11 +336,42 @@ static void got_end(es_upconn_t *u, ssize_t err)
 }
 
 /* Response bytes (plaintext) for the stream being served. */
+/* Bytes after a 101's head (data[n..len)) are the tunnel's: to the user once it runs, kept until then. */
+static __attribute__((noinline, cold)) void got_tunnel_bytes(es_upconn_t *u, const char *data, size_t len, size_t n)
+{
+    if (u->state != ES_UP_ACTIVE || n == len)
+        goto out;
+    if (u->raw) {
+        if (u->user != NULL)
+            u->user->ops->tunnel_data(u->user, data + n, len - n);
+        return;
+    }
+    char *e = realloc(u->early, u->early_len + (len - n));
+    if (e == NULL) {
+        upconn_fail(u, 503, "out of memory");
+        return;
+    }
+    memcpy(e + u->early_len, data + n, len - n);
+    u->early = e;
+    u->early_len += len - n;
+out:
+    if (!u->raw && u->state == ES_UP_ACTIVE)
+        es_upconn_read_pause(u, 1);
+}
+
 static void got_data(es_upconn_t *u, const char *data, size_t len)
 {
     u->got_bytes = 1;
+    if (__builtin_expect(u->upgraded, 0)) {
+        got_tunnel_bytes(u, data, len, 0);
+        return;
+    }
     size_t n;
     int r = es_resp_parser_execute(u->rp, data, len, &n);
+    if (__builtin_expect(u->upgraded, 0) && r != ES_RESP_ERROR) {
+        got_tunnel_bytes(u, data, len, n); /* the 101 came in this read */
+        return;
+    }
     if (u->state == ES_UP_IDLE && n < len) {
         es_debug("cluster \"%s\": bytes after the response; closing", u->pool->cfg->name);
         upconn_close(u);
@@ -353,7 +405,10 @@ static void got_tls(es_upconn_t *u, const char *data, size_t len)
         }
         uv_timer_stop(&u->timer); /* connect_timeout covered the connect and the handshake */
         es_debug("cluster \"%s\": %s with %s:%u", u->pool->cfg->name, es_tls_version(t), u->ep->address, u->ep->port);
-        es_writeq_flush(&u->out); /* the request that waited for the handshake */
+        if (u->connect_tunnel && u->user != NULL)
+            u->user->ops->tunnel_ready(u->user);
+        else
+            es_writeq_flush(&u->out); /* the request that waited for the handshake */
         if (u->state == ES_UP_CLOSING)
             return;
     }
@@ -429,17 +484,38 @@ int es_upconn__on_value(es_upconn_t *u, const char *at, size_t len)
     return es_msg_on_value(&u->resp, at, len);
 }
 
+/* A 1xx, or the answer to an upgrade request. Returns what es_upconn__on_headers returns, or 2: an ordinary
+ * final response, to be handed to the user. */
+static __attribute__((noinline, cold)) int informational_or_upgrade(es_upconn_t *u)
+{
+    if (u->status == 101 && u->upgrade_asked) {
+        /* The upgrade goes on: the 101 is the final answer, and no body follows it. */
+        u->upgraded = 1;
+        int r = u->user->ops->headers(u->user, u);
+        return r < 0 ? -1 : 1;
+    }
+    if (u->status == 101)
+        return -1; /* Upgrade was not forwarded, so this is not a valid answer */
+    if (u->status < 200) {
+        u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
+        return 0;
+    }
+    /* An upgrade declined: the server may not expect HTTP on the connection any more, so it is not pooled
+     * again (released as if the upstream had closed it). */
+    u->peer_closed = 1;
+    return 2;
+}
+
 int es_upconn__on_headers(es_upconn_t *u)
 {
     es_msg_headers_done(&u->resp);
     u->headers_done = 1;
     u->status = es_resp_parser_status(u->rp);
     u->content_length = es_resp_parser_content_length(u->rp);
-    if (u->status < 200) {
-        if (u->status == 101)
-            return -1; /* no upgrades: Upgrade is never forwarded, so this is not a valid answer */
-        u->interim = 1; /* 1xx: the final response follows; the proxy answered 100 Continue itself */
-        return 0;
+    if (__builtin_expect(u->status < 200 || u->upgrade_asked, 0)) {
+        int r = informational_or_upgrade(u);
+        if (r != 2)
+            return r;
     }
     int r = u->user->ops->headers(u->user, u);
     return r < 0 ? -1 : r;
@@ -453,7 +529,9 @@ int es_upconn__on_body(es_upconn_t *u, const char *at, size_t len)
 
 int es_upconn__on_complete(es_upconn_t *u)
 {
-    if (u->interim) {
+    if (__builtin_expect(u->interim || u->upgraded, 0)) {
+        if (u->upgraded)
+            return 1; /* the 101's end: the tunnel's bytes follow */
         u->interim = 0;
         return 0;
     }
@@ -485,6 +563,8 @@ int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, s
 {
     if (u->pool->cfg->http2)
         return es_h2up_send_head(u, m, method, method_len, length, chunked || length > 0, fwd);
+    if (__builtin_expect(fwd->upgrade, 0))
+        u->upgrade_asked = 1; /* a 101 is a valid answer (reset by assign) */
     return es_http1_write_request_head(&u->out, m, method, method_len, length, chunked, fwd, u->ep);
 }
 
@@ -500,4 +580,60 @@ int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
     if (u->pool->cfg->http2)
         return es_h2up_send_end(u, m);
     return chunked ? es_http1_write_last_chunk(&u->out, m) : 0;
+}
+
+/* ---- tunnels ------------------------------------------------------------------------------- */
+
+__attribute__((cold)) int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out)
+{
+    int err = es_pool_connect(p, user, out);
+    if (err == 0)
+        (*out)->connect_tunnel = 1;
+    return err;
+}
+
+__attribute__((cold)) void es_upconn_start_tunnel(es_upconn_t *u)
+{
+    if (u->state != ES_UP_ACTIVE || u->raw)
+        return;
+    u->raw = 1;
+    u->upgraded = 1; /* a CONNECT's too: no response parser from now on */
+    es_debug("cluster \"%s\": tunnel to %s:%u", u->pool->cfg->name, u->ep->address, u->ep->port);
+    if (u->early != NULL) {
+        char *e = u->early;
+        size_t n = u->early_len;
+        u->early = NULL;
+        u->early_len = 0;
+        if (u->user != NULL)
+            u->user->ops->tunnel_data(u->user, e, n);
+        free(e);
+        if (u->state != ES_UP_ACTIVE)
+            return;
+    }
+    if (u->connect_tunnel)
+        es_writeq_flush(&u->out); /* bytes the client sent right behind its CONNECT */
+    start_reading(u);
+}
+
+static void on_flush_timeout(uv_timer_t *t)
+{
+    es_upconn_t *u = t->data;
+    es_debug("cluster \"%s\": tunnel bytes not written within %d ms; closing", u->pool->cfg->name, ES_TUNNEL_FLUSH_MS);
+    upconn_close(u);
+}
+
+__attribute__((cold)) void es_upconn_close_after_flush(es_upconn_t *u)
+{
+    u->user = NULL;
+    if (u->state != ES_UP_ACTIVE || es_writeq_idle(&u->out)) {
+        upconn_close(u);
+        return;
+    }
+    u->flush_close = 1;
+    if (u->reading) {
+        uv_read_stop((uv_stream_t *)&u->tcp);
+        u->reading = 0;
+    }
+    uv_timer_start(&u->timer, on_flush_timeout, ES_TUNNEL_FLUSH_MS, 0);
+    es_writeq_flush(&u->out);
 }

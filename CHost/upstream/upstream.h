@@ -39,6 +39,13 @@ typedef struct {
      * close raced the request): return 1 after sending the request again (on es_pool_connect), 0 to
      * have `failed` called instead. */
     int (*retry)(es_upuser_t *user);
+    /* Tunnels (a client's stream only; NULL for call-outs). A CONNECT's connection is ready (connected, and
+     * its TLS handshake done): answer the client, then es_upconn_start_tunnel. */
+    void (*tunnel_ready)(es_upuser_t *user);
+    /* Bytes from the upstream once the tunnel runs (es_upconn_start_tunnel): no HTTP, no parser. */
+    void (*tunnel_data)(es_upuser_t *user, const char *at, size_t len);
+    /* The upstream closed (or reset) the tunnel; the connection is detached and closed. */
+    void (*tunnel_end)(es_upuser_t *user);
 } es_upuser_ops_t;
 
 struct es_upuser_s {
@@ -98,6 +105,13 @@ struct es_upconn_s {
     unsigned h2_trailers : 1;
     unsigned h2_paused : 1;
     unsigned h2_behind : 1;
+    unsigned upgrade_asked : 1;  /* the request asked for a WebSocket upgrade: a 101 is a valid answer */
+    unsigned upgraded : 1;       /* a 101 arrived: what follows its head is not HTTP */
+    unsigned raw : 1;            /* the tunnel runs: bytes go to user->ops->tunnel_data */
+    unsigned connect_tunnel : 1; /* opened for a CONNECT: tunnel_ready once connected, no request is sent */
+    unsigned flush_close : 1;    /* detached: closes once what is queued is written */
+    char *early;                 /* tunnel bytes that came with the 101, until es_upconn_start_tunnel */
+    size_t early_len;
 };
 
 void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg);
@@ -140,5 +154,17 @@ void es_h2up_flush(es_upconn_t *u);
 void es_h2up_read_pause(es_upconn_t *u, int pause);
 void es_h2up_release(es_upconn_t *u);
 void es_h2up_pool_close(es_pool_t *p);
+/* ---- tunnels (WebSocket upgrades, CONNECT) ---- */
+/* A new connection for a CONNECT: nothing is sent on it; user->ops->tunnel_ready says when it is ready (or
+ * ops->failed, 503, that it could not be made). Returns 0 or a libuv error, as es_pool_connect. */
+int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out);
+/* The 101 (or the CONNECT's 200) went to the client: from now on the connection's bytes go both ways raw,
+ * upstream bytes to user->ops->tunnel_data (those that came with the 101 first), es_upconn_send_body(.., 0)
+ * the other way; the end is user->ops->tunnel_end. */
+void es_upconn_start_tunnel(es_upconn_t *u);
+/* The client side of a tunnel went away: the connection is detached, writes what is queued for it (within
+ * ES_TUNNEL_FLUSH_MS), then closes. */
+void es_upconn_close_after_flush(es_upconn_t *u);
+#define ES_TUNNEL_FLUSH_MS 5000
 
 #endif

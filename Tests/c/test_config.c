@@ -410,6 +410,60 @@ static void test_connection_limits(void **state)
                  "11: clusters[0].retries: expected a mapping, got \"2\"");
 }
 
+/* Tunnels: upgrades (default [websocket]), connect: {}, tunnel_idle_timeout (default 300s, 0 = never). */
+static void test_tunnels(void **state)
+{
+#define CLUSTER_C "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n"
+#define ROUTES_C "    routes:\n      - match: { prefix: / }\n        cluster: c\n"
+    es_config_t cfg;
+    char err[512];
+    assert_int_equal(load(&cfg, LISTENER ROUTES_C CLUSTER_C, err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].tunnel_idle_timeout_ms, 300000);
+    assert_int_equal(cfg.listeners[0].routes[0].upgrade_websocket, 1);
+    assert_int_equal(cfg.listeners[0].routes[0].connect, 0);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, LISTENER "    tunnel_idle_timeout: 0\n"
+                                "    routes:\n"
+                                "      - match: { prefix: /ws }\n        cluster: c\n        upgrades: [websocket]\n"
+                                "      - match: { prefix: /plain }\n        cluster: c\n        upgrades: []\n"
+                                "      - match: { prefix: / }\n        cluster: c\n        connect: {}\n" CLUSTER_C,
+                          err, sizeof err), 0);
+    const es_listener_config_t *l = &cfg.listeners[0];
+    assert_int_equal(l->tunnel_idle_timeout_ms, 0);
+    assert_int_equal(l->routes[0].upgrade_websocket, 1);
+    assert_int_equal(l->routes[1].upgrade_websocket, 0);
+    assert_int_equal(l->routes[2].upgrade_websocket, 1);
+    assert_int_equal(l->routes[2].connect, 1);
+    es_config_dispose(&cfg);
+
+    assert_int_equal(load(&cfg, LISTENER "    tunnel_idle_timeout: 90s\n" ROUTES_C CLUSTER_C, err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].tunnel_idle_timeout_ms, 90000);
+    es_config_dispose(&cfg);
+
+    expect_error(LISTENER ROUTES_C "        upgrades: [h2c]\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].upgrades[0]: unknown upgrade \"h2c\" (expected websocket, or an empty list for none)");
+    expect_error(LISTENER ROUTES_C "        upgrades: websocket\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].upgrades: expected a list, got \"websocket\"");
+    expect_error(LISTENER ROUTES_C "        upgrades:\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].upgrades: expected a list, got null");
+    expect_error(LISTENER ROUTES_C "        upgrades: [[websocket]]\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].upgrades[0]: expected a string, got a list");
+    expect_error(LISTENER ROUTES_C "        connect: { to: \"example.com:443\" }\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].connect: expected {} (it takes no options yet), got a mapping");
+    expect_error(LISTENER ROUTES_C "        connect: yes\n" CLUSTER_C,
+                 "8: listeners[0].routes[0].connect: expected {} (it takes no options yet), got \"yes\"");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
+                          "        connect: {}\n",
+                 "8: listeners[0].routes[0].connect: only a route with a \"cluster\" can tunnel (this one has direct_response)");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        stats: {}\n        upgrades: []\n",
+                 "8: listeners[0].routes[0].upgrades: only a route with a \"cluster\" can tunnel (this one has stats)");
+    expect_error(LISTENER "    tunnel_idle_timeout: forever\n" ROUTES_C CLUSTER_C,
+                 "5: listeners[0].tunnel_idle_timeout: expected a duration like \"1s\" or \"250ms\", got \"forever\"");
+#undef CLUSTER_C
+#undef ROUTES_C
+}
+
 /* tls keys: the checks that need no certificate files (test_proxy_tls covers files and handshakes). */
 static void test_tls_keys(void **state)
 {
@@ -630,14 +684,15 @@ static void test_unknown_key_listener(void **state)
 {
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
                  "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
-                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls, http2)");
+                 "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls, http2, "
+                 "tunnel_idle_timeout)");
 }
 
 static void test_unknown_key_route(void **state)
 {
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
                           "        timeout: 5s\n",
-                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response, stats)");
+                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response, stats, upgrades, connect)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: /, path: /x }\n        direct_response: { status: 200 }\n",
                  "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host, headers)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, bdy: x }\n",
@@ -922,6 +977,7 @@ int main(void)
         cmocka_unit_test(test_header_matches),
         cmocka_unit_test(test_async_limits),
         cmocka_unit_test(test_connection_limits),
+        cmocka_unit_test(test_tunnels),
         cmocka_unit_test(test_tls_keys),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test(test_clusters_before_listeners_and_aliases),
