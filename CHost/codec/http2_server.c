@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "codec/h2_session.h"
 #include "codec/http1.h"
@@ -27,6 +28,9 @@ typedef struct {
     size_t held;                 /* request body bytes delivered and not yet given back to the window */
     unsigned finished : 1;       /* the exchange is done: freed when the session closes the stream */
     unsigned in_headers : 1;     /* its header block is still arriving */
+    unsigned websocket : 1;      /* an extended CONNECT with :protocol websocket (RFC 8441) */
+    unsigned protocol : 1;       /* ... with another :protocol, which is not served */
+    unsigned body_ended : 1;     /* the response's end went to the session */
     unsigned closed : 1;         /* the session closed it: no more events, no more calls */
     char method[32];             /* a method the proxy has no name for, copied */
 } es_h2_stream_t;
@@ -157,6 +161,7 @@ void *es_http2_server_new(es_conn_t *c)
     es_h2_settings_default(&cfg);
     cfg.max_header_list_size = c->listener->max_request_headers;
     cfg.max_concurrent_streams = c->listener->h2_max_concurrent_streams;
+    cfg.enable_connect_protocol = 1; /* WebSocket over HTTP/2 (RFC 8441) */
     cfg.out_high = ES_WRITE_HIGH;
     cfg.out_low = ES_WRITE_LOW;
     if (es_h2_session_init(&srv->sess, &cfg, &session_cb, srv) != 0) {
@@ -342,6 +347,7 @@ static void *on_stream_open(void *user, int32_t id)
     hs->id = id;
     hs->held = 0;
     hs->finished = hs->closed = 0;
+    hs->websocket = hs->protocol = hs->body_ended = 0;
     hs->stream.owner.peer_ip = c->peer_ip;
     hs->stream.owner.peer_port = c->peer_port;
     hs->stream.owner.tls = c->tls != NULL;
@@ -403,11 +409,71 @@ static int on_header(void *user, void *stream, const char *name, size_t nlen, co
                 return 0;
             return es_msg_on_field(&s->req, LIT("host")) || es_msg_on_value(&s->req, value, vlen) ? -1 : 0;
         }
-        return 0; /* :scheme is the connection's; :protocol (extended CONNECT) is not served yet */
+        if (es_name_eq(name, nlen, LIT(":protocol"))) {
+            if (es_name_eq(value, vlen, LIT("websocket")))
+                hs->websocket = 1;
+            else
+                hs->protocol = 1;
+        }
+        return 0; /* :scheme is the connection's */
     }
     if (es_name_eq(name, nlen, LIT("host")) && es_msg_find(&s->req, LIT("host"), 0) >= 0)
         return 0; /* :authority came first and wins (RFC 9113 8.3.1) */
     return es_msg_on_field(&s->req, name, nlen) || es_msg_on_value(&s->req, value, vlen) ? -1 : 0;
+}
+
+/*
+ * CONNECT on HTTP/2. With :protocol websocket (RFC 8441) it becomes the HTTP/1.1 upgrade a WebSocket upstream
+ * expects (GET, Upgrade: websocket, a fresh Sec-WebSocket-Key); a plain one names host:port as its target. Either
+ * way the request is its head alone: the stream's DATA frames are the tunnel's bytes once it opens.
+ */
+static __attribute__((cold)) int connect_headers(es_h2_stream_t *hs)
+{
+    es_stream_t *s = &hs->stream;
+    if (hs->protocol) {
+        es_stream_request_error(s, 501, "an extended CONNECT for a protocol other than websocket");
+        return 0;
+    }
+    if (hs->websocket) {
+        unsigned char raw[16];
+        char key[25];
+        static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+            for (size_t i = 0; i < sizeof raw; i++)
+                raw[i] = (unsigned char)rand();
+        for (size_t i = 0, o = 0; i < 16; i += 3) {
+            unsigned v = (unsigned)raw[i] << 16 | (i + 1 < 16 ? (unsigned)raw[i + 1] << 8 : 0) |
+                         (i + 2 < 16 ? raw[i + 2] : 0);
+            key[o++] = b64[(v >> 18) & 63];
+            key[o++] = b64[(v >> 12) & 63];
+            key[o++] = i + 1 < 16 ? b64[(v >> 6) & 63] : '=';
+            key[o++] = i + 2 < 16 ? b64[v & 63] : '=';
+        }
+        key[24] = '\0';
+        s->method = ES_METHOD_GET;
+        s->owner.method = "GET";
+        s->owner.method_len = 3;
+        if (es_msg_add(&s->req, 0, LIT("upgrade"), LIT("websocket")) != 0 ||
+            es_msg_add(&s->req, 0, LIT("connection"), LIT("upgrade")) != 0 ||
+            (es_msg_find(&s->req, LIT("sec-websocket-key"), 0) < 0 &&
+             es_msg_add(&s->req, 0, LIT("sec-websocket-key"), key, 24) != 0)) {
+            es_stream_request_error(s, 500, "out of memory");
+            return 0;
+        }
+        s->upgrade_req = 1;
+    } else {
+        int h = es_msg_find(&s->req, LIT("host"), 0);
+        size_t alen = 0;
+        const char *auth = h >= 0 ? es_msg_value(&s->req, (uint32_t)h, &alen) : "";
+        if (s->req.first_len == 0 && es_msg_on_first(&s->req, auth, alen) != 0) {
+            es_stream_request_error(s, 500, "out of memory");
+            return 0;
+        }
+    }
+    s->req_has_body = 0;
+    if (es_stream_request_headers(s) == 0 && !hs->closed && !s->aborted)
+        es_stream_request_complete(s);
+    return 0;
 }
 
 /* The stream's header block is complete (or abandoned): when none is still arriving, no deadline runs. */
@@ -428,11 +494,8 @@ static int on_headers_done(void *user, void *stream, int end_stream)
     headers_arrived(hs);
     es_stream_t *s = &hs->stream;
     s->req_has_body = !end_stream;
-    if (s->method == ES_METHOD_CONNECT) {
-        /* Tunnels over HTTP/2 (RFC 8441 and plain CONNECT) are not served on this listener. */
-        es_stream_request_error(s, 501, "CONNECT over HTTP/2");
-        return 0;
-    }
+    if (__builtin_expect(s->method == ES_METHOD_CONNECT, 0))
+        return connect_headers(hs);
     es_stream_request_headers(s);
     return 0;
 }
@@ -463,7 +526,10 @@ static int on_data(void *user, void *stream, const uint8_t *data, size_t len)
 {
     es_h2_stream_t *hs = stream;
     hs->held += len;
-    es_stream_request_body(&hs->stream, (const char *)data, len);
+    if (__builtin_expect(hs->stream.tunnel, 0))
+        es_stream_tunnel_data(&hs->stream, (const char *)data, len);
+    else
+        es_stream_request_body(&hs->stream, (const char *)data, len);
     /* The bytes went upstream (or into the chain's buffer) unless the stream is now blocked: then the window
      * stays shut until it is not (read_changed). */
     release_window(hs);
@@ -473,6 +539,12 @@ static int on_data(void *user, void *stream, const uint8_t *data, size_t len)
 static int on_request_end(void *user, void *stream)
 {
     es_h2_stream_t *hs = stream;
+    if (__builtin_expect(hs->stream.method == ES_METHOD_CONNECT || hs->stream.upgrade_req, 0)) {
+        /* A tunnel's client side ended (END_STREAM): the upstream's side closes once what is queued is written. */
+        if (hs->stream.tunnel)
+            es_stream_tunnel_client_end(&hs->stream);
+        return 0;
+    }
     es_stream_request_complete(&hs->stream);
     return 0;
 }
@@ -568,11 +640,37 @@ static int stream_failed(es_h2_stream_t *hs)
     return -1;
 }
 
+/* A 101 to a WebSocket upgrade, or a CONNECT's 200: on HTTP/2 both are a 200 that leaves the stream open
+ * (RFC 8441 5, RFC 9113 8.5); the upgrade's own fields (Upgrade, Connection, Sec-WebSocket-Accept) stay behind. */
+static __attribute__((cold)) int tunnel_head(es_h2_stream_t *hs, const es_msg_t *m)
+{
+    size_t n = 0;
+    es_h2_field_t f[32];
+    uint32_t from = 0, to = 0;
+    if (m != NULL)
+        es_msg_section(m, 0, &from, &to);
+    for (uint32_t i = from; i < to && n < 32; i++) {
+        f[n].name = es_msg_name(m, i, &f[n].name_len);
+        f[n].value = es_msg_value(m, i, &f[n].value_len);
+        if (es_name_eq(f[n].name, f[n].name_len, LIT("sec-websocket-accept")) ||
+            es_name_eq(f[n].name, f[n].name_len, LIT("content-length")) ||
+            es_http1_drop_header_in(m, i, 1))
+            continue;
+        n++;
+    }
+    if (es_h2_session_respond(&hs->srv->sess, hs->id, 200, f, n, 0) != 0)
+        return stream_failed(hs);
+    flush_later(hs->srv);
+    return 0;
+}
+
 static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t declared, int flags)
 {
     es_h2_stream_t *hs = H2S(s);
     if (hs->closed)
         return -1;
+    if (__builtin_expect(flags & ES_RESP_TUNNEL, 0))
+        return tunnel_head(hs, m);
     char len[24];
     es_h2_field_t extra = {LIT("content-length"), len, 0};
     size_t nextra = 0;
@@ -610,6 +708,7 @@ static int resp_end(es_stream_t *s, const es_msg_t *m)
     ssize_t n = 0;
     if (m != NULL && m->ntrailers_from < m->nheaders)
         n = collect(hs->srv, m, 1, 0, NULL, 0);
+    hs->body_ended = 1;
     if (n < 0 || es_h2_session_end_body(&hs->srv->sess, hs->id, (const es_h2_field_t *)hs->srv->fields.base,
                                         (size_t)n) != 0) {
         /* A response that ended with its head (END_STREAM there) has nothing more to end. */
@@ -663,6 +762,10 @@ static void finished(es_stream_t *s)
     hs->finished = 1;
     if (hs->closed)
         return; /* on the dead list already */
+    if (s->tunnel && !hs->body_ended) {
+        hs->body_ended = 1; /* the tunnel ended: END_STREAM after what is queued */
+        es_h2_session_end_body(&hs->srv->sess, hs->id, NULL, 0);
+    }
     flush_later(hs->srv); /* the session closes the stream once its end is written */
 }
 

@@ -101,6 +101,9 @@ void es_stream_flush_upstream(es_stream_t *s);
  * reads no more while es_stream_read_blocked, and the stream ends the tunnel through down->finished (the
  * upstream closed it) or down->reset (its idle timeout). No filter sees these bytes. */
 void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len);
+/* The client ended its side of a running tunnel (HTTP/2 END_STREAM): the upstream's side closes once what is
+ * queued for it is written, and the stream finishes (down->finished ends the client's side too). */
+void es_stream_tunnel_client_end(es_stream_t *s);
 /* Whether the request body must not be read now (the upstream or a filter is behind). */
 static inline int es_stream_read_blocked(const es_stream_t *s)
 {

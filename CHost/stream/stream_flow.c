@@ -90,16 +90,33 @@ void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
         s->down->reset(s);
         return;
     }
-    if (up->out.above_high && !s->up_blocked) {
+    if (es_upconn_behind(up) && !s->up_blocked) {
         s->up_blocked = 1; /* the upstream is slower than the client */
         s->down->read_changed(s);
     }
 }
 
+__attribute__((cold)) void es_stream_tunnel_client_end(es_stream_t *s)
+{
+    if (!s->tunnel)
+        return;
+    if (s->up != NULL) {
+        es_upconn_close_after_flush(s->up);
+        s->up = NULL;
+        s->owner.resp = NULL;
+    }
+    s->up_blocked = 0;
+    if (s->request_timer != NULL)
+        uv_timer_stop(s->request_timer);
+    s->req_done = 1;
+    s->resp_done = 1;
+    es_stream__maybe_finished(s);
+}
+
 /* A WebSocket upgrade goes on as one where the route allows it; elsewhere without Upgrade (a plain GET). */
 static __attribute__((noinline, cold)) void decide_upgrade(es_stream_t *s, const es_route_config_t *r)
 {
-    s->upgrading = r->upgrade_websocket ? 1 : 0;
+    s->upgrading = r->upgrade_websocket && !r->cluster->http2 ? 1 : 0; /* WebSocket goes to HTTP/1.1 upstreams */
     if (!s->upgrading)
         es_stats_inc(ES_STAT_UPGRADES_REFUSED);
 }

@@ -567,6 +567,7 @@ int es_h2up_acquire(es_pool_t *p, es_upuser_t *user, es_upconn_t **out, int fres
     u->state = ES_UP_ACTIVE;
     u->user = user;
     u->h2 = h;
+    u->h2x = 1;
     u->h2_id = 0;
     u->content_length = -1;
     u->reused = h->state == H2UP_READY;

@@ -124,7 +124,7 @@ static void start_reading(es_upconn_t *u)
 
 void es_upconn_read_pause(es_upconn_t *u, int pause)
 {
-    if (u->pool->cfg->http2) {
+    if (u->h2x) {
         es_h2up_read_pause(u, pause);
         return;
     }
@@ -230,10 +230,17 @@ int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
     return es_pool_connect(p, s, out);
 }
 
+static int pool_connect_h1(es_pool_t *p, es_upuser_t *s, es_upconn_t **out);
+
 int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
     if (p->cfg->http2)
         return es_h2up_acquire(p, s, out, 1);
+    return pool_connect_h1(p, s, out);
+}
+
+static int pool_connect_h1(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
+{
     const es_cluster_config_t *cfg = p->cfg;
     es_upconn_t *u = calloc(1, sizeof(*u));
     es_resp_parser_t *rp = u != NULL ? es_resp_parser_new() : NULL;
@@ -278,7 +285,7 @@ int es_pool_connect(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 
 void es_upconn_release(es_upconn_t *u, int reusable)
 {
-    if (u->pool->cfg->http2) {
+    if (u->h2x) {
         es_h2up_release(u);
         return;
     }
@@ -299,7 +306,7 @@ void es_upconn_release(es_upconn_t *u, int reusable)
 
 void es_upconn_abandon(es_upconn_t *u)
 {
-    if (u->pool->cfg->http2) {
+    if (u->h2x) {
         es_h2up_release(u);
         return;
     }
@@ -547,12 +554,12 @@ int es_upconn__on_complete(es_upconn_t *u)
 
 int es_upconn_behind(const es_upconn_t *u)
 {
-    return u->pool->cfg->http2 ? es_h2up_behind(u) : u->out.above_high;
+    return u->h2x ? es_h2up_behind(u) : u->out.above_high;
 }
 
 void es_upconn_flush(es_upconn_t *u)
 {
-    if (u->pool->cfg->http2)
+    if (u->h2x)
         es_h2up_flush(u);
     else
         es_writeq_flush(&u->out);
@@ -561,7 +568,7 @@ void es_upconn_flush(es_upconn_t *u)
 int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, size_t method_len, int64_t length,
                         int chunked, const es_forwarded_t *fwd)
 {
-    if (u->pool->cfg->http2)
+    if (u->h2x)
         return es_h2up_send_head(u, m, method, method_len, length, chunked || length > 0, fwd);
     if (__builtin_expect(fwd->upgrade, 0))
         u->upgrade_asked = 1; /* a 101 is a valid answer (reset by assign) */
@@ -570,14 +577,14 @@ int es_upconn_send_head(es_upconn_t *u, const es_msg_t *m, const char *method, s
 
 int es_upconn_send_body(es_upconn_t *u, const char *at, size_t len, int chunked)
 {
-    if (u->pool->cfg->http2)
+    if (u->h2x)
         return es_h2up_send_body(u, at, len);
     return chunked ? es_http1_write_chunk(&u->out, at, len) : es_writeq_append(&u->out, at, len);
 }
 
 int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
 {
-    if (u->pool->cfg->http2)
+    if (u->h2x)
         return es_h2up_send_end(u, m);
     return chunked ? es_http1_write_last_chunk(&u->out, m) : 0;
 }
@@ -586,7 +593,7 @@ int es_upconn_send_end(es_upconn_t *u, const es_msg_t *m, int chunked)
 
 __attribute__((cold)) int es_pool_connect_tunnel(es_pool_t *p, es_upuser_t *user, es_upconn_t **out)
 {
-    int err = es_pool_connect(p, user, out);
+    int err = pool_connect_h1(p, user, out); /* a TCP connection, whatever the cluster speaks */
     if (err == 0)
         (*out)->connect_tunnel = 1;
     return err;

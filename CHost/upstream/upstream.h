@@ -97,6 +97,7 @@ struct es_upconn_s {
     unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
     /* An exchange on an HTTP/2 connection (upstream/h2_upstream.c): u is its stream, not a connection. */
     es_h2up_t *h2;
+    unsigned h2x : 1;            /* an exchange of an HTTP/2 connection (h2 may be NULL once it closed) */
     int32_t h2_id;               /* 0 until submitted, -1 once closed */
     es_link_t h2_link;
     es_buf_t h2_body;            /* request body waiting for the upstream's window */

@@ -391,6 +391,64 @@ static void test_drain_sends_goaway_and_finishes_the_stream(void **state)
     es_proxy_wait_exit(&f->px, 15000); /* asserts exit status 0 */
 }
 
+/* WebSocket over HTTP/2 (RFC 8441): the listener advertises SETTINGS_ENABLE_CONNECT_PROTOCOL, an extended CONNECT
+ * with :protocol websocket reaches an HTTP/1.1 WebSocket upstream as an Upgrade, and the stream carries the frames:
+ * 16 MiB echoed, ping, close codes both ways. A route with upgrades: [] gets the upstream's non-101 answer. */
+static void test_websocket_over_http2(void **state)
+{
+    es_fixture_t *f = *state;
+    uint16_t ws_port;
+    pid_t ws = es_spawn_server(&ws_port, "%s %s/ws_server.py --port 0", es_python(), es_py_tools());
+    es_proxy_start(&f->px, 2,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /plain }\n"
+                   "        cluster: ws\n"
+                   "        upgrades: []\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: ws\n"
+                   "  - name: admin\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /stats }\n"
+                   "        stats: {}\n"
+                   "clusters:\n"
+                   "  - name: ws\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   ws_port);
+    uint16_t port = es_proxy_port(&f->px, "main");
+    char *out;
+    int rc = es_run_tool(&out, "timeout 120 %s %s/ws_h2_client.py 127.0.0.1:%u --size 16777216 --close-code 4100",
+                         es_python(), es_py_tools(), port);
+    if (rc != 0)
+        fail_msg("%s", out);
+    expect_kv(out, "connect_protocol", "1");
+    expect_kv(out, "echo_bytes", "16777216");
+    expect_kv(out, "close_code", "4100");
+    char *a = es_kv(out, "sent_sha256"), *b = es_kv(out, "echo_sha256");
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    free(out);
+    rc = es_run_tool(&out, "timeout 60 %s %s/ws_h2_client.py 127.0.0.1:%u --path /close/4001 --messages 0 --no-ping "
+                           "--expect-close 4001", es_python(), es_py_tools(), port);
+    if (rc != 0)
+        fail_msg("%s", out);
+    free(out);
+    rc = es_run_tool(&out, "timeout 60 %s %s/ws_h2_client.py 127.0.0.1:%u --path /plain", es_python(), es_py_tools(), port);
+    if (rc == 0 || strstr(out, "the CONNECT got 4") == NULL)
+        fail_msg("upgrades: [] let a WebSocket through: %s", out);
+    free(out);
+    assert_int_equal(es_stat(es_proxy_port(&f->px, "admin"), "/stats", "downstream.tunnels"), 2);
+    es_proxy_stop(&f->px);
+    es_stop_server(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +470,7 @@ int main(void)
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_drain_sends_goaway_and_finishes_the_stream, es_fixture_setup,
                                         es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_websocket_over_http2, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

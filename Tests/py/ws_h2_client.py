@@ -3,7 +3,8 @@
 SETTINGS_ENABLE_CONNECT_PROTOCOL, opens `CONNECT :protocol websocket`, then sends --messages messages of --size
 bytes and checks their echo, a ping, and a close with --close-code.
 
-  ws_h2_client.py HOST:PORT [--path /] [--size N] [--messages N] [--close-code C] [--expect-close C]
+  ws_h2_client.py HOST:PORT [--path /] [--size N] [--messages N] [--no-ping] [--close-code C] [--expect-close C]
+  (--expect-close C other than --close-code: the server is to close first, with C)
 
 Prints key=value lines: connect_protocol (the server's setting), status (the CONNECT's answer), sent_sha256,
 echo_sha256, echo_bytes, pong_ms, close_code; exit 0 on success, else one line on stderr and exit 1.
@@ -69,6 +70,7 @@ def main():
     ap.add_argument("--size", type=int, default=1 << 20)
     ap.add_argument("--messages", type=int, default=1)
     ap.add_argument("--close-code", type=int, default=1000)
+    ap.add_argument("--no-ping", action="store_true")
     ap.add_argument("--expect-close", type=int, default=None)
     ap.add_argument("--timeout", type=float, default=30)
     a = ap.parse_args()
@@ -91,19 +93,6 @@ def main():
     c.h2.send_headers(sid, [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
                             (":path", a.path), (":authority", c.authority), ("sec-websocket-version", "13")])
     c.flush()
-    status = None
-    while status is None:
-        for ev in c.pump():
-            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
-                status = dict(ev.headers).get(":status")
-            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
-                die(f"the CONNECT was refused: {ev}")
-        if c.closed:
-            die("the server closed the connection")
-    out(status=status)
-    if status != "200":
-        die(f"the CONNECT got {status}")
-
     ws = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)
 
     def send_ws():
@@ -127,7 +116,9 @@ def main():
                 ws.receive_data(ev.data)
                 frames.extend(ws.events_received())
             elif isinstance(ev, h2.events.StreamReset) and ev.stream_id == sid:
-                die(f"the stream was reset ({ev.error_code!r})")
+                if ev.error_code != 0:
+                    die(f"the stream was reset ({ev.error_code!r})")
+                frames.append(None)  # NO_ERROR after the server's END_STREAM: stop sending, nothing lost
             elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
                 frames.append(None)
         c.flush()
@@ -138,6 +129,23 @@ def main():
             if c.closed and not frames:
                 die("the connection closed")
         return frames.pop(0)
+
+    # The answer; DATA that came in the same read (a server that speaks, or closes, at once) is kept.
+    status = None
+    while status is None:
+        evs = c.pump()
+        for i, ev in enumerate(evs):
+            if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                status = dict(ev.headers).get(":status")
+                out(status=status)
+                if status != "200":
+                    die(f"the CONNECT got {status}")
+                handle(evs[i + 1:])
+                break
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                die(f"the CONNECT was refused: {ev}")
+        if status is None and c.closed:
+            die("the server closed the connection")
 
     sent, echoed, total = hashlib.sha256(), hashlib.sha256(), 0
     for i in range(a.messages):
@@ -161,17 +169,19 @@ def main():
     if sent.digest() != echoed.digest():
         die("the echo differs from what was sent")
 
-    t0 = time.monotonic()
-    ws.send_ping(b"ping")
-    send_ws()
-    while True:
-        f = next_frame()
-        if f is not None and f.opcode == Opcode.PONG:
-            break
-    out(pong_ms=round((time.monotonic() - t0) * 1000, 1))
+    if not a.no_ping:
+        t0 = time.monotonic()
+        ws.send_ping(b"ping")
+        send_ws()
+        while True:
+            f = next_frame()
+            if f is not None and f.opcode == Opcode.PONG:
+                break
+        out(pong_ms=round((time.monotonic() - t0) * 1000, 1))
 
-    ws.send_close(a.close_code, "bye")
-    send_ws()
+    if a.expect_close is None or a.expect_close == a.close_code:
+        ws.send_close(a.close_code, "bye")
+        send_ws()
     code = None
     while code is None:
         f = next_frame()
