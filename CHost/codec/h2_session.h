@@ -194,7 +194,7 @@ typedef struct {
         uint8_t pad;     /* the next byte is an END_STREAM-less DATA frame's pad length */
         uint8_t off;     /* not a preface: nghttp2 reports it, the scan stops */
         uint32_t left;   /* payload bytes to skip */
-    } scan;              /* h2_limits.c: frame headers, read ahead of nghttp2 */
+    } scan;              /* frame headers, read ahead of nghttp2 (the flood counts) */
 } es_h2_session_t;
 
 void es_h2_settings_default(es_h2_settings_t *cfg);

@@ -1,4 +1,4 @@
-/* What h2_session.c, h2_output.c and h2_limits.c share; nothing outside CHost/codec/h2_* includes it. */
+/* What h2_session.c and h2_output.c share; nothing outside CHost/codec/h2_* includes it. */
 #ifndef ES_H2_SESSION_INT_H
 #define ES_H2_SESSION_INT_H
 

@@ -11,6 +11,7 @@
 #include "codec/http1.h"
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
+static const es_resp_parser_events_t resp_events;
 static void upconn_close(es_upconn_t *u);
 
 void es_pool_init(es_pool_t *p, es_env_t *env, const es_cluster_config_t *cfg)
@@ -243,7 +244,7 @@ static int pool_connect_h1(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
 {
     const es_cluster_config_t *cfg = p->cfg;
     es_upconn_t *u = calloc(1, sizeof(*u));
-    es_resp_parser_t *rp = u != NULL ? es_resp_parser_new() : NULL;
+    es_resp_parser_t *rp = u != NULL ? es_resp_parser_new(&resp_events) : NULL;
     if (rp == NULL) {
         free(u);
         return UV_ENOMEM;
@@ -467,8 +468,9 @@ static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf)
 
 /* The response parser's events (upstream/resp_parser.c). */
 
-int es_upconn__on_begin(es_upconn_t *u)
+static int on_resp_begin(void *user)
 {
+    es_upconn_t *u = user;
     if (u->user == NULL)
         return -1;
     es_msg_reset(&u->resp);
@@ -476,22 +478,25 @@ int es_upconn__on_begin(es_upconn_t *u)
     return 0;
 }
 
-int es_upconn__on_status(es_upconn_t *u, const char *at, size_t len)
+static int on_resp_status(void *user, const char *at, size_t len)
 {
+    es_upconn_t *u = user;
     return es_msg_on_first(&u->resp, at, len);
 }
 
-int es_upconn__on_field(es_upconn_t *u, const char *at, size_t len)
+static int on_resp_field(void *user, const char *at, size_t len)
 {
+    es_upconn_t *u = user;
     return es_msg_on_field(&u->resp, at, len);
 }
 
-int es_upconn__on_value(es_upconn_t *u, const char *at, size_t len)
+static int on_resp_value(void *user, const char *at, size_t len)
 {
+    es_upconn_t *u = user;
     return es_msg_on_value(&u->resp, at, len);
 }
 
-/* A 1xx, or the answer to an upgrade request. Returns what es_upconn__on_headers returns, or 2: an ordinary
+/* A 1xx, or the answer to an upgrade request. Returns what the headers event returns, or 2: an ordinary
  * final response, to be handed to the user. */
 static __attribute__((noinline, cold)) int informational_or_upgrade(es_upconn_t *u)
 {
@@ -513,8 +518,9 @@ static __attribute__((noinline, cold)) int informational_or_upgrade(es_upconn_t 
     return 2;
 }
 
-int es_upconn__on_headers(es_upconn_t *u)
+static int on_resp_headers(void *user)
 {
+    es_upconn_t *u = user;
     es_msg_headers_done(&u->resp);
     u->headers_done = 1;
     u->status = es_resp_parser_status(u->rp);
@@ -528,14 +534,16 @@ int es_upconn__on_headers(es_upconn_t *u)
     return r < 0 ? -1 : r;
 }
 
-int es_upconn__on_body(es_upconn_t *u, const char *at, size_t len)
+static int on_resp_body(void *user, const char *at, size_t len)
 {
+    es_upconn_t *u = user;
     u->user->ops->body(u->user, at, len);
     return u->state == ES_UP_ACTIVE && u->user != NULL ? 0 : -1;
 }
 
-int es_upconn__on_complete(es_upconn_t *u)
+static int on_resp_complete(void *user)
 {
+    es_upconn_t *u = user;
     if (__builtin_expect(u->interim || u->upgraded, 0)) {
         if (u->upgraded)
             return 1; /* the 101's end: the tunnel's bytes follow */
@@ -549,6 +557,16 @@ int es_upconn__on_complete(es_upconn_t *u)
     /* Stop here: anything after the response is an error, checked by got_data. */
     return 1;
 }
+
+static const es_resp_parser_events_t resp_events = {
+    .begin = on_resp_begin,
+    .status = on_resp_status,
+    .field = on_resp_field,
+    .value = on_resp_value,
+    .headers = on_resp_headers,
+    .body = on_resp_body,
+    .complete = on_resp_complete,
+};
 
 /* ---- the request, framed for the upstream -------------------------------------------------- */
 
