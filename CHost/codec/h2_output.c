@@ -7,7 +7,6 @@
  */
 #include "codec/h2_session_int.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -89,7 +88,11 @@ static int head_nva(es_h2_session_t *s, int status, const es_h2_field_t *f, size
     int count = pack_fields(&s->pack, f, n);
     if (count < 0)
         return count;
-    snprintf(code, 4, "%03d", status);
+    /* 100..999 (the callers check): three digits, as "%03d" writes them, without printf's cost. */
+    code[0] = (char)('0' + status / 100);
+    code[1] = (char)('0' + status / 10 % 10);
+    code[2] = (char)('0' + status % 10);
+    code[3] = '\0';
     *nva = build_nva(s, code, &s->pack, (size_t)count, nvlen);
     return *nva != NULL ? 0 : -ENOMEM;
 }
