@@ -219,8 +219,8 @@ echo "an EC P-256 certificate). envoy-swift runs with no filter and with one no-
 echo "from \`libswiftfilter.so\`). $rounds round(s) alternate the setups, each after a discarded run of"
 echo "1,000 requests; every column is the median of its rounds. CPU µs/req is the proxy's own CPU"
 echo "time (user + sys of its processes, every thread, from \`/proc/PID/stat\`) over the run, divided by"
-echo "the requests: unlike req/s it hardly depends on how h2load, the upstream and the proxy share the"
-echo "$(nproc) cores. Load (1, 5, 15 min) at the end: $load."
+echo "the requests: it depends much less than req/s on how h2load, the upstream and the proxy share the"
+echo "$(nproc) cores, though it too rises on a busy machine. Load (1, 5, 15 min) at the end: $load."
 echo
 echo "| proxy | protocol | req/s | vs nghttpx | mean ms | max ms | CPU µs/req |"
 echo "|---|---|---:|---:|---:|---:|---:|"
