@@ -8,7 +8,7 @@ CONFIG     ?= envoy-swift.yaml
 LOG_LEVEL  ?= info
 
 DEB_PKGS   := libuv1-dev libssl-dev libyaml-dev node-llhttp libcmocka-dev libnghttp2-dev pkg-config curl
-BENCH_PKGS := wrk nginx-light haproxy valgrind strace libhttp-parser-dev
+BENCH_PKGS := wrk nginx-light haproxy valgrind strace libhttp-parser-dev nghttp2-client nghttp2-proxy openssl
 LIBS       := -luv -lyaml -lnghttp2 -lssl -lcrypto -lpthread -ldl -lm
 WARN       := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wstrict-prototypes -Werror=implicit-function-declaration
 LLHTTP_INC := /usr/share/include/llhttp
@@ -149,9 +149,10 @@ py-deps:
 	@./scripts/py-deps.sh $(BUILD)
 test-c: py-deps
 
-# HTTP/2 front ends, measured (never asserted): h2load req/s and latency through nghttpx, nginx and
-# HAProxy (one worker each; h2c and TLS) in front of build/es-upstream, and envoy-swift once it speaks h2.
-bench-h2: deps $(BUILD)/envoy-swift $(BUILD)/es-upstream
+# HTTP/2 front ends, measured (never asserted): h2load req/s, latency and CPU per request through nghttpx,
+# nginx, HAProxy and envoy-swift (no filter, one no-op Swift filter), one worker each, h2c and TLS, in front
+# of build/es-upstream. `make bench` includes it.
+bench-h2: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 	$(call install_missing,nghttp2-client nghttp2-proxy nginx-light haproxy openssl)
 	@./bench/h2.sh
 
@@ -176,8 +177,8 @@ bench-instr: build bench-deps
 	@./bench/instr.sh
 
 # envoy-swift vs nginx and HAProxy (issue 7), measured (never asserted): req/s, latency and CPU per
-# request, idle connection memory, build/bench-crossing's and bench/instr.sh's output; writes
-# BENCHMARKS.md.
+# request, idle connection memory, build/bench-crossing's, bench/instr.sh's, bench/reload.sh's and
+# bench/h2.sh's output; writes BENCHMARKS.md.
 bench: build bench-deps $(BUILD)/bench-crossing
 	@./bench/run.sh
 

@@ -18,16 +18,20 @@
 #   output verbatim, user-space instructions and syscalls per request of each proxy.
 # - Reloads under load: bench/reload.sh's output verbatim (--smoke in a smoke run), failed requests
 #   across configuration reloads, the time to the new configuration, RSS per worker process.
+# - HTTP/2 front ends: bench/h2.sh's output verbatim (--smoke in a smoke run; skipped with a note when
+#   h2load or nghttpx is missing): h2load -c64 -m10 through nghttpx, nginx, HAProxy and envoy-swift
+#   (no filter, one no-op filter), one worker each, h2c and TLS.
 #
 # Prints the report (Markdown) and writes it to BENCHMARKS.md.
 #
-#   bench/run.sh            the full run, about 10 minutes (`make bench`)
+#   bench/run.sh            the full run, about 20 minutes (`make bench`)
 #   bench/run.sh --smoke    every setup once, 1 s, 64 connections, 1 worker, 1,000 idle connections;
 #                           exits 0 if everything started and answered; BENCHMARKS.md untouched
 #
 # Environment: BENCH_SECS (5), BENCH_ROUNDS (3), BENCH_IDLE (10000), BENCH_OUT (BENCHMARKS.md),
-# BENCH_PORT_BASE (19600: ports 19600-19611 must be free; bench/instr.sh, then bench/reload.sh use the last 4). Needs the release build (make build),
-# wrk, nginx, haproxy, python3 and curl. Everything started here runs from a temp dir that is
+# BENCH_PORT_BASE (19600: ports 19600-19611 must be free; bench/instr.sh, then bench/reload.sh use the last 4),
+# and bench/h2.sh's BENCH_H2_* (its ports 19680-19690). Needs the release build (make build),
+# wrk, nginx, haproxy, python3 and curl; for the HTTP/2 section h2load, nghttpx and openssl. Everything started here runs from a temp dir that is
 # removed at exit, with every process (also on Ctrl-C or failure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -96,7 +100,7 @@ cp "$bin" "$lib" "$tmp/bin/"
 [ ! -x build/bench-crossing ] || cp build/bench-crossing "$tmp/bin/"
 bin="$tmp/bin/envoy-swift" lib="$tmp/bin/libswiftfilter.so"
 es_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- CHost Sources Filters 2>/dev/null || echo ' + uncommitted changes')"
-wrk_pid="" idle_pid="" instr_pid="" reload_pid=""
+wrk_pid="" idle_pid="" instr_pid="" reload_pid="" h2_pid=""
 # A server that died is a failure of the run (with its exit status and last log lines); it is
 # started again from the same files so that the other measurements still happen.
 check_alive() { # name...
@@ -117,6 +121,7 @@ cleanup() {
     [ -z "$idle_pid" ] || kill -TERM "$idle_pid" 2>/dev/null || true
     [ -z "$instr_pid" ] || { kill -TERM "$instr_pid" 2>/dev/null || true; wait "$instr_pid" 2>/dev/null || true; }
     [ -z "$reload_pid" ] || { kill -TERM "$reload_pid" 2>/dev/null || true; wait "$reload_pid" 2>/dev/null || true; }
+    [ -z "$h2_pid" ] || { kill -TERM "$h2_pid" 2>/dev/null || true; wait "$h2_pid" 2>/dev/null || true; }
     stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -389,6 +394,26 @@ wait "$reload_pid" || reload_rc=$?
 reload_pid=""
 reload_out="$(cat "$tmp/reload.md")"
 [ "$reload_rc" = 0 ] || fail "bench/reload.sh exited $reload_rc"
+
+# --- HTTP/2 front ends: bench/h2.sh ---------------------------------------------------------------
+# Its own ports (BENCH_H2_PORT_BASE), upstream and proxies; in the background, so that a signal
+# reaches the trap at once; h2.sh stops its own processes.
+h2_out=""
+if command -v h2load >/dev/null && command -v nghttpx >/dev/null && command -v openssl >/dev/null; then
+    progress "bench/h2.sh$([ "$smoke" = 0 ] || echo ' --smoke')"
+    h2_args=()
+    [ "$smoke" = 0 ] || h2_args=(--smoke)
+    timeout 1800 bench/h2.sh "${h2_args[@]}" "$bin" "$lib" >"$tmp/h2.md" &
+    h2_pid=$!
+    h2_rc=0
+    wait "$h2_pid" || h2_rc=$?
+    h2_pid=""
+    h2_out="$(cat "$tmp/h2.md")"
+    [ "$h2_rc" = 0 ] || fail "bench/h2.sh exited $h2_rc"
+    h2_note="\`bench/h2.sh\` (\`make bench-h2\`) on the same copies of the binaries, its output verbatim:"
+else
+    h2_note="not measured: \`bench/h2.sh\` needs h2load, nghttpx (\`nghttp2-client\`, \`nghttp2-proxy\`) and openssl (\`make bench-deps\` installs them)."
+fi
 took=$(( $(date +%s) - started_at ))
 
 # --- the report -----------------------------------------------------------------------------------
@@ -601,6 +626,11 @@ EOF
     echo
     if [ -n "$reload_out" ]; then echo "$reload_out"; else echo "no output (bench/reload.sh exited $reload_rc)."; fi
     echo
+    echo "## HTTP/2"
+    echo
+    echo "$h2_note"
+    if [ -n "$h2_out" ]; then echo; echo "$h2_out"; fi
+    echo
     cat <<EOF
 ## Versions
 
@@ -615,6 +645,7 @@ EOF
 make build && make bench        # or: bench/run.sh (BENCH_SECS, BENCH_ROUNDS, BENCH_IDLE change the run)
 make bench-instr                # the cost per request alone: bench/instr.sh
 make bench-reload               # the reloads alone: bench/reload.sh
+make bench-h2                   # the HTTP/2 front ends alone: bench/h2.sh
 \`\`\`
 EOF
     if [ "${#failures[@]}" -gt 0 ]; then

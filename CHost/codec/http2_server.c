@@ -1,6 +1,5 @@
 #include "codec/http2_server.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -631,6 +630,22 @@ static ssize_t collect(es_h2_server_t *srv, const es_msg_t *m, int trailers, int
     return (ssize_t)(n + nextra);
 }
 
+/* A non-negative length in decimal, as "%lld" writes it, without snprintf (~700 instructions a call). */
+static size_t format_length(char out[24], int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
 /* The stream cannot be answered: reset it (the client sees RST_STREAM INTERNAL_ERROR). */
 static int stream_failed(es_h2_stream_t *hs)
 {
@@ -675,7 +690,7 @@ static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t d
     es_h2_field_t extra = {LIT("content-length"), len, 0};
     size_t nextra = 0;
     if (declared >= 0) {
-        extra.value_len = (size_t)snprintf(len, sizeof(len), "%lld", (long long)declared);
+        extra.value_len = format_length(len, declared);
         nextra = 1;
     }
     int nobody = s->head || status == 204 || status == 304;
@@ -727,7 +742,7 @@ static int reply(es_stream_t *s, int status, const es_msg_t *headers, const char
         return -1;
     char clen[24];
     es_h2_field_t extra[2] = {
-        {LIT("content-length"), clen, (size_t)snprintf(clen, sizeof(clen), "%zu", len)},
+        {LIT("content-length"), clen, format_length(clen, (int64_t)len)},
         {LIT("content-type"), LIT("text/plain")},
     };
     int has_type = headers != NULL && es_msg_find(headers, LIT("content-type"), 0) >= 0;
