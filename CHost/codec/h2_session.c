@@ -1,6 +1,6 @@
 /*
- * es_h2_session: lifecycle, input and the request events (see h2_session.h). Responses are in h2_output.c,
- * the flood counts (at the end).
+ * es_h2_session: lifecycle, input and the request events (see h2_session.h), and at the end the flood counts.
+ * Responses are in h2_output.c.
  */
 #include "codec/h2_session_int.h"
 

@@ -21,6 +21,7 @@ typedef struct es_h2_server_s es_h2_server_t;
 
 typedef struct {
     es_stream_t stream;          /* first: the exchange */
+    uv_timer_t idle;             /* stream_idle_timeout: no byte either way (the memory goes in its close callback) */
     es_h2_server_t *srv;
     es_link_t link;              /* in srv->streams */
     int32_t id;
@@ -50,14 +51,41 @@ struct es_h2_server_s {
 
 static const es_h2_callbacks_t session_cb;
 static const es_down_ops_t down_ops;
+static void flush_later(es_h2_server_t *srv);
 
 #define H2S(s) ((es_h2_stream_t *)(s))
+
+static void on_stream_memory_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void free_stream(es_h2_stream_t *hs)
 {
     es_list_remove(&hs->link);
     es_stream_dispose(&hs->stream);
-    free(hs);
+    uv_close((uv_handle_t *)&hs->idle, on_stream_memory_closed);
+}
+
+static void on_stream_idle(uv_timer_t *t)
+{
+    es_h2_stream_t *hs = t->data;
+    es_stream_t *s = &hs->stream;
+    uv_timer_stop(t);
+    if (hs->closed || hs->finished || s->tunnel)
+        return; /* a tunnel has tunnel_idle_timeout instead */
+    es_stats_inc(ES_STAT_H2_STREAM_IDLE_TIMEOUTS);
+    es_debug("client %s:%u: HTTP/2 stream %d idle for %llu ms", s->owner.peer_ip, s->owner.peer_port, hs->id,
+             (unsigned long long)s->listener->stream_idle_timeout_ms);
+    es_stream_timed_out(s, 1); /* 408 or 504 if nothing was answered, else the stream is reset */
+    flush_later(hs->srv);
+}
+
+/* A byte went either way: the stream's idle timeout starts again. */
+static inline void stream_touch(es_h2_stream_t *hs)
+{
+    if (uv_is_active((uv_handle_t *)&hs->idle))
+        uv_timer_again(&hs->idle);
 }
 
 static void free_dead(es_h2_server_t *srv)
@@ -342,6 +370,11 @@ static void *on_stream_open(void *user, int32_t id)
     if (hs == NULL)
         return NULL;
     es_stream_init(&hs->stream, &down_ops, c->env, c->listener);
+    uv_timer_init(c->env->loop, &hs->idle);
+    hs->idle.data = hs;
+    if (c->listener->stream_idle_timeout_ms > 0)
+        uv_timer_start(&hs->idle, on_stream_idle, c->listener->stream_idle_timeout_ms + ES_CLOCK_SLACK_MS,
+                       c->listener->stream_idle_timeout_ms + ES_CLOCK_SLACK_MS);
     hs->srv = srv;
     hs->id = id;
     hs->held = 0;
@@ -525,6 +558,7 @@ static int on_data(void *user, void *stream, const uint8_t *data, size_t len)
 {
     es_h2_stream_t *hs = stream;
     hs->held += len;
+    stream_touch(hs);
     if (__builtin_expect(hs->stream.tunnel, 0))
         es_stream_tunnel_data(&hs->stream, (const char *)data, len);
     else
@@ -553,6 +587,7 @@ static void on_stream_close(void *user, void *stream, uint32_t code)
     es_h2_server_t *srv = user;
     es_h2_stream_t *hs = stream;
     headers_arrived(hs);
+    uv_timer_stop(&hs->idle);
     hs->closed = 1;
     if (!hs->finished) {
         if (code != ES_H2_NO_ERROR && !hs->stream.resp_done)
@@ -567,6 +602,7 @@ static void on_stream_close(void *user, void *stream, uint32_t code)
 static void on_output_low(void *user, void *stream)
 {
     es_h2_stream_t *hs = stream;
+    stream_touch(hs);
     es_stream_client_writable(&hs->stream);
 }
 
@@ -709,6 +745,7 @@ static int resp_body(es_stream_t *s, const char *at, size_t len)
         return -1;
     if (s->head)
         return 0;
+    stream_touch(hs);
     if (es_h2_session_send_body(&hs->srv->sess, hs->id, at, len) != 0)
         return stream_failed(hs);
     flush_later(hs->srv);
@@ -775,6 +812,7 @@ static void finished(es_stream_t *s)
 {
     es_h2_stream_t *hs = H2S(s);
     hs->finished = 1;
+    uv_timer_stop(&hs->idle);
     if (hs->closed)
         return; /* on the dead list already */
     if (s->tunnel && !hs->body_ended) {

@@ -949,9 +949,9 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
                                         "request_headers_timeout", "idle_timeout", "request_timeout",
                                         "delayed_close_timeout", "max_request_headers_kb", "tls", "http2",
-                                        "tunnel_idle_timeout", NULL };
+                                        "tunnel_idle_timeout", "stream_idle_timeout", NULL };
     enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
-           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, TUNNEL_IDLE, NKEYS };
+           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, TUNNEL_IDLE, STREAM_IDLE, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -977,11 +977,13 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
     l->request_timeout_ms = 0;
     l->delayed_close_timeout_ms = 1000;
     l->tunnel_idle_timeout_ms = 300000;
+    l->stream_idle_timeout_ms = 300000;
     if (take_timeout(p, node, &f[HEADERS_TIMEOUT], NONZERO, &l->request_headers_timeout_ms) ||
         take_timeout(p, node, &f[IDLE_TIMEOUT], ZERO_IS_OFF, &l->idle_timeout_ms) ||
         take_timeout(p, node, &f[REQUEST_TIMEOUT], ZERO_IS_OFF, &l->request_timeout_ms) ||
         take_timeout(p, node, &f[DELAYED_CLOSE], NONZERO, &l->delayed_close_timeout_ms) ||
         take_timeout(p, node, &f[TUNNEL_IDLE], ZERO_IS_OFF, &l->tunnel_idle_timeout_ms) ||
+        take_timeout(p, node, &f[STREAM_IDLE], ZERO_IS_OFF, &l->stream_idle_timeout_ms) ||
         take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 1024, &headers_kb))
         return -1;
     l->max_request_headers = (uint32_t)headers_kb * 1024;

@@ -100,6 +100,7 @@ typedef struct {
     uint64_t delayed_close_timeout_ms;   /* draining unread input after the last response; default 1s */
     uint32_t max_request_headers;        /* max_request_headers_kb * 1024; default 60 KiB (HTTP/2: the header list) */
     uint32_t h2_max_concurrent_streams;  /* http2.max_concurrent_streams: streams per HTTP/2 connection; default 100 */
+    uint64_t stream_idle_timeout_ms;     /* an HTTP/2 stream with no byte either way; 300s, 0 = never */
     uint64_t tunnel_idle_timeout_ms;     /* a WebSocket / CONNECT tunnel with no byte either way; 300s, 0 = never */
     /* tls: { cert, key, handshake_timeout }: serve HTTPS. tls_ctx is an SSL_CTX made at load. */
     void *tls_ctx;                       /* NULL: plain HTTP */

@@ -55,6 +55,7 @@ static const char *const names[ES_STAT_COUNT] = {
     [ES_STAT_H2_RAPID_RESET] = "h2.rapid_reset",
     [ES_STAT_H2_FLOODS] = "h2.floods",
     [ES_STAT_H2_PROTOCOL_ERRORS] = "h2.protocol_errors",
+    [ES_STAT_H2_STREAM_IDLE_TIMEOUTS] = "h2.stream_idle_timeouts",
     [ES_STAT_TUNNELS] = "downstream.tunnels",
     [ES_STAT_UPGRADES_REFUSED] = "downstream.upgrades_refused",
     [ES_STAT_CONNECT_REFUSED] = "downstream.connect_refused",

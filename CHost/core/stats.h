@@ -49,6 +49,7 @@ typedef enum {
     ES_STAT_H2_RAPID_RESET,       /* connections cut for resetting streams too fast (CVE-2023-44487) */
     ES_STAT_H2_FLOODS,            /* connections cut for floods: CONTINUATION, empty DATA, PING, SETTINGS, ACKs */
     ES_STAT_H2_PROTOCOL_ERRORS,   /* connections cut for an HTTP/2 protocol error */
+    ES_STAT_H2_STREAM_IDLE_TIMEOUTS, /* streams ended at stream_idle_timeout (no byte either way) */
     ES_STAT_TUNNELS,              /* tunnels opened: a 101 to a WebSocket upgrade, or a 200 to a CONNECT */
     ES_STAT_UPGRADES_REFUSED,     /* WebSocket upgrades forwarded without Upgrade: the route says upgrades: [] */
     ES_STAT_CONNECT_REFUSED,      /* CONNECT requests refused (403): the route has no connect: {} */

@@ -304,6 +304,10 @@ static void test_http2_settings(void **state)
     es_config_dispose(&cfg);
     assert_int_equal(load(&cfg, MINIMAL, err, sizeof err), 0);
     assert_int_equal(cfg.listeners[0].h2_max_concurrent_streams, 100);
+    assert_int_equal(cfg.listeners[0].stream_idle_timeout_ms, 300000);
+    es_config_dispose(&cfg);
+    assert_int_equal(load(&cfg, LISTENER "    stream_idle_timeout: 0\n" DIRECT_ROUTE, err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].stream_idle_timeout_ms, 0);
     es_config_dispose(&cfg);
     expect_error(MINIMAL "clusters:\n  - name: c\n    http2: yes please\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
                  "10: clusters[0].http2: expected true or false, got \"yes please\"");
@@ -685,7 +689,7 @@ static void test_unknown_key_listener(void **state)
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
                  "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
                  "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls, http2, "
-                 "tunnel_idle_timeout)");
+                 "tunnel_idle_timeout, stream_idle_timeout)");
 }
 
 static void test_unknown_key_route(void **state)

@@ -247,7 +247,18 @@ static void test_window_stall_stops_at_the_window(void **state)
         fail_msg("%s", out);
     expect_kv(out, "received", "16384");
     expect_kv(out, "flow_control_violation", "0");
+    expect_kv(out, "rst_codes", "none"); /* stream_idle_timeout is 300s by default */
     free(out);
+    expect_still_serving(f);
+    es_proxy_stop(&f->px);
+    /* With stream_idle_timeout: 1s the stalled stream is reset, and counted; the connection serves on. */
+    start(f, NULL, "    stream_idle_timeout: 1s\n");
+    uint64_t t0 = es_now_ms();
+    h2_client(f, &out, "window-stall --path '/bytes?n=50000000' --window 16384 --idle 2500");
+    expect_kv(out, "rst_codes", "INTERNAL_ERROR:1");
+    free(out);
+    assert_true(es_now_ms() - t0 >= 1000);
+    assert_int_equal(stat(f, "h2.stream_idle_timeouts"), 1);
     expect_still_serving(f);
     es_proxy_stop(&f->px);
 }

@@ -392,7 +392,8 @@ def mode_window_stall(a):
         if s.bytes != before:
             last = time.monotonic()
     out(status=s.status or 0, received=s.bytes, window=a.window, ended=int(s.ended),
-        flow_control_violation=int(c.h2_error == "FlowControlError"), closed=int(c.closed))
+        flow_control_violation=int(c.h2_error == "FlowControlError"), closed=int(c.closed),
+        rst_codes=",".join(f"{k}:{v}" for k, v in sorted(c.rst.items())) or "none")
     if c.h2_error:
         die(f"the server broke the protocol ({c.h2_error}) after {s.bytes} bytes")
     if s.ended:
