@@ -228,6 +228,9 @@ static void test_one_gib_each_way_with_tiny_windows(void **state)
     if (rc != 0)
         fail_msg("upload: %s", out);
     expect_kv(out, "upstream_len", "1073741824");
+    char fnv[32]; /* the hash of what the upstream read, against the pattern's */
+    snprintf(fnv, sizeof fnv, "%016llx", (unsigned long long)es_pattern_fnv(1073741824ull));
+    expect_kv(out, "upstream_fnv", fnv);
     free(out);
     long rss1 = es_proc_status_kb(w, "VmRSS");
     print_message("worker RSS %ld kB before, %ld kB after 1 GiB each way\n", rss0, rss1);

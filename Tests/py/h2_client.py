@@ -347,7 +347,8 @@ def mode_big_upload(a):
     up_sha = s.headers.get("x-body-sha256") or kv.get("sha256")
     up_len = s.headers.get("x-body-len") or kv.get("len")
     out(status=s.status or 0, bytes_sent=s.upload_off, sha256=sent, upstream_sha256=up_sha or "none",
-        upstream_len=up_len or "none", ms=f"{secs * 1000:.0f}", mib_per_s=f"{s.upload_off / secs / 2**20:.1f}")
+        upstream_len=up_len or "none", upstream_fnv=kv.get("fnv", "none"), ms=f"{secs * 1000:.0f}",
+        mib_per_s=f"{s.upload_off / secs / 2**20:.1f}")
     if not ok or not s.ended:
         die(f"upload did not complete: {s.reset and 'RST_STREAM ' + s.reset or c.goaway and 'GOAWAY ' + c.goaway[0] or c.broken and 'connection closed' or 'timeout'} after {s.upload_off} bytes")
     if s.status != a.expect_status:
