@@ -463,6 +463,44 @@ static void test_websocket_over_http2(void **state)
     es_stop_server(ws);
 }
 
+/* A plain CONNECT over HTTP/2 (RFC 9113 8.5): only on a route with connect: {} (else 403), tunnelled to the route's
+ * cluster, the stream's DATA both ways. */
+static void test_plain_connect_over_http2(void **state)
+{
+    es_fixture_t *f = *state;
+    uint16_t echo_port;
+    pid_t echo = es_spawn_server(&echo_port, "%s %s/tcp_echo.py --port 0", es_python(), es_py_tools());
+    es_proxy_start(&f->px, 1,
+                   "workers: 1\n"
+                   "listeners:\n"
+                   "  - name: main\n"
+                   "    address: 127.0.0.1\n"
+                   "    port: 0\n"
+                   "    routes:\n"
+                   "      - match: { prefix: /, host: echo.test }\n"
+                   "        cluster: echo\n"
+                   "        connect: {}\n"
+                   "      - match: { prefix: / }\n"
+                   "        cluster: echo\n"
+                   "clusters:\n"
+                   "  - name: echo\n"
+                   "    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   echo_port);
+    char *out;
+    int rc = h2_client(f, &out, "connect --path echo.test:7 --size 3000000");
+    if (rc != 0)
+        fail_msg("%s", out);
+    expect_kv(out, "status", "200");
+    expect_kv(out, "echo_bytes", "3000000");
+    expect_kv(out, "ended", "1");
+    free(out);
+    h2_client(f, &out, "connect --path other.test:7 --size 10");
+    expect_kv(out, "status", "403");
+    free(out);
+    es_proxy_stop(&f->px);
+    es_stop_server(echo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +523,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_sends_goaway_and_finishes_the_stream, es_fixture_setup,
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_websocket_over_http2, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_plain_connect_over_http2, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

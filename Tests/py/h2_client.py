@@ -20,6 +20,7 @@ Modes (options in brackets; --path overrides each mode's default path):
   rapid-reset       --count N streams opened and reset (CANCEL) at once (CVE-2023-44487)
   continuation-flood  HEADERS without END_HEADERS, then --count CONTINUATION frames (raw, hyperframe)
   slow-headers      HEADERS without END_HEADERS, then nothing for --wait ms: closed_after_ms (or none)
+  connect           a plain CONNECT to --path (its authority), --size bytes through the tunnel, checked echoed
   empty-data-flood  --count empty DATA frames without END_STREAM on one open stream
   ping-flood        --count PINGs, written without reading the acknowledgements
   settings-flood    --count SETTINGS frames, written without reading the acknowledgements
@@ -454,6 +455,38 @@ def mode_continuation_flood(a):
         die(f"the server took {sent} CONTINUATION frames without a GOAWAY, a reset or a close")
 
 
+def mode_connect(a):
+    """A plain CONNECT (no :path) to --path as its authority, then --size bytes through the tunnel, read back."""
+    c = Client(a)
+    c.pump(0.2)
+    sid = c.h2.get_next_available_stream_id()
+    st = c.streams[sid] = Stream(sid)
+    c.h2.send_headers(sid, [(":method", "CONNECT"), (":authority", a.path or "echo.test:7")])
+    c.flush()
+    if not c.run(lambda: st.status is not None or st.reset, time.monotonic() + a.timeout):
+        die("no answer to the CONNECT")
+    out(status=st.status or 0)
+    if st.status != 200:
+        die(f"the CONNECT got {st.status or 'a reset ' + str(st.reset)}")
+    payload = b"".join(pattern(o, min(a.size - o, 256 * 1024)) for o in range(0, a.size, 256 * 1024))
+    off = 0
+    while off < len(payload):
+        n = min(c.h2.local_flow_control_window(sid), c.h2.max_outbound_frame_size, len(payload) - off)
+        if n > 0:
+            c.h2.send_data(sid, payload[off:off + n])
+            off += n
+            c.flush()
+        c.pump(0.01)
+    c.run(lambda: st.bytes >= len(payload) or st.reset or st.ended, time.monotonic() + a.timeout)
+    out(echo_bytes=st.bytes, echo_sha256=st.sha.hexdigest(), sent_sha256=hashlib.sha256(payload).hexdigest())
+    if st.sha.hexdigest() != hashlib.sha256(payload).hexdigest():
+        die(f"the tunnel echoed {st.bytes} bytes that differ from the {len(payload)} sent")
+    c.h2.end_stream(sid)
+    c.flush()
+    c.settle(1)
+    out(ended=int(st.ended), reset=st.reset or "none")
+
+
 def mode_slow_headers(a):
     """HEADERS without END_HEADERS and then nothing: how long until the server gives up on the header block."""
     c = Client(a)
@@ -590,7 +623,7 @@ MODES = {"get": mode_get_post, "post": mode_get_post, "big-upload": mode_big_upl
          "empty-data-flood": mode_empty_data_flood, "ping-flood": mode_ping_flood,
          "settings-flood": mode_settings_flood, "headers-too-large": mode_headers_too_large,
          "concurrent-streams": mode_concurrent_streams, "reset-while-held": mode_reset_while_held,
-         "slow-headers": mode_slow_headers}
+         "slow-headers": mode_slow_headers, "connect": mode_connect}
 
 
 def main():
