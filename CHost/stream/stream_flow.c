@@ -96,21 +96,26 @@ void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
     }
 }
 
-__attribute__((cold)) void es_stream_tunnel_client_end(es_stream_t *s)
+/* The tunnel is over (either side ended it): no more bytes, no timer, both directions done. */
+static __attribute__((cold)) int tunnel_over(es_stream_t *s)
 {
-    if (!s->tunnel)
-        return;
-    if (s->up != NULL) {
-        es_upconn_close_after_flush(s->up);
-        s->up = NULL;
-        s->owner.resp = NULL;
-    }
+    s->up = NULL;
+    s->owner.resp = NULL;
     s->up_blocked = 0;
     if (s->request_timer != NULL)
         uv_timer_stop(s->request_timer);
     s->req_done = 1;
     s->resp_done = 1;
-    es_stream__maybe_finished(s);
+    return es_stream__maybe_finished(s);
+}
+
+__attribute__((cold)) void es_stream_tunnel_client_end(es_stream_t *s)
+{
+    if (!s->tunnel)
+        return;
+    if (s->up != NULL)
+        es_upconn_close_after_flush(s->up);
+    tunnel_over(s);
 }
 
 /* A WebSocket upgrade goes on as one where the route allows it; elsewhere without Upgrade (a plain GET). */
@@ -119,6 +124,16 @@ static __attribute__((noinline, cold)) void decide_upgrade(es_stream_t *s, const
     s->upgrading = r->upgrade_websocket && !r->cluster->http2 ? 1 : 0; /* WebSocket goes to HTTP/1.1 upstreams */
     if (!s->upgrading)
         es_stats_inc(ES_STAT_UPGRADES_REFUSED);
+}
+
+/* The pool could not even begin a connection to the route's cluster: 503, saying why. */
+static int connect_failed(es_stream_t *s, const es_route_config_t *r, int err, int close)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
+    es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
+    es_stream__local_reply(s, 503, body, (size_t)n, close);
+    return -1;
 }
 
 /* A CONNECT: only where the route says connect: {}, and only to the route's cluster (not to the host:port the
@@ -133,13 +148,8 @@ static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const
     }
     es_upconn_t *up;
     int err = es_pool_connect_tunnel(&s->env->pools[r->cluster->index], &s->user, &up);
-    if (err) {
-        char body[160];
-        int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
-        es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
-        es_stream__local_reply(s, 503, body, (size_t)n, 1);
-        return -1;
-    }
+    if (err)
+        return connect_failed(s, r, err, 1);
     s->up = up; /* up_tunnel_ready answers 200 once it is connected; up_failed 503 if it cannot be */
     return 0;
 }
@@ -186,13 +196,8 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
         decide_upgrade(s, r);
     es_upconn_t *up;
     int err = es_pool_acquire(&s->env->pools[r->cluster->index], &s->user, &up);
-    if (err) {
-        char body[160];
-        int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
-        es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
-        es_stream__local_reply(s, 503, body, (size_t)n, 0);
-        return -1;
-    }
+    if (err)
+        return connect_failed(s, r, err, 0);
     s->up = up;
     int had_length = es_msg_find(&s->req, LIT("content-length"), 0) >= 0;
     s->declared[ES_DIR_REQUEST] =
@@ -678,14 +683,7 @@ static void up_tunnel_data(es_upuser_t *u, const char *at, size_t len)
 static __attribute__((cold)) void up_tunnel_end(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
-    s->up = NULL;
-    s->owner.resp = NULL;
-    s->up_blocked = 0;
-    if (s->request_timer != NULL)
-        uv_timer_stop(s->request_timer);
-    s->req_done = 1;
-    s->resp_done = 1;
-    if (es_stream__maybe_finished(s) && !s->aborted)
+    if (tunnel_over(s) && !s->aborted)
         s->down->flush(s);
 }
 

@@ -54,14 +54,6 @@ static void start(es_fixture_t *f, uint16_t h2_port)
                    h2_port, f->up.port);
 }
 
-static void expect_kv(const char *out, const char *key, const char *want)
-{
-    char *v = es_kv(out, key);
-    if (v == NULL || strcmp(v, want) != 0)
-        fail_msg("%s=%s, expected %s, in:\n%s", key, v ? v : "(none)", want, out);
-    free(v);
-}
-
 static int grpc(es_fixture_t *f, char **out, const char *mode)
 {
     return es_run_tool(out, "timeout 60 %s %s/grpc_client.py 127.0.0.1:%u %s", es_python(), es_py_tools(),
@@ -79,7 +71,7 @@ static void test_grpc_unary_and_streaming(void **state)
         char *out;
         if (grpc(f, &out, modes[i]) != 0)
             fail_msg("%s: %s", modes[i], out);
-        expect_kv(out, "status", "OK");
+        es_expect_kv(out, "status", "OK");
         char *got = es_kv(out, "sha256"), *sent = es_kv(out, i == 2 ? "server_sha256" : "sent_sha256");
         if (i == 1) {
             free(sent);
@@ -107,17 +99,17 @@ static void test_grpc_statuses_trailers_and_deadlines(void **state)
     char *out;
     /* A trailers-only answer (grpc-status in the only HEADERS) stays one. */
     grpc(f, &out, "status");
-    expect_kv(out, "status", "NOT_FOUND");
+    es_expect_kv(out, "status", "NOT_FOUND");
     free(out);
     /* Trailing metadata, binary included, and initial metadata. */
     if (grpc(f, &out, "trailers") != 0)
         fail_msg("%s", out);
-    expect_kv(out, "trailer.x-trailer-one", "1");
-    expect_kv(out, "trailer.x-trailer-bin", "0001");
-    expect_kv(out, "initial.x-initial", "yes");
+    es_expect_kv(out, "trailer.x-trailer-one", "1");
+    es_expect_kv(out, "trailer.x-trailer-bin", "0001");
+    es_expect_kv(out, "initial.x-initial", "yes");
     free(out);
     grpc(f, &out, "deadline");
-    expect_kv(out, "status", "DEADLINE_EXCEEDED");
+    es_expect_kv(out, "status", "DEADLINE_EXCEEDED");
     free(out);
     es_proxy_stop(&f->px);
 }
@@ -242,8 +234,8 @@ static void test_stream_limit_and_goaway_from_the_upstream(void **state)
                          es_python(), es_py_tools(), es_proxy_port(&f->px, "main"));
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "completed", "30");
-    expect_kv(out, "statuses", "200:30");
+    es_expect_kv(out, "completed", "30");
+    es_expect_kv(out, "statuses", "200:30");
     /* At most 4 at once on a connection and at most 10 per connection: at least 3 connections served them. */
     int conns[64] = {0}, distinct = 0;
     for (int i = 0; i < 30; i++) {

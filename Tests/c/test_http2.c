@@ -74,15 +74,6 @@ static int h2_client(es_fixture_t *f, char **out, const char *fmt, ...)
                        es_proxy_port(&f->px, "main"), args);
 }
 
-/* Fails the test unless key=value holds in a tool's output. */
-static void expect_kv(const char *out, const char *key, const char *want)
-{
-    char *v = es_kv(out, key);
-    if (v == NULL || strcmp(v, want) != 0)
-        fail_msg("%s=%s, expected %s, in:\n%s", key, v ? v : "(none)", want, out);
-    free(v);
-}
-
 /* The proxy still answers a fresh HTTP/2 connection. */
 static void expect_still_serving(es_fixture_t *f)
 {
@@ -155,7 +146,7 @@ static void test_tls_alpn_chooses_h2_or_http11(void **state)
                      es_python(), es_py_tools(), port);
     if (rc != 0)
         fail_msg("h2_client over TLS: %s", out);
-    expect_kv(out, "completed", "20");
+    es_expect_kv(out, "completed", "20");
     free(out);
     es_proxy_stop(&f->px);
 }
@@ -193,8 +184,8 @@ static void test_many_streams_with_a_filter_holding_them(void **state)
     int rc = h2_client(f, &out, "get --streams 50 --path '/bytes?n=200000' --header x-async-slept");
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "completed", "50");
-    expect_kv(out, "statuses", "200:50");
+    es_expect_kv(out, "completed", "50");
+    es_expect_kv(out, "statuses", "200:50");
     char *max = es_kv(out, "ms_max");
     assert_non_null(max);
     assert_true(atof(max) < 5000);
@@ -227,10 +218,10 @@ static void test_one_gib_each_way_with_tiny_windows(void **state)
     rc = h2_client(f, &out, "big-upload --path /sink --size 1073741824");
     if (rc != 0)
         fail_msg("upload: %s", out);
-    expect_kv(out, "upstream_len", "1073741824");
+    es_expect_kv(out, "upstream_len", "1073741824");
     char fnv[32]; /* the hash of what the upstream read, against the pattern's */
     snprintf(fnv, sizeof fnv, "%016llx", (unsigned long long)es_pattern_fnv(1073741824ull));
-    expect_kv(out, "upstream_fnv", fnv);
+    es_expect_kv(out, "upstream_fnv", fnv);
     free(out);
     long rss1 = es_proc_status_kb(w, "VmRSS");
     print_message("worker RSS %ld kB before, %ld kB after 1 GiB each way\n", rss0, rss1);
@@ -248,9 +239,9 @@ static void test_window_stall_stops_at_the_window(void **state)
     int rc = h2_client(f, &out, "window-stall --path '/bytes?n=50000000' --window 16384");
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "received", "16384");
-    expect_kv(out, "flow_control_violation", "0");
-    expect_kv(out, "rst_codes", "none"); /* stream_idle_timeout is 300s by default */
+    es_expect_kv(out, "received", "16384");
+    es_expect_kv(out, "flow_control_violation", "0");
+    es_expect_kv(out, "rst_codes", "none"); /* stream_idle_timeout is 300s by default */
     free(out);
     expect_still_serving(f);
     es_proxy_stop(&f->px);
@@ -258,7 +249,7 @@ static void test_window_stall_stops_at_the_window(void **state)
     start(f, NULL, "    stream_idle_timeout: 1s\n");
     uint64_t t0 = es_now_ms();
     h2_client(f, &out, "window-stall --path '/bytes?n=50000000' --window 16384 --idle 2500");
-    expect_kv(out, "rst_codes", "INTERNAL_ERROR:1");
+    es_expect_kv(out, "rst_codes", "INTERNAL_ERROR:1");
     free(out);
     assert_true(es_now_ms() - t0 >= 1000);
     assert_int_equal(stat(f, "h2.stream_idle_timeouts"), 1);
@@ -307,7 +298,7 @@ static void test_header_list_too_large_is_431(void **state)
     start(f, NULL, "    max_request_headers_kb: 8\n");
     char *out;
     h2_client(f, &out, "headers-too-large --size 16384");
-    expect_kv(out, "status", "431");
+    es_expect_kv(out, "status", "431");
     free(out);
     assert_int_equal(stat(f, "h2.headers_too_large"), 1);
     expect_still_serving(f);
@@ -322,7 +313,7 @@ static void test_a_stalled_header_block_is_cut_at_the_header_timeout(void **stat
     start(f, NULL, "    request_headers_timeout: 1s\n");
     char *out;
     h2_client(f, &out, "slow-headers --wait 4000");
-    expect_kv(out, "goaway", "PROTOCOL_ERROR");
+    es_expect_kv(out, "goaway", "PROTOCOL_ERROR");
     char *t = es_kv(out, "closed_after_ms");
     assert_non_null(t);
     long ms = atol(t);
@@ -341,18 +332,18 @@ static void test_streams_over_the_limit_are_refused(void **state)
     start(f, NULL, NULL);
     char *out;
     h2_client(f, &out, "concurrent-streams --count 105 --path '/delay?ms=500'");
-    expect_kv(out, "max_concurrent_streams", "100");
-    expect_kv(out, "completed", "100");
-    expect_kv(out, "rst_codes", "REFUSED_STREAM:5");
+    es_expect_kv(out, "max_concurrent_streams", "100");
+    es_expect_kv(out, "completed", "100");
+    es_expect_kv(out, "rst_codes", "REFUSED_STREAM:5");
     free(out);
     assert_int_equal(stat(f, "h2.streams_refused"), 5);
     es_proxy_stop(&f->px);
     /* The limit is the listener's http2.max_concurrent_streams. */
     start(f, NULL, "    http2: { max_concurrent_streams: 10 }\n");
     h2_client(f, &out, "concurrent-streams --count 12 --path '/delay?ms=500'");
-    expect_kv(out, "max_concurrent_streams", "10");
-    expect_kv(out, "completed", "10");
-    expect_kv(out, "rst_codes", "REFUSED_STREAM:2");
+    es_expect_kv(out, "max_concurrent_streams", "10");
+    es_expect_kv(out, "completed", "10");
+    es_expect_kv(out, "rst_codes", "REFUSED_STREAM:2");
     free(out);
     es_proxy_stop(&f->px);
 }
@@ -369,7 +360,7 @@ static void test_reset_while_an_async_filter_holds_the_stream(void **state)
     int rc = h2_client(f, &out, "reset-while-held --path /held --path2 /_counters --delay 300");
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "after_status", "200");
+    es_expect_kv(out, "after_status", "200");
     free(out);
     /* The filter saw its sleep cancelled and its stream complete, once. */
     es_response_t r;
@@ -400,8 +391,8 @@ static void test_drain_sends_goaway_and_finishes_the_stream(void **state)
     int st = pclose(p);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         fail_msg("the stream did not finish across the drain:\n%s", out);
-    expect_kv(out, "statuses", "200:1");
-    expect_kv(out, "goaway", "NO_ERROR");
+    es_expect_kv(out, "statuses", "200:1");
+    es_expect_kv(out, "goaway", "NO_ERROR");
     es_proxy_wait_exit(&f->px, 15000); /* asserts exit status 0 */
 }
 
@@ -441,9 +432,9 @@ static void test_websocket_over_http2(void **state)
                          es_python(), es_py_tools(), port);
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "connect_protocol", "1");
-    expect_kv(out, "echo_bytes", "16777216");
-    expect_kv(out, "close_code", "4100");
+    es_expect_kv(out, "connect_protocol", "1");
+    es_expect_kv(out, "echo_bytes", "16777216");
+    es_expect_kv(out, "close_code", "4100");
     char *a = es_kv(out, "sent_sha256"), *b = es_kv(out, "echo_sha256");
     assert_string_equal(a, b);
     free(a);
@@ -490,12 +481,12 @@ static void test_plain_connect_over_http2(void **state)
     int rc = h2_client(f, &out, "connect --path echo.test:7 --size 3000000");
     if (rc != 0)
         fail_msg("%s", out);
-    expect_kv(out, "status", "200");
-    expect_kv(out, "echo_bytes", "3000000");
-    expect_kv(out, "ended", "1");
+    es_expect_kv(out, "status", "200");
+    es_expect_kv(out, "echo_bytes", "3000000");
+    es_expect_kv(out, "ended", "1");
     free(out);
     h2_client(f, &out, "connect --path other.test:7 --size 10");
-    expect_kv(out, "status", "403");
+    es_expect_kv(out, "status", "403");
     free(out);
     es_proxy_stop(&f->px);
     es_stop_server(echo);

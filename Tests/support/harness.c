@@ -1628,6 +1628,14 @@ char *es_kv(const char *out, const char *key)
     return NULL;
 }
 
+void es_expect_kv(const char *out, const char *key, const char *want)
+{
+    char *v = es_kv(out, key);
+    if (v == NULL || strcmp(v, want) != 0)
+        fail_msg("%s=%s, expected %s, in:\n%s", key, v ? v : "(none)", want, out);
+    free(v);
+}
+
 const char *es_python(void)
 {
     static char path[700];

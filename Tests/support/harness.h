@@ -35,6 +35,8 @@
 int es_run_tool(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The value of a `key=value` line in a tool's output (malloc'd; free it), or NULL. */
 char *es_kv(const char *out, const char *key);
+/* Fails the test, printing the output, unless the tool's output has the line key=want. */
+void es_expect_kv(const char *out, const char *key, const char *want);
 /* Starts `sh -c 'exec CMD'` (a printf format) in the background, its stdout and stderr into LOG (a file in the test's
  * temp folder), and waits (at most 20 s) for a `port=N` line there: a server of Tests/py. Returns its pid; *port set. */
 pid_t es_spawn_server(uint16_t *port, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
