@@ -3,6 +3,7 @@
  * Responses are in h2_output.c.
  */
 #include "codec/h2_session_int.h"
+#include "core/h2_mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -293,7 +294,7 @@ static int new_session(es_h2_session_t *s)
     nghttp2_option_set_stream_reset_rate_limit(opt, s->cfg.reset_burst, s->cfg.reset_rate);
     nghttp2_option_set_max_continuations(opt, s->cfg.max_continuations);
     nghttp2_option_set_max_outbound_ack(opt, s->cfg.max_outbound_ack);
-    int rv = nghttp2_session_server_new2(&s->ng, cbs, s, opt);
+    int rv = nghttp2_session_server_new3(&s->ng, cbs, s, opt, es_h2_mem());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     return es_h2__err(rv);

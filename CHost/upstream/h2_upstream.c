@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/env.h"
+#include "core/h2_mem.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "upstream/upstream.h"
@@ -500,7 +501,7 @@ static es_h2up_t *h2up_new(es_pool_t *p)
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
-    int err = nghttp2_session_client_new2(&h->ng, cb, h, opt);
+    int err = nghttp2_session_client_new3(&h->ng, cb, h, opt, es_h2_mem());
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
     if (err != 0) {

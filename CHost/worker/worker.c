@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/h2_mem.h"
 #include "core/log.h"
 #include "core/stats.h"
 #include "core/wake.h"
@@ -233,6 +234,7 @@ static void run(es_worker_t *w)
     self = NULL;
     es_handles_thread_dispose();
     es_filters_cache_drain();
+    es_h2_mem_drain();
     es_small_drain();
 }
 
