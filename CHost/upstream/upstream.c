@@ -186,9 +186,19 @@ static void on_connect(uv_connect_t *req, int status)
     es_writeq_flush(&u->out);
 }
 
+/* The idle timer runs lazily: releasing a connection only notes the time, and a timer that fires early (the
+ * connection was used meanwhile) waits the rest; a connection in use keeps it, so a request costs no timer
+ * start or stop. */
 static void on_idle_timeout(uv_timer_t *t)
 {
     es_upconn_t *u = t->data;
+    uint64_t idle_ms = u->pool->cfg->idle_timeout_ms, now = uv_now(t->loop);
+    if (u->state != ES_UP_IDLE || now - u->idle_since < idle_ms) {
+        uint64_t left = u->state == ES_UP_IDLE ? idle_ms - (now - u->idle_since) : idle_ms;
+        uv_timer_start(t, on_idle_timeout, left, 0);
+        return;
+    }
+    u->idle_timer = 0;
     es_stats_inc(ES_STAT_UPSTREAM_IDLE_CLOSED);
     es_debug("cluster \"%s\": pooled connection idle for %llu ms; closing", u->pool->cfg->name,
              (unsigned long long)u->pool->cfg->idle_timeout_ms);
@@ -221,8 +231,7 @@ int es_pool_acquire(es_pool_t *p, es_upuser_t *s, es_upconn_t **out)
         if (u->released_at == now)
             continue;
         es_list_remove(&u->link_idle);
-        uv_timer_stop(&u->timer);
-        u->state = ES_UP_ACTIVE;
+        u->state = ES_UP_ACTIVE; /* the idle timer runs on (on_idle_timeout) */
         assign(u, s);
         u->reused = 1;
         *out = u;
@@ -302,7 +311,11 @@ void es_upconn_release(es_upconn_t *u, int reusable)
     es_list_push_front(&u->pool->idle, &u->link_idle);
     start_reading(u); /* an idle connection watches for the upstream closing it */
     /* ... and leaves before the upstream's own idle timeout would close it under a request. */
-    uv_timer_start(&u->timer, on_idle_timeout, u->pool->cfg->idle_timeout_ms, 0);
+    u->idle_since = uv_now(u->tcp.loop);
+    if (!u->idle_timer) {
+        u->idle_timer = 1;
+        uv_timer_start(&u->timer, on_idle_timeout, u->pool->cfg->idle_timeout_ms, 0);
+    }
 }
 
 void es_upconn_abandon(es_upconn_t *u)
@@ -659,6 +672,7 @@ __attribute__((cold)) void es_upconn_close_after_flush(es_upconn_t *u)
         uv_read_stop((uv_stream_t *)&u->tcp);
         u->reading = 0;
     }
+    u->idle_timer = 0;
     uv_timer_start(&u->timer, on_flush_timeout, ES_TUNNEL_FLUSH_MS, 0);
     es_writeq_flush(&u->out);
 }

@@ -88,6 +88,7 @@ struct es_upconn_s {
     es_tls_t *tls;               /* a TLS cluster's session; NULL for plain HTTP */
     es_upuser_t *user;           /* what is being served, NULL when idle or abandoned */
     uint64_t released_at;        /* loop iteration when it went idle */
+    uint64_t idle_since;         /* loop time (ms) when it went idle */
     unsigned reading : 1;
     unsigned reused : 1;         /* served a response before this stream: it may have gone stale */
     unsigned got_bytes : 1;      /* a response byte arrived for the current stream */
@@ -95,6 +96,7 @@ struct es_upconn_s {
     unsigned interim : 1;        /* parsing a 1xx response, which is not forwarded */
     unsigned complete : 1;       /* the response for the current stream is complete */
     unsigned peer_closed : 1;    /* the upstream closed after a complete response not yet released */
+    unsigned idle_timer : 1;     /* the timer is the idle timer (it runs on while the connection is in use) */
     /* An exchange on an HTTP/2 connection (upstream/h2_upstream.c): u is its stream, not a connection. */
     es_h2up_t *h2;
     unsigned h2x : 1;            /* an exchange of an HTTP/2 connection (h2 may be NULL once it closed) */
