@@ -44,7 +44,7 @@ typedef enum {
     ES_STAT_H2_CONNECTIONS,       /* downstream connections that spoke HTTP/2 (ALPN h2 or prior knowledge) */
     ES_STAT_H2_STREAMS,           /* HTTP/2 request streams opened */
     ES_STAT_H2_STREAMS_REFUSED,   /* streams refused (REFUSED_STREAM: over max_concurrent_streams) */
-    ES_STAT_H2_STREAMS_RESET,     /* streams the client reset (RST_STREAM) before their end */
+    ES_STAT_H2_STREAMS_RESET,     /* streams the client reset (RST_STREAM) or abandoned (closed its connection) before their end */
     ES_STAT_H2_HEADERS_TOO_LARGE, /* header or trailer lists over max_request_headers_kb (431, or reset) */
     ES_STAT_H2_RAPID_RESET,       /* connections cut for resetting streams too fast (CVE-2023-44487) */
     ES_STAT_H2_FLOODS,            /* connections cut for floods: CONTINUATION, empty DATA, PING, SETTINGS, ACKs */

@@ -21,6 +21,7 @@ Modes (options in brackets; --path overrides each mode's default path):
   continuation-flood  HEADERS without END_HEADERS, then --count CONTINUATION frames (raw, hyperframe)
   slow-headers      HEADERS without END_HEADERS, then nothing for --wait ms: closed_after_ms (or none)
   connect           a plain CONNECT to --path (its authority), --size bytes through the tunnel, checked echoed
+  fuzz              --count connections of random frames after the preface (--seed): connections, answered
   empty-data-flood  --count empty DATA frames without END_STREAM on one open stream
   ping-flood        --count PINGs, written without reading the acknowledgements
   settings-flood    --count SETTINGS frames, written without reading the acknowledgements
@@ -487,6 +488,63 @@ def mode_connect(a):
     out(ended=int(st.ended), reset=st.reset or "none")
 
 
+def mode_fuzz(a):
+    """--count connections, each the preface and SETTINGS, then 1-8 frames with random types, flags, stream ids
+    and payloads (some a valid header block of random fields), then a short read. A seeded PRNG (--seed) makes a
+    run repeatable. What the server does is counted; success is only that it kept answering."""
+    import random
+    import struct
+    if a.seed is None:
+        a.seed = int(time.time() * 1000) % 2**31
+    rnd = random.Random(a.seed)
+    host, port = a.addr.rsplit(":", 1)
+    names = [b":method", b":path", b":scheme", b":authority", b":protocol", b"host", b"te", b"connection",
+             b"content-length", b"x-a", b"X-Upper", b"", b"bad name", b"x-\x00"]
+    values = [b"GET", b"POST", b"CONNECT", b"/", b"http", b"h", b"trailers", b"close", b"5", b"-1",
+              b"x" * 300, b"\r\n", b"\x00", b"websocket", b""]
+    answered = closed = 0
+    for i in range(a.count):
+        sock = socket.create_connection((host, int(port)), timeout=2)
+        enc = hpack.Encoder()
+        out_bytes = bytearray(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        for _ in range(rnd.randint(1, 8)):
+            ftype = rnd.choice([0, 1, 1, 1, 2, 3, 4, 5, 6, 7, 8, 9, rnd.randint(0, 255)])
+            flags = rnd.choice([0, 1, 4, 5, 8, 0x20, rnd.randint(0, 255)])
+            sid = rnd.choice([0, 1, 3, 5, 2, rnd.randint(0, 2**31 - 1)])
+            if ftype == 1 and rnd.random() < 0.7:
+                fields = [(rnd.choice(names), rnd.choice(values)) for _ in range(rnd.randint(0, 8))]
+                try:
+                    payload = enc.encode(fields)
+                except Exception:
+                    payload = b""
+            else:
+                payload = bytes(rnd.randint(0, 255) for _ in range(rnd.choice([0, 1, 4, 8, 9, 20, 100])))
+            if rnd.random() < 0.1 and payload:
+                payload = payload[: rnd.randint(0, len(payload))]  # a lie about its length follows
+                length = len(payload) + rnd.randint(0, 50)
+            else:
+                length = len(payload)
+            out_bytes += struct.pack(">I", length)[1:] + bytes([ftype, flags]) + struct.pack(">I", sid) + payload
+        try:
+            sock.sendall(bytes(out_bytes))
+            got = b""
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    closed += 1
+                    break
+                got += chunk
+        except (socket.timeout, ConnectionError):
+            pass
+        finally:
+            sock.close()
+        if got:
+            answered += 1
+    out(connections=a.count, answered=answered, closed_by_server=closed, seed=a.seed)
+
+
 def mode_slow_headers(a):
     """HEADERS without END_HEADERS and then nothing: how long until the server gives up on the header block."""
     c = Client(a)
@@ -623,7 +681,7 @@ MODES = {"get": mode_get_post, "post": mode_get_post, "big-upload": mode_big_upl
          "empty-data-flood": mode_empty_data_flood, "ping-flood": mode_ping_flood,
          "settings-flood": mode_settings_flood, "headers-too-large": mode_headers_too_large,
          "concurrent-streams": mode_concurrent_streams, "reset-while-held": mode_reset_while_held,
-         "slow-headers": mode_slow_headers, "connect": mode_connect}
+         "slow-headers": mode_slow_headers, "connect": mode_connect, "fuzz": mode_fuzz}
 
 
 def main():
@@ -638,6 +696,7 @@ def main():
     ap.add_argument("--window", type=int, default=None, help="the client's receive window (SETTINGS_INITIAL_WINDOW_SIZE)")
     ap.add_argument("--count", type=int, default=None, help="frames or streams an abuse mode sends")
     ap.add_argument("--delay", type=int, default=300, help="ms")
+    ap.add_argument("--seed", type=int, default=None, help="fuzz: the PRNG's seed (default: from the clock)")
     ap.add_argument("--idle", type=int, default=1000, help="window-stall: ms without data that end the wait")
     ap.add_argument("--wait", type=int, default=2000, help="abuse modes: ms to read the server's answer")
     ap.add_argument("--header", action="append", default=[], help="get/post: print this response header per stream")
@@ -653,7 +712,7 @@ def main():
         a.window = 16384
     if a.count is None:
         a.count = {"rapid-reset": 5000, "continuation-flood": 10000, "empty-data-flood": 100000,
-                   "ping-flood": 100000, "settings-flood": 100000}.get(a.mode, 0)
+                   "ping-flood": 100000, "settings-flood": 100000, "fuzz": 500}.get(a.mode, 0)
     MODES[a.mode](a)
 
 
