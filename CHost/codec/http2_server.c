@@ -21,13 +21,13 @@ typedef struct es_h2_server_s es_h2_server_t;
 
 typedef struct {
     es_stream_t stream;          /* first: the exchange */
-    uv_timer_t idle;             /* stream_idle_timeout: no byte either way (the memory goes in its close callback) */
     es_h2_server_t *srv;
     es_link_t link;              /* in srv->streams */
     int32_t id;
     size_t held;                 /* request body bytes delivered and not yet given back to the window */
     unsigned finished : 1;       /* the exchange is done: freed when the session closes the stream */
     unsigned in_headers : 1;     /* its header block is still arriving */
+    uint64_t last_active;        /* loop time of its last byte either way, for stream_idle_timeout */
     unsigned websocket : 1;      /* an extended CONNECT with :protocol websocket (RFC 8441) */
     unsigned protocol : 1;       /* ... with another :protocol, which is not served */
     unsigned body_ended : 1;     /* the response's end went to the session */
@@ -42,6 +42,7 @@ struct es_h2_server_s {
     es_link_t dead;              /* closed by the session, freed at the next safe point */
     uv_idle_t *flusher;          /* a deferred flush: down ops never flush the session themselves */
     uv_timer_t *goaway_timer;    /* drain: the final GOAWAY after the shutdown notice */
+    uv_timer_t *idle_check;      /* stream_idle_timeout: every half of it, the streams' last bytes are looked at */
     es_buf_t fields;             /* es_h2_field_t scratch for a response head */
     uint32_t in_headers;         /* streams whose header block is still arriving: request_headers_timeout runs */
     unsigned draining : 1;
@@ -55,37 +56,46 @@ static void flush_later(es_h2_server_t *srv);
 
 #define H2S(s) ((es_h2_stream_t *)(s))
 
-static void on_stream_memory_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
 static void free_stream(es_h2_stream_t *hs)
 {
     es_list_remove(&hs->link);
     es_stream_dispose(&hs->stream);
-    uv_close((uv_handle_t *)&hs->idle, on_stream_memory_closed);
+    free(hs);
 }
 
-static void on_stream_idle(uv_timer_t *t)
+/*
+ * stream_idle_timeout without a timer per stream: each stream notes the loop time of its last byte, and one
+ * timer per connection looks at them every half of the timeout while streams are open. A stream idle for the
+ * timeout is ended within half of it more: 408 or 504 if nothing was answered, else a reset.
+ */
+static void on_idle_check(uv_timer_t *t)
 {
-    es_h2_stream_t *hs = t->data;
-    es_stream_t *s = &hs->stream;
-    uv_timer_stop(t);
-    if (hs->closed || hs->finished || s->tunnel)
-        return; /* a tunnel has tunnel_idle_timeout instead */
-    es_stats_inc(ES_STAT_H2_STREAM_IDLE_TIMEOUTS);
-    es_debug("client %s:%u: HTTP/2 stream %d idle for %llu ms", s->owner.peer_ip, s->owner.peer_port, hs->id,
-             (unsigned long long)s->listener->stream_idle_timeout_ms);
-    es_stream_timed_out(s, 1); /* 408 or 504 if nothing was answered, else the stream is reset */
-    flush_later(hs->srv);
+    es_h2_server_t *srv = t->data;
+    const es_listener_config_t *l = srv->conn->listener;
+    uint64_t now = uv_now(t->loop), limit = l->stream_idle_timeout_ms;
+    if (es_list_empty(&srv->streams)) {
+        uv_timer_stop(t); /* the next stream starts it again */
+        return;
+    }
+    for (es_link_t *k = srv->streams.next; k != &srv->streams;) {
+        es_h2_stream_t *hs = es_container_of(k, es_h2_stream_t, link);
+        k = k->next;
+        es_stream_t *s = &hs->stream;
+        if (hs->closed || hs->finished || s->tunnel || now - hs->last_active < limit)
+            continue; /* a tunnel has tunnel_idle_timeout instead */
+        hs->last_active = now;
+        es_stats_inc(ES_STAT_H2_STREAM_IDLE_TIMEOUTS);
+        es_debug("client %s:%u: HTTP/2 stream %d idle for %llu ms", s->owner.peer_ip, s->owner.peer_port, hs->id,
+                 (unsigned long long)limit);
+        es_stream_timed_out(s, 1);
+    }
+    flush_later(srv);
 }
 
-/* A byte went either way: the stream's idle timeout starts again. */
+/* A byte went either way: the stream is not idle. */
 static inline void stream_touch(es_h2_stream_t *hs)
 {
-    if (uv_is_active((uv_handle_t *)&hs->idle))
-        uv_timer_again(&hs->idle);
+    hs->last_active = uv_now(hs->srv->conn->env->loop);
 }
 
 static void free_dead(es_h2_server_t *srv)
@@ -104,9 +114,10 @@ static uint64_t drain_grace_or_idle(es_h2_server_t *srv)
 static void maybe_idle(es_h2_server_t *srv)
 {
     es_conn_t *c = srv->conn;
-    if (!es_list_empty(&srv->streams) || c->closing)
-        return;
-    c->ops->arm(c, c->env->draining ? ES_CONN_TIMER_DRAIN_IDLE : ES_CONN_TIMER_IDLE, drain_grace_or_idle(srv));
+    es_conn_timer_t kind = c->env->draining ? ES_CONN_TIMER_DRAIN_IDLE : ES_CONN_TIMER_IDLE;
+    if (!es_list_empty(&srv->streams) || c->closing || c->timer_kind == kind || c->timer_kind == ES_CONN_TIMER_DRAIN)
+        return; /* busy, or the idle timer already runs from when the connection became idle */
+    c->ops->arm(c, kind, drain_grace_or_idle(srv));
 }
 
 static void count_session(es_h2_server_t *srv)
@@ -184,6 +195,10 @@ void *es_http2_server_new(es_conn_t *c)
     }
     uv_idle_init(c->env->loop, srv->flusher);
     srv->flusher->data = srv;
+    if (c->listener->stream_idle_timeout_ms > 0 && (srv->idle_check = malloc(sizeof(*srv->idle_check))) != NULL) {
+        uv_timer_init(c->env->loop, srv->idle_check);
+        srv->idle_check->data = srv;
+    }
     es_h2_settings_t cfg;
     es_h2_settings_default(&cfg);
     cfg.max_header_list_size = c->listener->max_request_headers;
@@ -214,6 +229,10 @@ static ssize_t input(void *codec, const char *data, size_t len)
     free_dead(srv);
     if (c->closing)
         return -1;
+    /* A header block split over CONTINUATION frames is due within request_headers_timeout, as an HTTP/1.1 head
+     * is: a client that stops halfway holds no stream for long. */
+    if (srv->in_headers > 0 && c->timer_kind == ES_CONN_TIMER_NONE)
+        c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
     if (err < 0) {
         /* A protocol error or a flood: the session queued GOAWAY with its reason. */
         es_debug("client %s:%u: HTTP/2 connection error (%s); GOAWAY", c->peer_ip, c->peer_port, uv_strerror(err));
@@ -337,6 +356,10 @@ static void abort_streams(void *codec)
         uv_close((uv_handle_t *)srv->goaway_timer, on_handle_closed);
         srv->goaway_timer = NULL;
     }
+    if (srv->idle_check != NULL) {
+        uv_close((uv_handle_t *)srv->idle_check, on_handle_closed);
+        srv->idle_check = NULL;
+    }
 }
 
 static void free_codec(void *codec)
@@ -370,12 +393,12 @@ static void *on_stream_open(void *user, int32_t id)
     if (hs == NULL)
         return NULL;
     es_stream_init(&hs->stream, &down_ops, c->env, c->listener);
-    uv_timer_init(c->env->loop, &hs->idle);
-    hs->idle.data = hs;
-    if (c->listener->stream_idle_timeout_ms > 0)
-        uv_timer_start(&hs->idle, on_stream_idle, c->listener->stream_idle_timeout_ms + ES_CLOCK_SLACK_MS,
-                       c->listener->stream_idle_timeout_ms + ES_CLOCK_SLACK_MS);
     hs->srv = srv;
+    hs->last_active = uv_now(c->env->loop);
+    if (srv->idle_check != NULL && !uv_is_active((uv_handle_t *)srv->idle_check)) {
+        uint64_t half = c->listener->stream_idle_timeout_ms / 2 + 1;
+        uv_timer_start(srv->idle_check, on_idle_check, half, half);
+    }
     hs->id = id;
     hs->held = 0;
     hs->finished = hs->closed = 0;
@@ -385,11 +408,12 @@ static void *on_stream_open(void *user, int32_t id)
     hs->stream.owner.tls = c->tls != NULL;
     hs->stream.owner.protocol = "HTTP/2";
     hs->in_headers = 1;
+    srv->in_headers++;
     es_list_push_back(&srv->streams, &hs->link);
-    /* A header block split over CONTINUATION frames is due within request_headers_timeout, as an HTTP/1.1
-     * head is: a client that stops halfway holds no stream for long. */
-    if (srv->in_headers++ == 0 && c->timer_kind != ES_CONN_TIMER_DRAIN)
-        c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
+    /* The connection is busy: its idle (or preface) timer stops. A header block still incomplete when the read
+     * is done gets request_headers_timeout (input()). */
+    if (c->timer_kind != ES_CONN_TIMER_NONE && c->timer_kind != ES_CONN_TIMER_DRAIN)
+        c->ops->arm(c, ES_CONN_TIMER_NONE, 0);
     es_stats_inc(ES_STAT_H2_STREAMS);
     es_stream_begin(&hs->stream);
     return hs;
@@ -587,7 +611,6 @@ static void on_stream_close(void *user, void *stream, uint32_t code)
     es_h2_server_t *srv = user;
     es_h2_stream_t *hs = stream;
     headers_arrived(hs);
-    uv_timer_stop(&hs->idle);
     hs->closed = 1;
     if (!hs->finished) {
         if (code != ES_H2_NO_ERROR && !hs->stream.resp_done)
@@ -812,7 +835,6 @@ static void finished(es_stream_t *s)
 {
     es_h2_stream_t *hs = H2S(s);
     hs->finished = 1;
-    uv_timer_stop(&hs->idle);
     if (hs->closed)
         return; /* on the dead list already */
     if (s->tunnel && !hs->body_ended) {
