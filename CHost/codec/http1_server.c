@@ -18,7 +18,7 @@ typedef struct {
     es_conn_t *conn;
     llhttp_t parser;
     es_h1_guard_t guard;         /* the checks llhttp lacks (h1_guard.h), before the parser sees bytes */
-    size_t approved;             /* leading unparsed bytes the guard passed and the parser has not */
+    uint32_t approved;           /* leading unparsed bytes the guard passed and the parser has not (< a read block) */
     unsigned keepalive : 1;
     unsigned http10 : 1;
     unsigned resp_chunked : 1;   /* the response body goes to the client chunked */
@@ -58,12 +58,12 @@ static void request_begins(es_h1_server_t *h)
     c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
 }
 
-void *es_http1_server_new(es_conn_t *c)
+const size_t es_http1_server_size = sizeof(es_h1_server_t);
+_Static_assert(_Alignof(es_h1_server_t) <= 8, "the codec lives 8-aligned behind its connection (net/conn.c)");
+
+void *es_http1_server_init(void *mem, es_conn_t *c)
 {
-    es_h1_server_t *h = malloc(sizeof(*h));
-    if (h == NULL)
-        return NULL;
-    memset(h, 0, sizeof(*h));
+    es_h1_server_t *h = mem;
     h->conn = c;
     es_stream_init(&h->stream, &down_ops, c->env, c->listener);
     h->stream.owner.peer_ip = c->peer_ip;
@@ -241,8 +241,7 @@ static void abort_streams(void *codec)
 static void free_codec(void *codec)
 {
     es_h1_server_t *h = codec;
-    es_stream_dispose(&h->stream);
-    free(h);
+    es_stream_dispose(&h->stream); /* the memory is the connection's */
 }
 
 const es_codec_ops_t es_http1_server_ops = {

@@ -12,7 +12,11 @@ typedef struct es_conn_s es_conn_t;
 
 extern const es_codec_ops_t es_http1_server_ops;
 
-/* The codec of connection `c`, which is ready for requests; NULL when out of memory. */
-void *es_http1_server_new(es_conn_t *c);
+/* The memory one HTTP/1.1 codec takes: a connection allocates it with itself (an idle keep-alive connection costs
+ * one block). */
+extern const size_t es_http1_server_size;
+/* The codec of connection `c`, which is ready for requests, in `mem` (es_http1_server_size bytes, zeroed, owned by
+ * the connection: the codec's free does not free it). */
+void *es_http1_server_init(void *mem, es_conn_t *c);
 
 #endif

@@ -1,5 +1,6 @@
 #include "net/conn.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,6 +8,9 @@
 #include "codec/http2_server.h"
 #include "core/log.h"
 #include "core/stats.h"
+
+/* The HTTP/1.1 codec's memory follows the connection's in one block (es_conn_accept). */
+_Static_assert(sizeof(es_conn_t) % 8 == 0, "es_conn_t must keep what follows it aligned (the codec needs 8)");
 
 static void on_read(uv_stream_t *h, ssize_t nread, const uv_buf_t *buf);
 static void alloc_block(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -116,7 +120,7 @@ static void on_out_event(es_writeq_t *q, int status)
 static int start_codec(es_conn_t *c, int h2)
 {
     c->codec_ops = h2 ? &es_http2_server_ops : &es_http1_server_ops;
-    c->codec = h2 ? es_http2_server_new(c) : es_http1_server_new(c);
+    c->codec = h2 ? es_http2_server_new(c) : es_http1_server_init(c + 1, c);
     if (c->codec == NULL) {
         es_error("out of memory starting a connection");
         es_conn_abort(c);
@@ -142,7 +146,8 @@ static int choose_cleartext_codec(es_conn_t *c)
 
 void es_conn_accept(es_env_t *env, const es_listener_config_t *l, uv_stream_t *server)
 {
-    es_conn_t *c = calloc(1, sizeof(*c));
+    /* The HTTP/1.1 codec's memory comes with the connection's: an idle keep-alive connection is one block. */
+    es_conn_t *c = calloc(1, sizeof(*c) + es_http1_server_size);
     if (c == NULL) {
         es_error("out of memory accepting a connection");
         return;

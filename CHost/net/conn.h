@@ -64,7 +64,7 @@ struct es_conn_s {
     es_tls_t *tls;               /* a TLS listener's session; NULL for plain HTTP */
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t peer_port;
-    int closes_pending;
+    uint8_t closes_pending;
     uint8_t timer_kind;          /* es_conn_timer_t */
     unsigned reading : 1;
     unsigned processing : 1;     /* inside process(): do not re-enter */

@@ -29,8 +29,8 @@ struct es_writeq_s {
     es_buf_t inflight;
     es_tls_t *tls;       /* NULL: pending goes to the socket as it is */
     uv_write_t *req;     /* while a write is in flight (a small buffer: idle queues hold none) */
-    size_t high;
-    size_t low;
+    uint32_t high;
+    uint32_t low;
     unsigned writing : 1;
     unsigned above_high : 1;
     unsigned failed : 1;

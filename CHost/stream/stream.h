@@ -37,7 +37,6 @@ struct es_stream_s {
     es_upuser_t user;            /* how the upstream connection reaches this stream */
     es_filters_owner_t owner;    /* what the filter chain sees of it (and calls back) */
     const es_down_ops_t *down;   /* the client's codec */
-    es_env_t *env;
     const es_listener_config_t *listener;
     es_msg_t req;
     uv_timer_t *request_timer;   /* request_timeout, while a request is active; made on first use */
@@ -49,7 +48,6 @@ struct es_stream_s {
     uint64_t sent[2];            /* body bytes forwarded */
     es_upconn_t *up;
     int method;                  /* an ES_METHOD_* (core/method.h) */
-    int resp_status;
     unsigned resp_headers_in : 1;/* response headers arrived (from upstream) */
     unsigned req_has_body : 1;   /* set by the codec before es_stream_request_headers */
     unsigned resp_body_eos : 1;  /* the response had no body: headers carried the end */
@@ -72,7 +70,6 @@ struct es_stream_s {
     unsigned upgrading : 1;      /* it went upstream as one (the route allows it): a 101 opens a tunnel */
     unsigned tunnel : 1;         /* the 101 (or a CONNECT's 200) went out: bytes go both ways raw */
     uint8_t retries;             /* times the request was sent again after a reused connection died */
-    int64_t head_known_len;      /* known_len the request head went upstream with, for a retry */
 };
 
 /* The codec sets up a stream for its client: peer facts go to s->owner (filters read them). */

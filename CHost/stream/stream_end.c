@@ -75,7 +75,7 @@ uv_timer_t *es_stream__lazy_timer(es_stream_t *s, uv_timer_t **slot)
         uv_timer_t *t = malloc(sizeof(*t));
         if (t == NULL)
             return NULL;
-        uv_timer_init(s->env->loop, t);
+        uv_timer_init(s->owner.env->loop, t);
         t->data = s;
         *slot = t;
     }

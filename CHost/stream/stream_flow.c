@@ -28,7 +28,6 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
     s->owner.env = env;
     s->owner.req = &s->req;
     s->down = down;
-    s->env = env;
     s->listener = l;
     es_msg_init(&s->req);
 }
@@ -147,7 +146,7 @@ static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const
         return -1;
     }
     es_upconn_t *up;
-    int err = es_pool_connect_tunnel(&s->env->pools[r->cluster->index], &s->user, &up);
+    int err = es_pool_connect_tunnel(&s->owner.env->pools[r->cluster->index], &s->user, &up);
     if (err)
         return connect_failed(s, r, err, 1);
     s->up = up; /* up_tunnel_ready answers 200 once it is connected; up_failed 503 if it cannot be */
@@ -195,7 +194,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     if (__builtin_expect(s->upgrade_req, 0))
         decide_upgrade(s, r);
     es_upconn_t *up;
-    int err = es_pool_acquire(&s->env->pools[r->cluster->index], &s->user, &up);
+    int err = es_pool_acquire(&s->owner.env->pools[r->cluster->index], &s->user, &up);
     if (err)
         return connect_failed(s, r, err, 0);
     s->up = up;
@@ -203,7 +202,6 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     s->declared[ES_DIR_REQUEST] =
         known_len >= 0 ? (s->req_has_body || had_length ? known_len : -1) : es_msg_content_length(&s->req);
     s->req_chunked = s->req_has_body && !eos && s->declared[ES_DIR_REQUEST] < 0;
-    s->head_known_len = known_len;
     if (es_upconn_send_head(up, &s->req, s->owner.method, s->owner.method_len, s->declared[ES_DIR_REQUEST],
                             s->req_chunked, &(es_forwarded_t){s->owner.peer_ip, s->owner.tls, s->expect_continue, s->upgrading}) != 0) {
         s->down->reset(s);
@@ -225,7 +223,7 @@ static __attribute__((noinline, cold)) int forward_tunnel_head(es_stream_t *s)
 static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     es_msg_t *m = s->owner.resp;
-    int status = s->resp_status;
+    int status = s->owner.resp_status;
     if (__builtin_expect(s->upgrading, 0) && status == 101 && s->up != NULL)
         return forward_tunnel_head(s);
     int nobody = s->head || status == 204 || status == 304;
@@ -373,7 +371,7 @@ int es_stream_request_headers(es_stream_t *s)
         uv_timer_start(t, es_stream__on_request_timeout, (uint64_t)deadline + ES_CLOCK_SLACK_MS, 0);
     }
     const es_listener_config_t *l = s->listener;
-    const es_filter_chain_t *chain = es_filters_chain((size_t)(l - s->env->cfg->listeners));
+    const es_filter_chain_t *chain = es_filters_chain((size_t)(l - s->owner.env->cfg->listeners));
     if (chain->n > 0) {
         const es_filter_entry_t *quarantined;
         s->filters = es_filters_new(chain, &s->owner, l->buffer_high, l->buffer_low, l->max_body, &quarantined);
@@ -474,11 +472,10 @@ static int response_headers(es_stream_t *s, es_upconn_t *up)
     if (s->filters != NULL && s->filters->halted)
         return -1;
     s->owner.resp = &up->resp;
-    s->resp_status = up->status;
     s->owner.resp_status = up->status;
     s->resp_headers_in = 1;
     /* A 101 ends the response for the filters: they see its headers, never the tunnel's bytes. */
-    int nobody = s->head || s->resp_status == 204 || s->resp_status == 304 || s->resp_status == 101;
+    int nobody = s->head || s->owner.resp_status == 204 || s->owner.resp_status == 304 || s->owner.resp_status == 101;
     int eos = nobody || up->content_length == 0;
     s->resp_body_eos = eos;
     int r = s->filters != NULL ? (es_filters_headers(s->filters, ES_DIR_RESPONSE, eos) == ES_CHAIN_HALT ? -1 : 0)
@@ -722,7 +719,7 @@ static int up_retry(es_upuser_t *u)
         (s->filters != NULL && s->filters->halted))
         return 0;
     es_upconn_t *up;
-    if (es_pool_connect(&s->env->pools[r->cluster->index], &s->user, &up) != 0)
+    if (es_pool_connect(&s->owner.env->pools[r->cluster->index], &s->user, &up) != 0)
         return 0;
     s->retries++;
     es_stats_inc(ES_STAT_UPSTREAM_RETRIES);
