@@ -15,7 +15,6 @@
 
 typedef struct {
     es_stream_t stream;          /* the exchange being served (one at a time) */
-    es_conn_t *conn;
     llhttp_t parser;
     es_h1_guard_t guard;         /* the checks llhttp lacks (h1_guard.h), before the parser sees bytes */
     uint32_t approved;           /* leading unparsed bytes the guard passed and the parser has not (< a read block) */
@@ -30,6 +29,12 @@ typedef struct {
 } es_h1_server_t;
 
 #define SERVER_OF(s) ((es_h1_server_t *)(s))
+
+/* The codec's memory follows its connection's (es_http1_server_init gets c + 1). */
+static inline es_conn_t *conn_of(const es_h1_server_t *h)
+{
+    return (es_conn_t *)h - 1;
+}
 
 static int on_message_begin(llhttp_t *p);
 static int on_url(llhttp_t *p, const char *at, size_t len);
@@ -54,7 +59,7 @@ static const es_down_ops_t down_ops;
 /* A request begins (its first byte arrived, or the connection is ready): its head has a deadline. */
 static void request_begins(es_h1_server_t *h)
 {
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     c->ops->arm(c, ES_CONN_TIMER_HEADERS, c->listener->request_headers_timeout_ms);
 }
 
@@ -63,13 +68,12 @@ _Static_assert(_Alignof(es_h1_server_t) <= 8, "the codec lives 8-aligned behind 
 
 void *es_http1_server_init(void *mem, es_conn_t *c)
 {
-    es_h1_server_t *h = mem;
-    h->conn = c;
+    es_h1_server_t *h = mem; /* == c + 1 */
     es_stream_init(&h->stream, &down_ops, c->env, c->listener);
     h->stream.owner.peer_ip = c->peer_ip;
     h->stream.owner.peer_port = c->peer_port;
     h->stream.owner.tls = c->tls != NULL;
-    h->stream.owner.protocol = "HTTP/1.1";
+    h->stream.owner.protocol = ES_PROTO_HTTP11;
     llhttp_init(&h->parser, HTTP_REQUEST, &request_settings);
     h->parser.data = h;
     es_h1_guard_init(&h->guard, c->listener->max_request_headers);
@@ -82,14 +86,14 @@ void *es_http1_server_init(void *mem, es_conn_t *c)
  * drains (each request still to come on a connection is answered with Connection: close). */
 static int must_close(const es_h1_server_t *h)
 {
-    return es_stream_request_unread(&h->stream) || h->conn->env->draining;
+    return es_stream_request_unread(&h->stream) || conn_of(h)->env->draining;
 }
 
 /* A keep-alive stream finished: bytes of the next request are already here (pipelined), so its head is due;
  * or the connection is idle, and gives its buffers back to the worker's cache. `buffered`: unparsed bytes. */
 static void between_requests(es_h1_server_t *h, size_t buffered)
 {
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     if (buffered > 0) {
         request_begins(h);
         return;
@@ -111,7 +115,7 @@ static void between_requests(es_h1_server_t *h, size_t buffered)
 static ssize_t input(void *codec, const char *data, size_t len)
 {
     es_h1_server_t *h = codec;
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     if (__builtin_expect(h->tunnel, 0)) {
         es_stream_tunnel_data(&h->stream, data, len);
         return c->closing ? -1 : (ssize_t)len;
@@ -199,7 +203,7 @@ static void writable(void *codec, int drained)
     if (!drained)
         es_stream_client_writable(&h->stream);
     else if (!h->stream.active)
-        es_writeq_release(&h->conn->out); /* idle between requests: hold no buffers */
+        es_writeq_release(&conn_of(h)->out); /* idle between requests: hold no buffers */
 }
 
 static void flush_upstream(void *codec)
@@ -215,7 +219,7 @@ static void header_timeout(void *codec)
 static void drain(void *codec)
 {
     es_h1_server_t *h = codec;
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     if (h->stream.active || c->rlen > 0)
         return; /* a request in progress: its response says Connection: close and the close follows */
     if (c->timer_kind == ES_CONN_TIMER_IDLE || c->timer_kind == ES_CONN_TIMER_HEADERS)
@@ -340,7 +344,7 @@ static __attribute__((noinline, cold)) void upgrade_or_connect(es_h1_server_t *h
 static int on_headers_complete(llhttp_t *p)
 {
     es_h1_server_t *h = p->data;
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     es_stream_t *s = &h->stream;
     es_h1_guard_body(&h->guard, (p->flags & F_CHUNKED) != 0);
     if (c->timer_kind == ES_CONN_TIMER_HEADERS)
@@ -349,7 +353,7 @@ static int on_headers_complete(llhttp_t *p)
     s->owner.method = llhttp_method_name((llhttp_method_t)p->method);
     s->owner.method_len = (uint32_t)strlen(s->owner.method);
     h->http10 = p->http_major == 1 && p->http_minor == 0;
-    s->owner.protocol = h->http10 ? "HTTP/1.0" : "HTTP/1.1";
+    s->owner.protocol = h->http10 ? ES_PROTO_HTTP10 : ES_PROTO_HTTP11;
     h->keepalive = llhttp_should_keep_alive(p) ? 1 : 0;
     h->resp_chunked = 0;
     s->req_has_body = (p->flags & F_CHUNKED) || p->content_length > 0;
@@ -384,7 +388,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     es_h1_server_t *h = p->data;
     es_stream_request_body(&h->stream, at, len);
-    return h->conn->closing ? -1 : 0;
+    return conn_of(h)->closing ? -1 : 0;
 }
 
 static int on_message_complete(llhttp_t *p)
@@ -402,7 +406,7 @@ static int on_message_complete(llhttp_t *p)
 
 static int failed(es_h1_server_t *h)
 {
-    h->conn->ops->abort(h->conn);
+    conn_of(h)->ops->abort(conn_of(h));
     return -1;
 }
 
@@ -418,7 +422,7 @@ static __attribute__((noinline, cold)) int tunnel_head(es_h1_server_t *h, int st
         reason = es_http1_reason(status);
         rlen = strlen(reason);
     }
-    es_writeq_t *q = &h->conn->out;
+    es_writeq_t *q = &conn_of(h)->out;
     int err = es_writeq_appendf(q, "HTTP/1.1 %d %.*s\r\n", status, (int)rlen, reason);
     if (!err)
         err = es_http1_write_headers(q, m, 1, 0, 0);
@@ -456,7 +460,7 @@ static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t d
         reason = es_http1_reason(status);
         rlen = strlen(reason);
     }
-    es_writeq_t *q = &h->conn->out;
+    es_writeq_t *q = &conn_of(h)->out;
     int err = es_writeq_append(q, LIT("HTTP/1.1 "));
     if (!err)
         err = es_writeq_append_u64(q, (uint64_t)status);
@@ -486,7 +490,7 @@ static int resp_headers(es_stream_t *s, int status, const es_msg_t *m, int64_t d
 static int resp_body(es_stream_t *s, const char *at, size_t len)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    es_writeq_t *q = &h->conn->out;
+    es_writeq_t *q = &conn_of(h)->out;
     int err = h->resp_chunked ? es_http1_write_chunk(q, at, len) : es_writeq_append(q, at, len);
     return err ? failed(h) : 0;
 }
@@ -494,7 +498,7 @@ static int resp_body(es_stream_t *s, const char *at, size_t len)
 static int resp_end(es_stream_t *s, const es_msg_t *m)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    if (h->resp_chunked && es_http1_write_last_chunk(&h->conn->out, m) != 0)
+    if (h->resp_chunked && es_http1_write_last_chunk(&conn_of(h)->out, m) != 0)
         return failed(h);
     return 0;
 }
@@ -506,7 +510,7 @@ static int reply(es_stream_t *s, int status, const es_msg_t *headers, const char
      * says Connection: close and the connection drains and closes (DESIGN.md, closing). */
     if (close || must_close(h))
         h->keepalive = 0;
-    es_writeq_t *q = &h->conn->out;
+    es_writeq_t *q = &conn_of(h)->out;
     if (headers == NULL) {
         if (es_http1_write_local_reply(q, status, body, len, h->http10, h->keepalive, s->head) != 0)
             return failed(h);
@@ -537,7 +541,7 @@ static int reply(es_stream_t *s, int status, const es_msg_t *headers, const char
 static void send_continue(es_stream_t *s)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    if (es_writeq_append(&h->conn->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0)
+    if (es_writeq_append(&conn_of(h)->out, LIT("HTTP/1.1 100 Continue\r\n\r\n")) != 0)
         failed(h);
 }
 
@@ -549,7 +553,7 @@ static void reset(es_stream_t *s)
 static void finished(es_stream_t *s)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     if (!h->keepalive) {
         c->ops->close_after_flush(c);
         return;
@@ -573,7 +577,7 @@ static void finished(es_stream_t *s)
 static void read_changed(es_stream_t *s)
 {
     es_h1_server_t *h = SERVER_OF(s);
-    es_conn_t *c = h->conn;
+    es_conn_t *c = conn_of(h);
     if (h->tunnel && c->rlen > 0 && !es_stream_read_blocked(s))
         c->ops->process(c); /* bytes that waited in the read buffer (behind the head, or while blocked) */
     else
@@ -582,12 +586,12 @@ static void read_changed(es_stream_t *s)
 
 static int client_behind(es_stream_t *s)
 {
-    return SERVER_OF(s)->conn->out.above_high;
+    return conn_of(SERVER_OF(s))->out.above_high;
 }
 
 static void flush(es_stream_t *s)
 {
-    es_conn_t *c = SERVER_OF(s)->conn;
+    es_conn_t *c = conn_of(SERVER_OF(s));
     if (!c->closing)
         es_writeq_flush(&c->out);
 }
@@ -598,7 +602,7 @@ static void abandon_request(es_stream_t *s)
      * message-end the parser is about to report); one that did ends the connection once it is out. */
     es_h1_server_t *h = SERVER_OF(s);
     if (!h->keepalive)
-        h->conn->ops->close_after_flush(h->conn);
+        conn_of(h)->ops->close_after_flush(conn_of(h));
 }
 
 static const es_down_ops_t down_ops = {

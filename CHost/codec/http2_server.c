@@ -406,7 +406,7 @@ static void *on_stream_open(void *user, int32_t id)
     hs->stream.owner.peer_ip = c->peer_ip;
     hs->stream.owner.peer_port = c->peer_port;
     hs->stream.owner.tls = c->tls != NULL;
-    hs->stream.owner.protocol = "HTTP/2";
+    hs->stream.owner.protocol = ES_PROTO_HTTP2;
     hs->in_headers = 1;
     srv->in_headers++;
     es_list_push_back(&srv->streams, &hs->link);

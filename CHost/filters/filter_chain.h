@@ -41,6 +41,9 @@ typedef struct {
     void (*resumed)(es_filters_owner_t *o);
 } es_filters_owner_ops_t;
 
+/* es_filters_owner_t.protocol. */
+enum { ES_PROTO_HTTP11 = 0, ES_PROTO_HTTP10 = 1, ES_PROTO_HTTP2 = 2 };
+
 /* The exchange as filters see it: kept up to date by its stream, read by the host callbacks. */
 struct es_filters_owner_s {
     const es_filters_owner_ops_t *ops;
@@ -50,10 +53,10 @@ struct es_filters_owner_s {
     const char *method;       /* the request method's name, static or in req */
     uint32_t method_len;
     int resp_status;          /* 0 until the response head arrived */
-    const char *protocol;     /* "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
     const char *peer_ip;
     uint16_t peer_port;
     uint8_t tls;              /* the client connected over TLS */
+    uint8_t protocol;         /* ES_PROTO_*: what the client speaks */
 };
 
 typedef struct {

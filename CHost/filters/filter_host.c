@@ -329,7 +329,9 @@ static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, e
         *out = o->tls ? (envoy_swift_bytes_t){"https", 5} : (envoy_swift_bytes_t){"http", 4};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_PROTOCOL:
-        *out = (envoy_swift_bytes_t){o->protocol, strlen(o->protocol)};
+        *out = o->protocol == ES_PROTO_HTTP2   ? (envoy_swift_bytes_t){"HTTP/2", 6}
+               : o->protocol == ES_PROTO_HTTP10 ? (envoy_swift_bytes_t){"HTTP/1.0", 8}
+                                                : (envoy_swift_bytes_t){"HTTP/1.1", 8};
         return ENVOY_SWIFT_OK;
     case ENVOY_SWIFT_ATTR_CLIENT_ADDRESS:
         snprintf(f->attr_scratch, sizeof(f->attr_scratch), strchr(o->peer_ip, ':') ? "[%s]:%u" : "%s:%u",
