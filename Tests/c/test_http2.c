@@ -18,6 +18,14 @@
 #include "harness.h"
 
 static es_tls_certs_t certs;
+static pid_t server; /* a Python server a test started: stopped by the teardown, even when the test failed */
+
+static int teardown(void **state)
+{
+    es_stop_server(server);
+    server = 0;
+    return es_fixture_teardown(state);
+}
 
 /* One h2c/HTTP/1.1 listener ("main", its routes below, `filters` as its chain), one TLS listener ("tls") and an
  * admin listener for /stats. */
@@ -403,7 +411,7 @@ static void test_websocket_over_http2(void **state)
 {
     es_fixture_t *f = *state;
     uint16_t ws_port;
-    pid_t ws = es_spawn_server(&ws_port, "%s %s/ws_server.py --port 0", es_python(), es_py_tools());
+    server = es_spawn_server(&ws_port, "%s %s/ws_server.py --port 0", es_python(), es_py_tools());
     es_proxy_start(&f->px, 2,
                    "workers: 1\n"
                    "listeners:\n"
@@ -451,7 +459,6 @@ static void test_websocket_over_http2(void **state)
     free(out);
     assert_int_equal(es_stat(es_proxy_port(&f->px, "admin"), "/stats", "downstream.tunnels"), 2);
     es_proxy_stop(&f->px);
-    es_stop_server(ws);
 }
 
 /* A plain CONNECT over HTTP/2 (RFC 9113 8.5): only on a route with connect: {} (else 403), tunnelled to the route's
@@ -460,7 +467,7 @@ static void test_plain_connect_over_http2(void **state)
 {
     es_fixture_t *f = *state;
     uint16_t echo_port;
-    pid_t echo = es_spawn_server(&echo_port, "%s %s/tcp_echo.py --port 0", es_python(), es_py_tools());
+    server = es_spawn_server(&echo_port, "%s %s/tcp_echo.py --port 0", es_python(), es_py_tools());
     es_proxy_start(&f->px, 1,
                    "workers: 1\n"
                    "listeners:\n"
@@ -489,7 +496,6 @@ static void test_plain_connect_over_http2(void **state)
     es_expect_kv(out, "status", "403");
     free(out);
     es_proxy_stop(&f->px);
-    es_stop_server(echo);
 }
 
 /* 2,000 connections of random frames after the preface (types, flags, stream ids, payloads, lengths that lie,
@@ -532,8 +538,8 @@ int main(void)
                                         es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_drain_sends_goaway_and_finishes_the_stream, es_fixture_setup,
                                         es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_websocket_over_http2, es_fixture_setup, es_fixture_teardown),
-        cmocka_unit_test_setup_teardown(test_plain_connect_over_http2, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_websocket_over_http2, es_fixture_setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plain_connect_over_http2, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_frames_leave_the_proxy_serving, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
