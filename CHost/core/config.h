@@ -43,7 +43,18 @@ typedef struct {
     char *value;                   /* exact, case-sensitive */
 } es_header_match_t;
 
+/* filter_config on a route: { <filter name>: <plugin_config> | { disabled: true } }. */
 typedef struct {
+    char *filter;                  /* a name from the listener's http_filters */
+    size_t index;                  /* its position in the listener's http_filters */
+    char *plugin_config_json;      /* the route's plugin_config as JSON text; NULL when disabled */
+    int disabled;                  /* { disabled: true }: the filter does not run on this route */
+    int line;
+} es_route_filter_config_t;
+
+typedef struct {
+    char *name;                    /* name: optional, for logs and metrics (%ROUTE_NAME%, route="...") */
+    size_t index;                  /* position in the listener's routes */
     char *prefix;                  /* match.prefix, required, starts with '/' */
     size_t prefix_len;
     char *host;                    /* match.host, NULL = any host; lower-cased */
@@ -60,8 +71,20 @@ typedef struct {
     /* connect: {}: CONNECT requests on this route are tunnelled to the route's cluster (never to the
      * host:port they name); without it a CONNECT is refused with 403. */
     int connect;
+    int ready;                     /* ready: {}: 200 while the proxy serves, 503 once it drains */
+    es_route_filter_config_t *filter_configs; /* filter_config: per-filter overrides, in http_filters order */
+    size_t nfilter_configs;
     int line;
 } es_route_config_t;
+
+typedef struct es_access_format_s es_access_format_t;
+
+/* access_log: [ { path, format | json_format } ]: a line per finished exchange. */
+typedef struct {
+    char *path;                    /* a file (resolved against the config's folder), or "-": standard output */
+    es_access_format_t *format;    /* compiled at load (obs/access_format.h) */
+    int line;
+} es_access_log_config_t;
 
 typedef struct {
     char *name;
@@ -107,6 +130,8 @@ typedef struct {
     char *tls_cert;                      /* PEM, the chain served whole */
     char *tls_key;
     uint64_t tls_handshake_timeout_ms;   /* default 10s */
+    es_access_log_config_t *access_logs; /* access_log entries */
+    size_t naccess_logs;
     int line;
     int port_line;                 /* line of the `port:` key, for "port in use" errors */
 } es_listener_config_t;

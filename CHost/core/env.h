@@ -34,6 +34,7 @@ struct es_env_s {
     es_link_t conns;          /* live downstream connections */
     /* A connection was freed: a draining worker may be done. */
     void (*conn_closed)(es_env_t *env);
+    struct es_access_logs_s *access_logs; /* this worker's access-log sinks (obs/access_log.h), or NULL */
     void *blocks[ES_BLOCK_CACHE];
     unsigned nblocks;
     unsigned draining : 1;    /* accepts nothing more; each response closes its connection */

@@ -37,7 +37,7 @@
 extern "C" {
 #endif
 
-#define ENVOY_SWIFT_ABI_VERSION 3
+#define ENVOY_SWIFT_ABI_VERSION 4
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types                                                                                      */
@@ -119,7 +119,47 @@ typedef enum {
     ENVOY_SWIFT_ATTR_PROTOCOL = 5,       /* "HTTP/1.1" or "HTTP/1.0" */
     ENVOY_SWIFT_ATTR_CLIENT_ADDRESS = 6, /* "127.0.0.1:51234" ("[::1]:51234" for IPv6) */
     ENVOY_SWIFT_ATTR_RESPONSE_STATUS = 7,/* "200", once response headers exist */
+    /* ABI 4: the stream's route and upstream. NOT_FOUND while there is none. */
+    ENVOY_SWIFT_ATTR_ROUTE_NAME = 8,     /* the matched route's `name` ("" when it has none) */
+    ENVOY_SWIFT_ATTR_CLUSTER = 9,        /* the matched route's cluster */
+    ENVOY_SWIFT_ATTR_UPSTREAM_HOST = 10, /* "127.0.0.1:8080": the upstream endpoint the request went to */
+    ENVOY_SWIFT_ATTR_RESPONSE_FLAGS = 11,/* "UF,UT" (Envoy's letters, see ENVOY_SWIFT_RF_*), "" when none */
 } envoy_swift_attribute_t;
+
+/* Response flags (ABI 4): why an exchange ended as it did, Envoy's letters. */
+enum {
+    ENVOY_SWIFT_RF_UF = 1u << 0,  /* upstream connection failure */
+    ENVOY_SWIFT_RF_UT = 1u << 1,  /* upstream request timeout (504) */
+    ENVOY_SWIFT_RF_UC = 1u << 2,  /* upstream connection termination */
+    ENVOY_SWIFT_RF_DC = 1u << 3,  /* downstream connection termination: the client went away */
+    ENVOY_SWIFT_RF_LR = 1u << 4,  /* local reply: the proxy answered, not the upstream */
+    ENVOY_SWIFT_RF_NR = 1u << 5,  /* no route */
+    ENVOY_SWIFT_RF_UO = 1u << 6,  /* upstream overflow: the upstream refused the stream */
+    ENVOY_SWIFT_RF_DPE = 1u << 7, /* downstream protocol error (400, 431, 501) */
+    ENVOY_SWIFT_RF_UPE = 1u << 8, /* upstream protocol error (502) */
+    ENVOY_SWIFT_RF_SI = 1u << 9,  /* stream idle timeout */
+    ENVOY_SWIFT_RF_DT = 1u << 10, /* downstream request timeout (408) */
+    ENVOY_SWIFT_RF_FT = 1u << 11, /* a filter hook ran past its timeout */
+    ENVOY_SWIFT_RF_FE = 1u << 12, /* a filter failed or was quarantined */
+};
+
+/* What the exchange was (ABI 4): complete in on_stream_complete, partial before. */
+typedef struct {
+    uint64_t start_unix_us;        /* when the request began, microseconds since 1970 (UTC) */
+    uint64_t duration_us;          /* from the start to the end (to now while the stream runs) */
+    uint64_t upstream_first_byte_us; /* from the start to the upstream's response head; UINT64_MAX: none came */
+    uint64_t request_body_bytes;   /* read from the client */
+    uint64_t response_body_bytes;  /* sent to the client */
+    uint32_t response_flags;       /* ENVOY_SWIFT_RF_* */
+    int32_t response_code;         /* the status sent to the client; 0 while none was */
+} envoy_swift_stream_info_t;
+
+/* Kinds of a filter's metrics (ABI 4). */
+typedef enum {
+    ENVOY_SWIFT_METRIC_COUNTER = 0,
+    ENVOY_SWIFT_METRIC_GAUGE = 1,
+    ENVOY_SWIFT_METRIC_HISTOGRAM = 2,
+} envoy_swift_metric_kind_t;
 
 typedef enum {
     ENVOY_SWIFT_LOG_DEBUG = 0,
@@ -224,6 +264,37 @@ typedef struct envoy_swift_host_s {
      * records it, so that a trap in that work is blamed on the stream's RUNNING filter and request. The
      * worker's thread only; cheap enough to call before every job. */
     void (*job_stream)(envoy_swift_stream_t s);
+
+    /* ---- ABI 4: stream info, request state, metrics ---- */
+    /* What the exchange was so far. Valid in hooks, while one is RUNNING, and in on_stream_complete
+     * (where it is complete); attribute_get is valid there too. */
+    int (*stream_info)(envoy_swift_stream_t s, envoy_swift_stream_info_t *out);
+    /* The library's state of stream `s`: one pointer the host keeps for the stream, shared by every
+     * filter of its chain; NULL until set. When the stream ends, after every instance's destroy,
+     * the host calls envoy_swift_stream_state_free(state) once. Valid in hooks, while one is
+     * RUNNING, and in on_stream_complete. */
+    int (*state_get)(envoy_swift_stream_t s, void **out);
+    int (*state_set)(envoy_swift_stream_t s, void *state);
+    /* Names a value for the access log (%FILTER_STATE(name)%), replacing an earlier one of that name.
+     * The host copies both. ERR_INVALID for an empty name or one over 64 bytes, a value over 1 KiB. */
+    int (*state_log)(envoy_swift_stream_t s, envoy_swift_bytes_t name, envoy_swift_bytes_t value);
+    /* Defines a metric of the filter named `filter` (its YAML name), with fixed label names and, for a
+     * histogram, ascending bucket upper bounds (nbuckets 0: the host's duration buckets, in seconds).
+     * Only inside envoy_swift_filter_config_new. It shows as envoy_swift_filter_<filter>_<name> in the
+     * Prometheus format and filter.<filter>.<name> in the flat stats. Defining it again (a route's
+     * config of the same filter) gives the same id. ERR_INVALID: a bad name, more than 4 labels or 16
+     * buckets, bounds not ascending, the name defined with another kind or labels. */
+    int (*metric_define)(envoy_swift_bytes_t filter, envoy_swift_metric_kind_t kind, envoy_swift_bytes_t name,
+                         const envoy_swift_bytes_t *label_names, size_t nlabels, const double *buckets,
+                         size_t nbuckets, uint32_t *id);
+    /* Records into metric `id` with these label values (as many as its label names): a counter adds
+     * `value` (>= 0), a gauge adds it (negative to go down), a histogram observes it. The worker's
+     * thread (hooks, on_stream_complete, an async task's jobs); no allocation. ERR_INVALID for an
+     * unknown id, a wrong label count or a negative counter increment; ERR_NOMEM when the worker's
+     * series table is full (counted). */
+    int (*metric_record)(uint32_t id, const envoy_swift_bytes_t *label_values, size_t nvalues, double value);
+    /* Sets a gauge. */
+    int (*metric_set)(uint32_t id, const envoy_swift_bytes_t *label_values, size_t nvalues, double value);
 } envoy_swift_host_t;
 
 /* ------------------------------------------------------------------------------------------ */
@@ -268,6 +339,9 @@ void envoy_swift_filter_cancel(void *filter);
  * is RUNNING (the client went away): the library cancels its task and drops its result. */
 void envoy_swift_filter_on_stream_complete(void *filter);
 void envoy_swift_filter_destroy(void *filter);
+
+/* ABI 4: frees what state_set stored for a stream, once, when the stream has ended. */
+void envoy_swift_stream_state_free(void *state);
 
 /* Runs the library's work queued for `worker`, on that worker's thread; the answer to wake(). */
 void envoy_swift_worker_run(uint32_t worker);
