@@ -788,27 +788,120 @@ static int parse_upgrades(parser_t *p, es_route_config_t *r, const field_t *u)
     return 0;
 }
 
+/* A key whose value must be {} (or null): an action or option that takes no settings yet. */
+static int take_empty(parser_t *p, const field_t *fl)
+{
+    const yaml_node_t *v = fl->value;
+    size_t mark = enter(p, fl);
+    if (!is_null(v) && (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top != v->data.mapping.pairs.start))
+        return fail(p, fl->key, "expected {} (it takes no options yet), got %s", describe(p, v));
+    path_restore(p, mark);
+    return 0;
+}
+
+/* Whether a filter_config value is the switch { disabled: true | false } rather than a plugin_config. */
+static int disabled_switch(parser_t *p, const yaml_node_t *v, int *disabled)
+{
+    if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1) return 0;
+    const yaml_node_t *k = node_at(p, v->data.mapping.pairs.start->key);
+    const yaml_node_t *b = node_at(p, v->data.mapping.pairs.start->value);
+    if (k->type != YAML_SCALAR_NODE || strcmp(text_of(k), "disabled") != 0 || b->type != YAML_SCALAR_NODE) return 0;
+    if (!strcmp(text_of(b), "true")) *disabled = 1;
+    else if (!strcmp(text_of(b), "false")) *disabled = 0;
+    else return 0;
+    return 1;
+}
+
+/* filter_config: { <filter name>: <plugin_config> | { disabled: true } }: what a listener's filters do on this
+ * route. The plugin_config replaces the filter's for requests on the route; the library checks it at startup. */
+static int parse_route_filter_config(parser_t *p, const es_listener_config_t *l, es_route_config_t *r,
+                                     const field_t *fc)
+{
+    const yaml_node_t *map = fc->value;
+    size_t mark = enter(p, fc);
+    if (map->type != YAML_MAPPING_NODE) return fail(p, fc->key, "expected a mapping, got %s", describe(p, map));
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (!(r->filter_configs = calloc(n ? n : 1, sizeof *r->filter_configs))) return oom(p);
+    for (yaml_node_pair_t *pair = map->data.mapping.pairs.start; pair < map->data.mapping.pairs.top; pair++) {
+        const yaml_node_t *k = node_at(p, pair->key), *v = node_at(p, pair->value);
+        if (visit(p, k) || check_string(p, k, k, true)) return -1;
+        size_t kmark = path_key(p, text_of(k), k->data.scalar.length);
+        size_t fi = 0;
+        while (fi < l->nfilters && strcmp(l->filters[fi].name, text_of(k)) != 0) fi++;
+        if (fi == l->nfilters)
+            return fail(p, k, "no filter named %s in this listener's http_filters", describe(p, k));
+        for (size_t i = 0; i < r->nfilter_configs; i++)
+            if (r->filter_configs[i].index == fi) return fail(p, k, "given twice");
+        es_route_filter_config_t *rf = &r->filter_configs[r->nfilter_configs];
+        rf->index = fi;
+        rf->line = (int)line_of(k);
+        if (!(rf->filter = strdup(l->filters[fi].name))) return oom(p);
+        r->nfilter_configs++;
+        int disabled = 0;
+        if (disabled_switch(p, v, &disabled)) {
+            rf->disabled = disabled;
+            if (!disabled && !(rf->plugin_config_json = strdup(l->filters[fi].plugin_config_json))) return oom(p);
+        } else {
+            buf_t b = { 0 };
+            if (to_json(p, &b, v, 0)) {
+                free(b.s);
+                return -1;
+            }
+            rf->plugin_config_json = b.s;
+        }
+        path_restore(p, kmark);
+    }
+    /* In http_filters order: the chain walks them so. */
+    for (size_t i = 1; i < r->nfilter_configs; i++)
+        for (size_t j = i; j > 0 && r->filter_configs[j - 1].index > r->filter_configs[j].index; j--) {
+            es_route_filter_config_t t = r->filter_configs[j];
+            r->filter_configs[j] = r->filter_configs[j - 1];
+            r->filter_configs[j - 1] = t;
+        }
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_route(parser_t *p, size_t li, size_t ri, const yaml_node_t *node)
 {
-    static const char *const keys[] = { "match", "cluster", "direct_response", "stats", "upgrades", "connect", NULL };
-    enum { MATCH, CLUSTER, DIRECT, STATS, UPGRADES, CONNECT, NKEYS };
+    static const char *const keys[] = { "match", "cluster", "direct_response", "stats", "upgrades", "connect", "name",
+                                        "filter_config", "ready", NULL };
+    enum { MATCH, CLUSTER, DIRECT, STATS, UPGRADES, CONNECT, NAME, FILTER_CONFIG, READY, NKEYS };
     field_t f[NKEYS];
-    es_route_config_t *r = &p->cfg->listeners[li].routes[ri];
+    es_listener_config_t *l = &p->cfg->listeners[li];
+    es_route_config_t *r = &l->routes[ri];
 
     r->line = (int)line_of(node);
+    r->index = ri;
     r->upgrade_websocket = 1;
     if (read_fields(p, node, node, keys, f)) return -1;
     if (!f[MATCH].key) return fail(p, node, "missing required key \"match\"");
+    if (take_string(p, node, &f[NAME], OPTIONAL, &r->name)) return -1;
+    for (size_t i = 0; r->name && i < ri; i++)
+        if (l->routes[i].name && !strcmp(l->routes[i].name, r->name)) {
+            enter(p, &f[NAME]);
+            return fail(p, f[NAME].key, "duplicate route name \"%s\" (first at line %d)", r->name, l->routes[i].line);
+        }
     if (parse_match(p, r, &f[MATCH])) return -1;
-    if (has(&f[CLUSTER]) + has(&f[DIRECT]) + (f[STATS].key != NULL) != 1)
-        return fail(p, node, "exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
+    if (has(&f[CLUSTER]) + has(&f[DIRECT]) + (f[STATS].key != NULL) + (f[READY].key != NULL) != 1)
+        return fail(p, node, "exactly one of \"cluster\", \"direct_response\", \"stats\" or \"ready\" is required");
     /* Tunnels go to a cluster: a route that answers by itself has nothing to tunnel to. */
     for (int k = UPGRADES; k <= CONNECT; k++)
         if (f[k].key && !has(&f[CLUSTER])) {
             enter(p, &f[k]);
             return fail(p, f[k].key, "only a route with a \"cluster\" can tunnel (%s)",
-                        has(&f[DIRECT]) ? "this one has direct_response" : "this one has stats");
+                        has(&f[DIRECT]) ? "this one has direct_response"
+                        : f[STATS].key  ? "this one has stats"
+                                        : "this one has ready");
         }
+    if (f[FILTER_CONFIG].key && parse_route_filter_config(p, l, r, &f[FILTER_CONFIG])) return -1;
+    if (f[READY].key) {
+        /* ready: {} answers 200 while the proxy serves and 503 once it drains, for load balancers. */
+        if (take_empty(p, &f[READY])) return -1;
+        r->ready = 1;
+        r->direct_status = 200;
+        return 0;
+    }
     if (f[UPGRADES].key && parse_upgrades(p, r, &f[UPGRADES])) return -1;
     if (f[CONNECT].key) {
         /* connect: {} tunnels CONNECT requests to the route's cluster. */
@@ -1027,6 +1120,11 @@ static int parse_endpoint(parser_t *p, es_endpoint_config_t *e, const yaml_node_
         take_int(p, node, &f[PORT], REQUIRED, 1, 65535, &port))
         return -1;
     e->port = (uint16_t)port;
+    /* "host:port" ("[v6]:port"), as the access log and filters name the upstream. */
+    if (asprintf(&e->hostport, strchr(e->address, ':') ? "[%s]:%u" : "%s:%u", e->address, e->port) < 0) {
+        e->hostport = NULL;
+        return oom(p);
+    }
     return resolve(p, &f[ADDRESS], e->address, e->port, false, &e->addr, &e->addrlen);
 }
 
@@ -1353,6 +1451,12 @@ void es_config_dispose(es_config_t *cfg)
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         es_listener_config_t *l = &cfg->listeners[i];
         for (size_t r = 0; r < l->nroutes; r++) {
+            for (size_t k = 0; k < l->routes[r].nfilter_configs; k++) {
+                free(l->routes[r].filter_configs[k].filter);
+                free(l->routes[r].filter_configs[k].plugin_config_json);
+            }
+            free(l->routes[r].filter_configs);
+            free(l->routes[r].name);
             free(l->routes[r].prefix);
             free(l->routes[r].host);
             free(l->routes[r].direct_body);
@@ -1378,7 +1482,10 @@ void es_config_dispose(es_config_t *cfg)
     }
     for (size_t i = 0; i < cfg->nclusters; i++) {
         es_cluster_config_t *c = &cfg->clusters[i];
-        for (size_t e = 0; e < c->nendpoints; e++) free(c->endpoints[e].address);
+        for (size_t e = 0; e < c->nendpoints; e++) {
+            free(c->endpoints[e].address);
+            free(c->endpoints[e].hostport);
+        }
         free(c->endpoints);
         free(c->name);
         free(c->tls_sni);

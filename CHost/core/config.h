@@ -13,6 +13,7 @@ typedef struct es_cluster_config_s es_cluster_config_t;
 
 typedef struct {
     char *address;                 /* as written, e.g. "127.0.0.1" or "localhost" */
+    char *hostport;                /* "127.0.0.1:8080" ("[::1]:8080"): how logs name it */
     uint16_t port;
     struct sockaddr_storage addr;  /* resolved at load time (numeric or getaddrinfo) */
     socklen_t addrlen;

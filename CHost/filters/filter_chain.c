@@ -9,6 +9,7 @@
 #include "core/proc_slot.h"
 #include "core/stats.h"
 #include "filters/handles.h"
+#include "obs/builtin_metrics.h"
 #include "upstream/callout.h"
 
 enum { HOOK_HEADERS = 0, HOOK_BODY = 1, HOOK_TRAILERS = 2 };
@@ -110,7 +111,8 @@ static es_filters_t *state_get(size_t n)
     }
     memset(f, 0, sizeof(*f));
     if (cap < n) {
-        void **grown = realloc(inst, n * sizeof(*inst));
+        /* One allocation: the instances, then each filter's time in hooks. */
+        void **grown = realloc(inst, n * (sizeof(*inst) + sizeof(uint64_t)));
         if (grown == NULL) {
             free(inst);
             free(f);
@@ -122,6 +124,8 @@ static es_filters_t *state_get(size_t n)
     memset(inst, 0, n * sizeof(*inst));
     f->inst = inst;
     f->inst_cap = cap;
+    f->hook_ns = (uint64_t *)(inst + cap);
+    memset(f->hook_ns, 0, n * sizeof(uint64_t));
     return f;
 }
 
@@ -151,8 +155,31 @@ void es_filters_cache_drain(void)
 /* What the body loop does after a filter's body hook. */
 enum { STEP_NEXT, STEP_WAIT, STEP_HALT };
 
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, size_t high, size_t low,
-                             size_t max_body, const es_filter_entry_t **quarantined)
+/* A filter's instance for the stream, with the config of the stream's route: its filter_config, or none where
+ * the route disables the filter. NULL when the library could not make one. */
+static void *make_instance(es_filters_t *f, size_t i)
+{
+    const es_filter_entry_t *e = &f->chain->filters[i];
+    es_proc_slot_t *slot = es_proc_slot;
+    void *config = es_filter_chain_config(f->chain, i, f->route);
+    if (config == NULL ||
+        (slot != NULL && atomic_load_explicit(&slot->quarantine[e->id], memory_order_relaxed) == ES_QUARANTINE_BYPASS)) {
+        f->inst[i] = ES_INST_NONE; /* disabled on the route, or quarantined with bypass: no hook runs */
+        return ES_INST_NONE;
+    }
+    slot_enter(f, i, ES_SLOT_HOOK_NEW);
+    void *inst = e->lib->filter_new(config, f->handle, f->owner->env->id);
+    slot_leave();
+    if (inst == NULL) {
+        es_warn("filter %s: could not create an instance for a stream", e->name);
+        return NULL;
+    }
+    f->inst[i] = inst;
+    return inst;
+}
+
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, long route, size_t high,
+                             size_t low, size_t max_body, const es_filter_entry_t **quarantined)
 {
     *quarantined = NULL;
     es_proc_slot_t *slot = es_proc_slot;
@@ -184,22 +211,40 @@ es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t 
         f->dir[d].holder = 0;
         f->dir[d].sbuf_at = -1;
     }
-    for (size_t i = 0; i < chain->n; i++) {
-        const es_filter_entry_t *e = &chain->filters[i];
-        if (slot != NULL && atomic_load_explicit(&slot->quarantine[e->id], memory_order_relaxed) == ES_QUARANTINE_BYPASS) {
-            f->inst[i] = NULL; /* bypassed: its hooks are not called */
-            continue;
-        }
-        slot_enter(f, i, ES_SLOT_HOOK_NEW);
-        f->inst[i] = e->lib->filter_new(e->config, f->handle, owner->env->id);
-        slot_leave();
-        if (f->inst[i] == NULL) {
-            es_warn("filter %s: could not create an instance for a stream", e->name);
+    f->route = route;
+    for (size_t i = 0; i < chain->n; i++)
+        if (make_instance(f, i) == NULL) {
             es_filters_free(f);
             return NULL;
         }
-    }
     return f;
+}
+
+/* A filter before position `after` (request order) changed what routes match on, and the route is now `route`:
+ * the filters after it, which have not run yet, are made again where the new route gives them another config.
+ * Such an instance saw no hook, so it is destroyed without on_stream_complete. Returns -1 when one cannot be
+ * made. */
+int es_filters_set_route(es_filters_t *f, long route, int after)
+{
+    long old = f->route;
+    f->route = route;
+    f->route_dirty = false;
+    if (old == route)
+        return 0;
+    for (size_t i = (size_t)(after + 1); i < f->chain->n; i++) {
+        if (es_filter_chain_config(f->chain, i, old) == es_filter_chain_config(f->chain, i, route))
+            continue;
+        void *inst = f->inst[i];
+        if (inst != NULL && inst != ES_INST_NONE) {
+            slot_enter(f, i, ES_SLOT_HOOK_NEW);
+            f->chain->filters[i].lib->destroy(inst);
+            slot_leave();
+        }
+        f->inst[i] = NULL;
+        if (make_instance(f, i) == NULL)
+            return -1;
+    }
+    return 0;
 }
 
 static void drop_inboxes(es_filters_t *f)
@@ -252,23 +297,34 @@ void es_filters_free(es_filters_t *f)
         return;
     f->dead = true;
     f->halted = true;
-    /* The handle dies first: a late call from the library answers ERR_GONE. */
-    es_handles_unregister(f);
     es_list_remove(&f->resume_link);
     if (f->run.active)
         f->owner->ops->waiting(f->owner, 0, 0);
+    f->run.active = false; /* a late resume() answers ERR_GONE, a change to the stream ERR_GONE too */
     es_callouts_cancel(&f->callouts);
+    /* In on_stream_complete the stream can still be read (stream info, attributes, request state): the handle
+     * dies after it. */
+    f->completing = true;
     for (size_t i = 0; i < f->chain->n; i++) {
-        if (f->inst[i] == NULL)
+        void *inst = f->inst[i];
+        if (inst == NULL || inst == ES_INST_NONE)
             continue;
-        const es_filter_lib_t *lib = f->chain->filters[i].lib;
+        const es_filter_entry_t *e = &f->chain->filters[i];
         /* A RUNNING hook's task learns of the end here: the library cancels it and drops its result. */
+        f->hook_index = i;
         slot_enter(f, i, ES_SLOT_HOOK_COMPLETE);
-        lib->on_stream_complete(f->inst[i]);
-        lib->destroy(f->inst[i]);
+        e->lib->on_stream_complete(inst);
+        e->lib->destroy(inst);
         slot_leave();
         f->inst[i] = NULL;
+        es_builtin_filter_time(e->id, (double)f->hook_ns[i] * 1e-9);
     }
+    f->completing = false;
+    for (int k = 0; k < ES_STATE_LIBS && f->state[k].lib != NULL; k++) {
+        f->state[k].lib->stream_state_free(f->state[k].ptr);
+        f->state[k].lib = NULL;
+    }
+    es_handles_unregister(f);
     drop_inboxes(f);
     if (f->depth == 0)
         release_memory(f);
@@ -306,9 +362,10 @@ static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bo
     }
     const es_filter_lib_t *lib = e->lib;
     void *inst = f->inst[i];
-    if (inst == NULL)
-        return ENVOY_SWIFT_STATUS_CONTINUE; /* quarantined with crash_policy.then: bypass */
+    if (inst == ES_INST_NONE)
+        return ENVOY_SWIFT_STATUS_CONTINUE; /* disabled on this route, or quarantined with bypass */
     envoy_swift_status_t st;
+    uint64_t t0 = uv_hrtime();
     f->in_hook = 1;
     f->hook_index = i;
     f->has_reply = false;
@@ -323,6 +380,11 @@ static envoy_swift_status_t call(es_filters_t *f, int dir, int pos, int hook, bo
                                   : lib->on_response_trailers(inst);
     slot_leave();
     f->in_hook = 0;
+    f->hook_ns[i] += uv_hrtime() - t0;
+    /* The filter changed what routes match on: the route is matched again now, so the filters after it run with
+     * the new route's filter_config. */
+    if (__builtin_expect(f->route_dirty, 0) && f->owner->ops->rematch(f->owner, (int)i) != 0)
+        return ENVOY_SWIFT_STATUS_ERROR;
     if (st == ENVOY_SWIFT_STATUS_CONTINUE_SKIP) {
         atomic_fetch_or_explicit(&e->skip, bit, memory_order_relaxed);
         return ENVOY_SWIFT_STATUS_CONTINUE;
@@ -342,7 +404,7 @@ static bool all_skip(const es_filters_t *f, int dir, int hook)
 
 const es_filter_lib_t *es_filters_current_lib(const es_filters_t *f)
 {
-    size_t i = f->in_hook ? f->hook_index : index_of(f, f->run.dir, f->run.pos);
+    size_t i = f->in_hook || f->completing ? f->hook_index : index_of(f, f->run.dir, f->run.pos);
     return f->chain->filters[i].lib;
 }
 
@@ -750,6 +812,8 @@ void es_filters_resume(es_filters_t *f, envoy_swift_status_t status)
     f->run.active = false;
     f->owner->ops->waiting(f->owner, 0, 0);
     envoy_swift_status_t st = checked(f, r.dir, r.pos, r.hook, status, true);
+    if (f->route_dirty && f->owner->ops->rematch(f->owner, (int)index_of(f, r.dir, r.pos)) != 0)
+        st = ENVOY_SWIFT_STATUS_ERROR; /* changed while it ran: as after a hook that returned (call) */
     es_chain_result_t res;
     if (r.hook == HOOK_HEADERS) {
         res = run_headers(f, r.dir, r.pos, r.eos, r.whole, &st);

@@ -39,6 +39,9 @@ typedef struct {
     void (*failed)(es_filters_owner_t *o, int status, const char *reason);
     /* A posted result was applied: write what it queued and let the client go on. */
     void (*resumed)(es_filters_owner_t *o);
+    /* The filter at `index` changed the request headers: match the route again (es_filters_set_route). Returns 0,
+     * or -1 when the filters after it could not be made for the new route. */
+    int (*rematch)(es_filters_owner_t *o, int index);
 } es_filters_owner_ops_t;
 
 /* es_filters_owner_t.protocol. */
@@ -57,6 +60,10 @@ struct es_filters_owner_s {
     uint16_t peer_port;
     uint8_t tls;              /* the client connected over TLS */
     uint8_t protocol;         /* ES_PROTO_*: what the client speaks */
+    const struct es_stream_info_s *info; /* what the exchange was so far (obs/stream_info.h) */
+    const void *route;        /* const es_route_config_t *, NULL while none matches */
+    const void *endpoint;     /* const es_endpoint_config_t * the request went to, NULL while none */
+    es_msg_t *log_state;      /* values filters named for the access log (made on first use; the stream's) */
 };
 
 typedef struct {
@@ -101,10 +108,23 @@ typedef struct {
     bool body_eos;
 } es_frun_t;
 
+/* An instance that is not there: the filter is disabled on the stream's route, or quarantined with bypass. */
+#define ES_INST_NONE ((void *)1)
+/* Filter libraries whose request state one stream can hold (one per library: a library's state is its own). */
+#define ES_STATE_LIBS 4
+
 typedef struct es_filters_s {
     const es_filter_chain_t *chain;
-    void **inst;               /* per filter; NULL once destroyed */
+    void **inst;               /* per filter; NULL once destroyed, ES_INST_NONE when it has none */
+    uint64_t *hook_ns;         /* per filter: time spent in its hooks (after inst, in the same allocation) */
     size_t inst_cap;           /* entries allocated in inst (kept when the state is reused) */
+    long route;                /* the route the instances were made for: its index in the listener, -1: none */
+    struct {
+        const es_filter_lib_t *lib;
+        void *ptr;
+    } state[ES_STATE_LIBS];    /* request state (state_set), freed by its library when the stream ends */
+    bool route_dirty;          /* a filter changed the request headers: match the route again after its hook */
+    bool completing;           /* on_stream_complete runs: the stream can be read, not changed */
     envoy_swift_stream_t handle;
     uint32_t slot;
     es_filters_owner_t *owner;
@@ -141,8 +161,10 @@ typedef enum {
 void es_filters_cache_drain(void);
 /* Creates the instances for a stream (a filter quarantined with `bypass` gets none). Returns NULL when out
  * of memory or a filter refused, or, with *quarantined set, when a filter is quarantined with `reject`. */
-es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, size_t high, size_t low,
-                             size_t max_body, const es_filter_entry_t **quarantined);
+es_filters_t *es_filters_new(const es_filter_chain_t *chain, es_filters_owner_t *owner, long route, size_t high,
+                             size_t low, size_t max_body, const es_filter_entry_t **quarantined);
+/* The route changed after the hook of the filter at `after` (request order); see filter_chain.c. */
+int es_filters_set_route(es_filters_t *f, long route, int after);
 /* The library is about to run a job of stream `f`'s task (NULL: of no stream): blame a crash on its RUNNING
  * filter (the host's job_stream callback). */
 void es_filters_job_stream(es_filters_t *f);

@@ -13,6 +13,7 @@
 #include "filters/field_check.h"
 #include "filters/filter_chain.h"
 #include "filters/handles.h"
+#include "filters/host_observe.h"
 #include "upstream/callout.h"
 
 /* Inside es_handles_run: results are applied before it returns. */
@@ -166,6 +167,8 @@ static int header_change(envoy_swift_stream_t h, envoy_swift_header_map_t map, e
     es_msg_t *m = map_of(f, map, &t, true, &err);
     if (m == NULL)
         return err;
+    if (map == ENVOY_SWIFT_REQUEST_HEADERS)
+        f->route_dirty = true; /* it may change the route: matched again after the hook */
     if (replace)
         remove_all(m, t, name);
     if (value != NULL && es_msg_add(m, t, name.ptr, name.length, value->ptr, value->length) != 0)
@@ -297,9 +300,11 @@ static int body_drain(envoy_swift_stream_t h, envoy_swift_body_t which, size_t l
 
 static int attribute_get(envoy_swift_stream_t h, envoy_swift_attribute_t attr, envoy_swift_bytes_t *out)
 {
-    es_filters_t *f = lookup(h);
+    es_filters_t *f = es_host_lookup_read(h);
     if (f == NULL)
         return ENVOY_SWIFT_ERR_GONE;
+    if (attr >= ENVOY_SWIFT_ATTR_ROUTE_NAME)
+        return es_host_attribute_obs(f, attr, out);
     es_filters_owner_t *o = f->owner;
     size_t urllen;
     const char *url = es_msg_first(o->req, &urllen);
@@ -448,4 +453,11 @@ envoy_swift_host_t es_filter_host = {
     .resume = resume,
     .callout = callout,
     .job_stream = job_stream,
+    .stream_info = es_host_stream_info,
+    .state_get = es_host_state_get,
+    .state_set = es_host_state_set,
+    .state_log = es_host_state_log,
+    .metric_define = es_host_metric_define,
+    .metric_record = es_host_metric_record,
+    .metric_set = es_host_metric_set,
 };

@@ -31,6 +31,7 @@ typedef struct {
     void (*cancel)(void *filter);
     void (*worker_run)(uint32_t worker);
     void (*callout_done)(uint64_t token, const envoy_swift_callout_response_t *response);
+    void (*stream_state_free)(void *state);
 } es_filter_lib_t;
 
 /* Resolves every hook of `l` from `dl` (abi_version first, and checked against this host's). Returns 0, or -1
@@ -52,10 +53,25 @@ typedef struct {
 typedef struct {
     es_filter_entry_t *filters;
     size_t n;
+    /* Per route of the listener (filter_config): NULL when the route changes nothing, else `n` configs, one per
+     * filter: the listener's, the route's own, or NULL where the filter is disabled. */
+    void ***route_configs;
+    size_t nroutes;
 } es_filter_chain_t;
+
+/* The config filter `i` of `chain` runs with on route `route` (its index among the listener's routes, or -1 for
+ * none): NULL when the route disables it. */
+static inline void *es_filter_chain_config(const es_filter_chain_t *chain, size_t i, long route)
+{
+    if (route >= 0 && (size_t)route < chain->nroutes && chain->route_configs[route] != NULL)
+        return chain->route_configs[route][i];
+    return chain->filters[i].config;
+}
 
 /* Loads every library and creates every filter config. Returns 0, or -1 with one line in err. */
 int es_filters_setup(const es_config_t *cfg, char *err, size_t errlen);
+/* Whether es_filters_setup is creating configs now (a library may define its metrics only then). */
+int es_filters_in_setup(void);
 /* Destroys the configs (libraries stay loaded). */
 void es_filters_teardown(void);
 /* The chain of listener `index` (n == 0 when it has none). */

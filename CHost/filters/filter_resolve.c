@@ -40,5 +40,6 @@ int es_filter_lib_resolve(es_filter_lib_t *l, void *dl, const char *path, char *
     RESOLVE(cancel, "envoy_swift_filter_cancel");
     RESOLVE(worker_run, "envoy_swift_worker_run");
     RESOLVE(callout_done, "envoy_swift_callout_done");
+    RESOLVE(stream_state_free, "envoy_swift_stream_state_free");
     return 0;
 }

@@ -334,8 +334,11 @@ envoy_swift_status_t envoy_swift_filter_on_response_trailers(void *filter);
  * task. A later resume() gets ERR_GONE. on_stream_complete and destroy still follow. */
 void envoy_swift_filter_cancel(void *filter);
 
-/* The stream has ended (completed, reset, or failed); the filter's last chance to log.
- * Called exactly once per instance, then the instance is destroyed. Either may come while a hook
+/* The stream has ended (completed, reset, or failed); the filter's last chance to log (stream_info,
+ * attribute_get and state_get still answer here). Called exactly once per instance, then the
+ * instance is destroyed; the one exception is an instance that saw no hook because a filter before
+ * it changed the stream's route and the new route's filter_config replaced it: that one is only
+ * destroyed. Either may come while a hook
  * is RUNNING (the client went away): the library cancels its task and drops its result. */
 void envoy_swift_filter_on_stream_complete(void *filter);
 void envoy_swift_filter_destroy(void *filter);

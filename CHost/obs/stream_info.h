@@ -30,7 +30,7 @@ enum {
 /* Names of the flags, in bit order ("UF", "UT", ...). */
 extern const char *const es_response_flag_names[ES_RF_COUNT];
 
-typedef struct {
+typedef struct es_stream_info_s {
     uint64_t start_ns;          /* uv_hrtime() when the request began (its first byte was read) */
     uint64_t start_unix_us;     /* the same moment on the wall clock, microseconds since 1970 */
     uint64_t upstream_first_ns; /* uv_hrtime() when the upstream's response head arrived; 0: it did not */

@@ -14,6 +14,7 @@
 #include "core/env.h"
 #include "core/msg.h"
 #include "filters/filter_chain.h"
+#include "obs/stream_info.h"
 #include "upstream/upstream.h"
 
 typedef struct es_stream_s es_stream_t;
@@ -42,7 +43,10 @@ struct es_stream_s {
     uv_timer_t *request_timer;   /* request_timeout, while a request is active; made on first use */
     uv_timer_t *filter_timer;    /* the timeout of a RUNNING filter hook; made on first use */
     /* Everything below is reset when a request begins. */
-    const void *route;           /* const es_route_config_t * */
+    const void *route;           /* const es_route_config_t *, matched when the request head arrived (and again
+                                  * when a filter changed what routes match on) */
+    es_stream_info_t info;       /* what the exchange was: times, bytes, status, flags */
+    es_msg_t *resp_log;          /* the response head as sent, kept for an access log's %RESP(X)% */
     es_filters_t *filters;       /* NULL when the listener has no filter chain */
     int64_t declared[2];         /* Content-Length sent on (request, response) or -1 */
     uint64_t sent[2];            /* body bytes forwarded */
@@ -69,6 +73,7 @@ struct es_stream_s {
     unsigned upgrade_req : 1;    /* set by the codec: the request asks for a WebSocket upgrade (HTTP/1.1) */
     unsigned upgrading : 1;      /* it went upstream as one (the route allows it): a 101 opens a tunnel */
     unsigned tunnel : 1;         /* the 101 (or a CONNECT's 200) went out: bytes go both ways raw */
+    unsigned begun : 1;          /* a request began and its end is not recorded yet (stream_record.c) */
     uint8_t retries;             /* times the request was sent again after a reused connection died */
 };
 
@@ -112,10 +117,24 @@ static inline int es_stream_request_unread(const es_stream_t *s)
     return !s->req_headers_done || (!s->req_done && s->req_has_body);
 }
 
+/* stream_record.c: what an exchange was, for the access log, the histograms and filters. */
+/* The response head goes to the client: its status, and its headers if an access log reads them. */
+void es_stream__note_response(es_stream_t *s, int status, const es_msg_t *headers);
+/* The exchange has ended: its info is completed (filters read it in on_stream_complete). */
+void es_stream__info_finish(es_stream_t *s);
+/* After the filters completed: the access-log line and the request's metrics, then what was kept for them goes. */
+void es_stream__record(es_stream_t *s);
+/* The route for the request's current head (host, path, headers), or NULL. */
+const es_route_config_t *es_stream__match_route(es_stream_t *s);
+
 /* stream_end.c: beginnings, ends and the proxy's own answers. */
 uv_timer_t *es_stream__lazy_timer(es_stream_t *s, uv_timer_t **slot);
 /* request_timeout (or a gRPC deadline) ran out. */
 void es_stream__on_request_timeout(uv_timer_t *t);
+/* The proxy answers (headers may be NULL): the status and bytes are noted with `flags` (ES_RF_*). */
+void es_stream__answer(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len, int close,
+                       uint32_t flags);
+/* An answer of the proxy's own (an error): es_stream__answer with ES_RF_LR. */
 void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t len, int close);
 void es_stream__finish_reply(es_stream_t *s);
 /* Detaches the upstream when the exchange ends early: it is mid-exchange, so it is not reused. */

@@ -52,6 +52,20 @@ static void end_filters(es_stream_t *s)
     }
 }
 
+/* The exchange is over (finished, or its client gone): its info is completed, its filters see it one last time,
+ * then its access-log line and metrics are made. Exactly once per request that began. */
+static void stream_end(es_stream_t *s)
+{
+    if (!s->begun) {
+        end_filters(s);
+        return;
+    }
+    s->begun = 0;
+    es_stream__info_finish(s);
+    end_filters(s);
+    es_stream__record(s);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
     free(h);
@@ -59,7 +73,7 @@ static void on_timer_closed(uv_handle_t *h)
 
 void es_stream_dispose(es_stream_t *s)
 {
-    end_filters(s);
+    stream_end(s);
     es_msg_dispose(&s->req);
     /* The timers are their own allocations: the stream's memory may go before their close callbacks run. */
     if (s->request_timer != NULL)
@@ -94,11 +108,15 @@ void es_stream__on_request_timeout(uv_timer_t *t)
 void es_stream_begin(es_stream_t *s)
 {
     const es_listener_config_t *l = s->listener;
-    end_filters(s);
+    stream_end(s);
     es_msg_reset(&s->req);
     memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
+    s->begun = 1;
+    s->info.start_ns = uv_hrtime();
     s->owner.resp = NULL;
     s->owner.resp_status = 0;
+    s->owner.route = NULL;
+    s->owner.endpoint = NULL;
     s->declared[0] = s->declared[1] = -1;
     s->active = 1;
     uv_timer_t *t;
@@ -109,7 +127,7 @@ void es_stream_begin(es_stream_t *s)
 int es_stream__maybe_finished(es_stream_t *s)
 {
     if (s->active && s->req_done && s->resp_done) {
-        end_filters(s); /* each filter's stream-complete and destroy run exactly once, here */
+        stream_end(s); /* each filter's stream-complete and destroy run exactly once, here */
         s->active = 0;
         if (s->request_timer != NULL)
             uv_timer_stop(s->request_timer);
@@ -149,15 +167,25 @@ void es_stream__finish_reply(es_stream_t *s)
         s->down->abandon_request(s);
 }
 
-void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t len, int close)
+void es_stream__answer(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len, int close,
+                       uint32_t flags)
 {
-    if (s->down->reply(s, status, NULL, body, len, close) != 0)
+    s->info.flags |= flags;
+    es_stream__note_response(s, status, headers);
+    s->info.bytes_sent += len;
+    if (s->down->reply(s, status, headers, body, len, close) != 0)
         return;
     es_stream__finish_reply(s);
 }
 
+void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t len, int close)
+{
+    es_stream__answer(s, status, NULL, body, len, close, ES_RF_LR);
+}
+
 void es_stream__filter_failed(es_stream_t *s, int status, const char *reason)
 {
+    s->info.flags |= ES_RF_FE;
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
     if (s->resp_started) {
@@ -173,11 +201,14 @@ void es_stream_request_error(es_stream_t *s, int status, const char *why)
 {
     es_stats_inc(status == 431 ? ES_STAT_HEADERS_TOO_LARGE : ES_STAT_BAD_REQUESTS);
     if (s->active && s->resp_started) {
+        s->info.flags |= ES_RF_DPE;
         s->down->reset(s);
         return;
     }
     if (!s->active)
         es_stream_begin(s); /* the error came before the codec began a message */
+    s->info.flags |= ES_RF_DPE | ES_RF_LR;
+    es_stream__note_response(s, status, NULL);
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
     char body[160];
@@ -187,6 +218,7 @@ void es_stream_request_error(es_stream_t *s, int status, const char *why)
     s->resp_started = 1;
     s->resp_done = 1;
     s->discard_body = 1;
+    s->info.bytes_sent += (size_t)n;
     if (s->down->reply(s, status, NULL, body, (size_t)n, 1) != 0)
         return;
     s->down->abandon_request(s);
@@ -196,7 +228,10 @@ void es_stream_timed_out(es_stream_t *s, int whole)
 {
     if (s->aborted)
         return;
+    /* The client was too slow (its request is not all read), or the upstream (it was): DT or UT. */
+    uint32_t flag = whole && s->active && !es_stream_request_unread(s) ? ES_RF_UT : ES_RF_DT;
     if (s->active && s->resp_started) {
+        s->info.flags |= flag;
         /* Part of the response is out: the reset is all that can be said. */
         es_debug("client %s:%u: timed out mid-response", s->owner.peer_ip, s->owner.peer_port);
         s->down->reset(s);
@@ -204,6 +239,7 @@ void es_stream_timed_out(es_stream_t *s, int whole)
     }
     if (!s->active)
         es_stream_begin(s);
+    s->info.flags |= flag;
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
     if (whole && s->grpc) {
@@ -215,8 +251,8 @@ void es_stream_timed_out(es_stream_t *s, int whole)
         int err = es_msg_add(&h, 0, "content-type", 12, "application/grpc", 16) ||
                   es_msg_add(&h, 0, "grpc-status", 11, "4", 1) ||
                   es_msg_add(&h, 0, "grpc-message", 12, "deadline exceeded", 17);
-        if (!err && s->down->reply(s, 200, &h, "", 0, 1) == 0)
-            es_stream__finish_reply(s);
+        if (!err)
+            es_stream__answer(s, 200, &h, "", 0, 1, ES_RF_UT | ES_RF_LR);
         es_msg_dispose(&h);
         if (!s->aborted) {
             es_stream_flush_upstream(s);

@@ -11,8 +11,9 @@
 
 #include "codec/codec.h"
 #include "core/log.h"
-#include "core/router.h"
 #include "core/stats.h"
+#include "obs/builtin_metrics.h"
+#include "obs/scrape.h"
 
 #define LIT(s) s, sizeof(s) - 1
 
@@ -27,6 +28,7 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
     s->owner.ops = &owner_ops;
     s->owner.env = env;
     s->owner.req = &s->req;
+    s->owner.info = &s->info;
     s->down = down;
     s->listener = l;
     es_msg_init(&s->req);
@@ -50,6 +52,7 @@ static __attribute__((cold)) void on_tunnel_idle(uv_timer_t *t)
 {
     es_stream_t *s = t->data;
     es_stats_inc(ES_STAT_TUNNEL_IDLE_TIMEOUTS);
+    s->info.flags |= ES_RF_SI;
     es_debug("client %s:%u: tunnel idle for %llu ms; closing", s->owner.peer_ip, s->owner.peer_port,
              (unsigned long long)s->listener->tunnel_idle_timeout_ms);
     s->down->reset(s);
@@ -85,6 +88,7 @@ void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
     if (up == NULL || !s->tunnel)
         return;
     tunnel_touch(s);
+    s->info.bytes_received += len;
     if (es_upconn_send_body(up, at, len, 0) != 0) {
         s->down->reset(s);
         return;
@@ -131,7 +135,7 @@ static int connect_failed(es_stream_t *s, const es_route_config_t *r, int err, i
     char body[160];
     int n = snprintf(body, sizeof(body), "upstream connect error: %s\n", uv_strerror(err));
     es_warn("cluster \"%s\": connect failed: %s", r->cluster->name, uv_strerror(err));
-    es_stream__local_reply(s, 503, body, (size_t)n, close);
+    es_stream__answer(s, 503, NULL, body, (size_t)n, close, ES_RF_UF | ES_RF_LR);
     return -1;
 }
 
@@ -150,45 +154,65 @@ static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const
     if (err)
         return connect_failed(s, r, err, 1);
     s->up = up; /* up_tunnel_ready answers 200 once it is connected; up_failed 503 if it cannot be */
+    s->owner.endpoint = up->ep;
     return 0;
+}
+
+/* The route's own answer: the counters, readiness, or a direct_response. */
+static __attribute__((noinline)) void route_answer(es_stream_t *s, const es_route_config_t *r)
+{
+    if (r->stats) {
+        es_buf_t b;
+        es_buf_init(&b);
+        size_t ulen;
+        const char *url = es_msg_first(&s->req, &ulen);
+        const char *q = memchr(url, '?', ulen);
+        size_t plen = q != NULL ? (size_t)(q - url) : ulen;
+        /* <prefix>/prometheus: the Prometheus text format; anything else under the prefix: the flat list. */
+        int prom = plen >= 11 && memcmp(url + plen - 11, "/prometheus", 11) == 0;
+        int err = prom ? es_scrape_prometheus(&b) : es_scrape_flat(&b);
+        if (err != 0) {
+            es_buf_dispose(&b);
+            static const char oom[] = "out of memory\n";
+            es_stream__local_reply(s, 503, oom, sizeof(oom) - 1, 0);
+            return;
+        }
+        es_msg_t h;
+        es_msg_init(&h);
+        es_msg_headers_done(&h);
+        if (prom)
+            es_msg_add(&h, 0, LIT("content-type"), LIT("text/plain; version=0.0.4; charset=utf-8"));
+        else
+            es_msg_add(&h, 0, LIT("content-type"), LIT("text/plain; charset=utf-8"));
+        es_stream__answer(s, 200, &h, b.base != NULL ? b.base : "", b.len, 0, 0);
+        es_msg_dispose(&h);
+        es_buf_dispose(&b);
+        return;
+    }
+    if (r->ready) {
+        static const char ok[] = "ready\n", draining[] = "draining\n";
+        if (s->owner.env->draining)
+            es_stream__answer(s, 503, NULL, draining, sizeof(draining) - 1, 0, 0);
+        else
+            es_stream__answer(s, 200, NULL, ok, sizeof(ok) - 1, 0, 0);
+        return;
+    }
+    es_stream__answer(s, r->direct_status, NULL, r->direct_body, r->direct_body_len, 0, 0);
 }
 
 static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
 {
-    const es_listener_config_t *l = s->listener;
-    size_t urllen;
-    const char *url = es_msg_first(&s->req, &urllen);
-    const char *path = url;
-    size_t pathlen = urllen;
-    if (urllen > 0 && url[0] != '/') {
-        /* absolute-form (a client that talks to us as a forward proxy): route on its path */
-        const char *auth = urllen > 3 ? memmem(url, urllen, "://", 3) : NULL;
-        const char *p = auth != NULL ? memchr(auth + 3, '/', urllen - (size_t)(auth + 3 - url)) : NULL;
-        path = p != NULL ? p : "/";
-        pathlen = p != NULL ? urllen - (size_t)(p - url) : 1;
-    }
-    const char *q = memchr(path, '?', pathlen);
-    if (q != NULL)
-        pathlen = (size_t)(q - path);
-
-    /* Routing happens after the request-header filters, so a filter can choose the route. */
-    const es_route_config_t *r = es_route_match(l, &s->req, path, pathlen);
-    s->route = r;
+    /* The route was matched when the head arrived, and again after any filter that changed what routes match on. */
+    const es_route_config_t *r = s->route;
     if (r == NULL) {
         static const char body[] = "no route matched\n";
-        es_stream__local_reply(s, 404, body, sizeof(body) - 1, 0);
+        es_stream__answer(s, 404, NULL, body, sizeof(body) - 1, 0, ES_RF_NR | ES_RF_LR);
         return -1;
     }
     if (__builtin_expect(s->method == ES_METHOD_CONNECT, 0))
         return forward_connect(s, r);
-    if (r->stats) {
-        char body[2048];
-        size_t n = es_stats_format(body, sizeof(body));
-        es_stream__local_reply(s, 200, body, n, 0);
-        return -1;
-    }
     if (r->cluster == NULL) {
-        es_stream__local_reply(s, r->direct_status, r->direct_body, r->direct_body_len, 0);
+        route_answer(s, r);
         return -1;
     }
     if (__builtin_expect(s->upgrade_req, 0))
@@ -198,6 +222,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     if (err)
         return connect_failed(s, r, err, 0);
     s->up = up;
+    s->owner.endpoint = up->ep;
     int had_length = es_msg_find(&s->req, LIT("content-length"), 0) >= 0;
     s->declared[ES_DIR_REQUEST] =
         known_len >= 0 ? (s->req_has_body || had_length ? known_len : -1) : es_msg_content_length(&s->req);
@@ -213,6 +238,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
 /* The 101 to an upgrade that went upstream: it goes to the client, and the tunnel begins. */
 static __attribute__((noinline, cold)) int forward_tunnel_head(es_stream_t *s)
 {
+    es_stream__note_response(s, 101, s->owner.resp);
     if (s->down->headers(s, 101, s->owner.resp, -1, ES_RESP_END | ES_RESP_TUNNEL) != 0)
         return -1;
     s->resp_started = 1;
@@ -229,6 +255,7 @@ static int forward_response_headers(es_stream_t *s, int eos, int64_t known_len)
     int nobody = s->head || status == 204 || status == 304;
     int64_t declared = known_len >= 0 && !nobody ? known_len : es_msg_content_length(m);
     s->declared[ES_DIR_RESPONSE] = nobody ? -1 : declared;
+    es_stream__note_response(s, status, m);
     if (s->down->headers(s, status, m, nobody ? -1 : declared, eos || nobody ? ES_RESP_END : 0) != 0)
         return -1;
     s->resp_started = 1;
@@ -371,20 +398,26 @@ int es_stream_request_headers(es_stream_t *s)
         uv_timer_start(t, es_stream__on_request_timeout, (uint64_t)deadline + ES_CLOCK_SLACK_MS, 0);
     }
     const es_listener_config_t *l = s->listener;
+    /* Route first: every filter knows the route, and runs with the route's filter_config. */
+    const es_route_config_t *r = es_stream__match_route(s);
+    s->route = r;
+    s->owner.route = r;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - s->owner.env->cfg->listeners));
     if (chain->n > 0) {
         const es_filter_entry_t *quarantined;
-        s->filters = es_filters_new(chain, &s->owner, l->buffer_high, l->buffer_low, l->max_body, &quarantined);
+        s->filters = es_filters_new(chain, &s->owner, r != NULL ? (long)r->index : -1, l->buffer_high, l->buffer_low,
+                                    l->max_body, &quarantined);
         if (s->filters == NULL && quarantined != NULL) {
             char body[200];
             int n = snprintf(body, sizeof(body), "filter \"%s\" is quarantined: it kept crashing workers\n",
                              quarantined->name);
-            es_stream__local_reply(s, 503, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, 0);
+            es_stream__answer(s, 503, NULL, body, (size_t)n < sizeof(body) ? (size_t)n : sizeof(body) - 1, 0,
+                              ES_RF_FE | ES_RF_LR);
             return 0;
         }
         if (s->filters == NULL) {
             static const char body[] = "filter error\n";
-            es_stream__local_reply(s, 500, body, sizeof(body) - 1, 0);
+            es_stream__answer(s, 500, NULL, body, sizeof(body) - 1, 0, ES_RF_FE | ES_RF_LR);
             return 0;
         }
         if (es_filters_headers(s->filters, ES_DIR_REQUEST, !s->req_has_body) == ES_CHAIN_HALT)
@@ -404,6 +437,7 @@ int es_stream_request_headers(es_stream_t *s)
 
 void es_stream_request_body(es_stream_t *s, const char *at, size_t len)
 {
+    s->info.bytes_received += len;
     if (s->discard_body)
         return;
     if (s->filters != NULL)
@@ -446,8 +480,21 @@ static void flush_both(es_stream_t *s)
 
 /* ---- the response: from the upstream, through the chain, to the codec ---------------------- */
 
+/* Why the upstream failed the exchange, from what it said: it could not be reached (UF), answered nonsense (UPE),
+ * or went away (UC). */
+static __attribute__((cold)) uint32_t failure_flag(int status, const char *reason)
+{
+    if (status == 502)
+        return ES_RF_UPE;
+    if (strncmp(reason, "upstream connect", 16) == 0 || strncmp(reason, "upstream TLS", 12) == 0 ||
+        strstr(reason, "connect") != NULL)
+        return ES_RF_UF;
+    return ES_RF_UC;
+}
+
 static void upstream_failed(es_stream_t *s, int status, const char *reason)
 {
+    s->info.flags |= failure_flag(status, reason);
     es_stream__halt_filters(s); /* a filter holding the response must not see it vanish */
     s->up = NULL;
     s->owner.resp = NULL;
@@ -462,7 +509,7 @@ static void upstream_failed(es_stream_t *s, int status, const char *reason)
     }
     char body[200];
     int n = snprintf(body, sizeof(body), "%s\n", reason);
-    es_stream__local_reply(s, status, body, (size_t)n, 0);
+    es_stream__answer(s, status, NULL, body, (size_t)n, 0, ES_RF_LR);
     flush_both(s);
 }
 
@@ -474,6 +521,14 @@ static int response_headers(es_stream_t *s, es_upconn_t *up)
     s->owner.resp = &up->resp;
     s->owner.resp_status = up->status;
     s->resp_headers_in = 1;
+    if (s->info.upstream_first_ns == 0) {
+        const es_route_config_t *r = s->route;
+        s->info.upstream_first_ns = uv_hrtime();
+        if (r != NULL && r->cluster != NULL) {
+            es_builtin_upstream_first_byte(r->cluster, (double)(s->info.upstream_first_ns - s->info.start_ns) * 1e-9);
+            es_builtin_upstream_rq(r->cluster, up->status);
+        }
+    }
     /* A 101 ends the response for the filters: they see its headers, never the tunnel's bytes. */
     int nobody = s->head || s->owner.resp_status == 204 || s->owner.resp_status == 304 || s->owner.resp_status == 101;
     int eos = nobody || up->content_length == 0;
@@ -541,6 +596,7 @@ static void on_filter_timeout(uv_timer_t *t)
     es_stream_t *s = t->data;
     if (s->filters == NULL)
         return;
+    s->info.flags |= ES_RF_FT;
     es_filters_timeout(s->filters);
     flush_both(s);
 }
@@ -579,9 +635,7 @@ static void owner_reply(es_filters_owner_t *o, int status, const es_msg_t *heade
         s->down->reset(s); /* part of another response is out: the reset is all that can be said */
         return;
     }
-    if (s->down->reply(s, status, headers, body, len, 0) != 0)
-        return;
-    es_stream__finish_reply(s);
+    es_stream__answer(s, status, headers, body, len, 0, ES_RF_LR);
 }
 
 static void owner_failed(es_filters_owner_t *o, int status, const char *reason)
@@ -600,6 +654,15 @@ static void owner_resumed(es_filters_owner_t *o)
         s->down->read_changed(s);
 }
 
+static int owner_rematch(es_filters_owner_t *o, int index)
+{
+    es_stream_t *s = STREAM_OF_OWNER(o);
+    const es_route_config_t *r = es_stream__match_route(s);
+    s->route = r;
+    s->owner.route = r;
+    return es_filters_set_route(s->filters, r != NULL ? (long)r->index : -1, index);
+}
+
 static const es_filters_owner_ops_t owner_ops = {
     .forward_headers = owner_forward_headers,
     .forward_body = owner_forward_body,
@@ -609,6 +672,7 @@ static const es_filters_owner_ops_t owner_ops = {
     .reply = owner_reply,
     .failed = owner_failed,
     .resumed = owner_resumed,
+    .rematch = owner_rematch,
 };
 
 /* ---- the upstream connection's view of the stream ---------------------------------------- */
@@ -656,6 +720,7 @@ static __attribute__((cold)) void up_tunnel_ready(es_upuser_t *u)
     es_stream_t *s = STREAM_OF(u);
     es_msg_t none;
     es_msg_init(&none);
+    es_stream__note_response(s, 200, NULL);
     int r = s->down->headers(s, 200, &none, -1, ES_RESP_END | ES_RESP_TUNNEL);
     es_msg_dispose(&none);
     if (r != 0)
@@ -670,6 +735,7 @@ static void up_tunnel_data(es_upuser_t *u, const char *at, size_t len)
 {
     es_stream_t *s = STREAM_OF(u);
     tunnel_touch(s);
+    s->info.bytes_sent += len;
     if (s->down->body(s, at, len) != 0)
         return;
     if (s->up != NULL && s->down->client_behind(s))
@@ -722,6 +788,7 @@ static int up_retry(es_upuser_t *u)
     if (es_pool_connect(&s->owner.env->pools[r->cluster->index], &s->user, &up) != 0)
         return 0;
     s->retries++;
+    s->owner.endpoint = up->ep;
     es_stats_inc(ES_STAT_UPSTREAM_RETRIES);
     es_debug("cluster \"%s\": a reused connection died before the response; %.*s sent again on a new one",
              r->cluster->name, (int)s->owner.method_len, s->owner.method);
