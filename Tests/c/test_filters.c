@@ -268,7 +268,7 @@ static void test_startup_errors(void **state)
     char path[700];
     expect_startup_error("/nonexistent/libnothing.so", "header_rewrite", "{}", "cannot load /nonexistent/libnothing.so");
     snprintf(path, sizeof path, "%s/fixtures/libwrongabi.so", build_dir());
-    expect_startup_error(path, "header_rewrite", "{}", "built for ABI version 999, this host speaks version 3");
+    expect_startup_error(path, "header_rewrite", "{}", "built for ABI version 999, this host speaks version 4");
     snprintf(path, sizeof path, "%s/fixtures/libmissing.so", build_dir());
     expect_startup_error(path, "header_rewrite", "{}", "missing symbol envoy_swift_program_init");
     expect_startup_error(es_swift_filter_lib(), "no_such_plugin", "{}", "no_such_plugin");
