@@ -192,7 +192,7 @@ static void test_ready_until_drain(void **state)
     assert_int_equal(r.status, 200);
     es_response_dispose(&r);
     assert_int_equal(kill(f->px.pid, SIGTERM), 0);
-    assert_int_equal(es_proxy_wait_log(&f->px, "draining (", 1, 5000), 1);
+    assert_int_equal(es_proxy_wait_log(&f->px, "] draining (asked", 1, 5000), 1);
     es_client_sendf(&c, "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n");
     es_client_read(&c, &r, NULL);
     assert_int_equal(r.status, 503);
