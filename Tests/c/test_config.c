@@ -696,7 +696,7 @@ static void test_unknown_key_route(void **state)
 {
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
                           "        timeout: 5s\n",
-                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response, stats, upgrades, connect)");
+                 "8: listeners[0].routes[0].timeout: unknown key (expected one of: match, cluster, direct_response, stats, upgrades, connect, name, filter_config, ready)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: /, path: /x }\n        direct_response: { status: 200 }\n",
                  "6: listeners[0].routes[0].match.path: unknown key (expected one of: prefix, host, headers)");
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200, bdy: x }\n",
@@ -843,13 +843,60 @@ static void test_cluster_and_direct_response(void **state)
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        cluster: c\n"
                           "        direct_response: { status: 200 }\n"
                           "clusters:\n  - name: c\n    endpoints: [{address: 127.0.0.1, port: 1}]\n",
-                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\", \"stats\" or \"ready\" is required");
 }
 
 static void test_neither_cluster_nor_direct_response(void **state)
 {
     expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n      - match: { prefix: /a }\n",
-                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\" or \"stats\" is required");
+                 "6: listeners[0].routes[0]: exactly one of \"cluster\", \"direct_response\", \"stats\" or \"ready\" is required");
+}
+
+/* Route names, filter_config (a plugin_config, or the disabled switch) and the ready action. */
+static void test_route_name_filter_config_ready(void **state)
+{
+    es_config_t cfg;
+    char err[1024];
+    const char *yaml = LISTENER
+        "    http_filters:\n"
+        "      - { name: a, so_path: /x.so, plugin_name: p, plugin_config: { v: 1 } }\n"
+        "      - { name: b, so_path: /x.so, plugin_name: p }\n"
+        "    routes:\n"
+        "      - name: health\n        match: { prefix: /health }\n        ready: {}\n"
+        "        filter_config: { b: { v: 2, w: [x] }, a: { disabled: true } }\n"
+        "      - match: { prefix: / }\n        direct_response: { status: 200 }\n"
+        "        filter_config: { a: { disabled: false } }\n";
+    assert_int_equal(load(&cfg, yaml, err, sizeof err), 0);
+    const es_route_config_t *r = &cfg.listeners[0].routes[0];
+    assert_string_equal(r->name, "health");
+    assert_int_equal(r->index, 0);
+    assert_int_equal(r->ready, 1);
+    assert_int_equal(r->nfilter_configs, 2);
+    /* In http_filters order, whatever the YAML's. */
+    assert_string_equal(r->filter_configs[0].filter, "a");
+    assert_int_equal(r->filter_configs[0].index, 0);
+    assert_int_equal(r->filter_configs[0].disabled, 1);
+    assert_null(r->filter_configs[0].plugin_config_json);
+    assert_string_equal(r->filter_configs[1].filter, "b");
+    assert_int_equal(r->filter_configs[1].disabled, 0);
+    assert_string_equal(r->filter_configs[1].plugin_config_json, "{\"v\":2,\"w\":[\"x\"]}");
+    r = &cfg.listeners[0].routes[1];
+    assert_null(r->name);
+    assert_int_equal(r->index, 1);
+    assert_int_equal(r->ready, 0);
+    assert_int_equal(r->filter_configs[0].disabled, 0);
+    assert_string_equal(r->filter_configs[0].plugin_config_json, "{\"v\":1}"); /* disabled: false: the listener's */
+    es_config_dispose(&cfg);
+
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        ready: { x: 1 }\n",
+                 "7: listeners[0].routes[0].ready: expected {} (it takes no options yet), got a mapping");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        ready: {}\n        upgrades: []\n",
+                 "8: listeners[0].routes[0].upgrades: only a route with a \"cluster\" can tunnel (this one has ready)");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        ready: {}\n"
+                          "        filter_config: { zz: {} }\n",
+                 "8: listeners[0].routes[0].filter_config.zz: no filter named \"zz\" in this listener's http_filters");
+    expect_error(LISTENER "    routes:\n      - match: { prefix: / }\n        ready: {}\n        filter_config: [a]\n",
+                 "8: listeners[0].routes[0].filter_config: expected a mapping, got a list");
 }
 
 static void test_prefix_without_slash(void **state)
@@ -1005,6 +1052,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_names),
         cmocka_unit_test(test_cluster_and_direct_response),
         cmocka_unit_test(test_neither_cluster_nor_direct_response),
+        cmocka_unit_test(test_route_name_filter_config_ready),
         cmocka_unit_test(test_prefix_without_slash),
         cmocka_unit_test(test_bad_address),
         cmocka_unit_test(test_unreadable_file),
