@@ -105,6 +105,13 @@ static int same_family(const family_t *a, const family_t *b)
     return 1;
 }
 
+/* The length of the family's name without a counter's "_total". */
+static size_t base_len(const family_t *f)
+{
+    size_t n = strlen(f->name);
+    return f->kind == ES_METRIC_COUNTER ? n - 6 : n;
+}
+
 static void describe(const family_t *f, char *out, size_t len)
 {
     size_t n = (size_t)snprintf(out, len, "a %s with labels (", kind_name(f->kind));
@@ -187,7 +194,10 @@ int es_metric_define(const es_metric_def_t *def, char *err, size_t errlen)
         f.nbuckets = nb;
     }
     for (unsigned i = 0; i < nfamilies; i++) {
-        if (strcmp(families[i].name, f.name) != 0)
+        /* The same name, or the same family to a parser (which reads counter "x_total" as family "x"). */
+        if (strcmp(families[i].name, f.name) != 0 && base_len(&families[i]) != base_len(&f))
+            continue;
+        if (strcmp(families[i].name, f.name) != 0 && strncmp(families[i].name, f.name, base_len(&f)) != 0)
             continue;
         if (same_family(&families[i], &f))
             return (int)i;
@@ -322,7 +332,7 @@ static int render_labels(char *out, size_t cap, const family_t *f, const char *c
         out[n++] = '"';
         const char *v = values[i] != NULL ? values[i] : "";
         size_t vl = lens != NULL ? lens[i] : strlen(v);
-        for (size_t j = 0; j < vl; j++) {
+        for (size_t j = 0; j < vl && v[j] != '\0'; j++) { /* a NUL ends a value: they are text */
             char c = v[j];
             if (n + 3 >= cap)
                 return -1;
