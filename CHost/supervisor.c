@@ -21,6 +21,7 @@
 #include "core/proc_slot.h"
 #include "relay.h"
 #include "core/stats.h"
+#include "obs/metrics.h"
 #include "watch.h"
 #include "worker/worker_proc.h"
 
@@ -516,6 +517,7 @@ static void proc_exited(proc_t *p, int st)
     describe_status(st, how, sizeof(how));
     int filter = blame(p, where, sizeof(where));
     es_stats_retire(p->block);
+    es_metrics_retire(p->block);
     S.used[p->block] = 0;
 
     if (g->state == GEN_FAILED) {
@@ -708,9 +710,13 @@ static int make_shared(void)
     void *st = mmap(NULL, ssize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     void *sl = mmap(NULL, MAX_PROCS * sizeof(es_proc_slot_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                     -1, 0);
-    if (st == MAP_FAILED || sl == MAP_FAILED)
+    /* Labelled metrics: a block per stats block, ~470 KiB each, mostly never touched (pages come on first use). */
+    void *mt = mmap(NULL, es_metrics_shared_size(MAX_PROCS), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (st == MAP_FAILED || sl == MAP_FAILED || mt == MAP_FAILED)
         return -1;
     es_stats_attach(st, MAX_PROCS);
+    es_metrics_attach(mt, MAX_PROCS);
     S.slots = sl;
     return 0;
 }

@@ -200,3 +200,29 @@ size_t es_stats_format(char *buf, size_t len)
     }
     return n;
 }
+
+int es_stats_format_buf(es_buf_t *out)
+{
+    int r = 0;
+    for (int i = 0; i < ES_STAT_COUNT; i++)
+        r |= es_buf_appendf(out, "%s %llu\n", names[i], (unsigned long long)es_stats_get((es_stat_t)i));
+    const es_stat_filter_t *f;
+    for (unsigned i = 0; (f = es_stats_filter_at(i)) != NULL; i++) {
+        r |= es_buf_appendf(out, "filter.%s.crashes %llu\n", f->name, (unsigned long long)atomic_load(&f->crashes));
+        r |= es_buf_appendf(out, "filter.%s.quarantined %llu\n", f->name,
+                            (unsigned long long)atomic_load(&f->quarantined));
+    }
+    return r ? -1 : 0;
+}
+
+const char *es_stats_name(es_stat_t which)
+{
+    return (unsigned)which < ES_STAT_COUNT ? names[which] : "";
+}
+
+const es_stat_filter_t *es_stats_filter_at(unsigned i)
+{
+    if (shared == NULL || i >= ES_STAT_FILTER_NAMES || shared->filters[i].name[0] == '\0')
+        return NULL;
+    return &shared->filters[i];
+}

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 typedef enum {
     ES_STAT_FILTER_RUNNING = 0,   /* hooks that returned RUNNING (went async) */
     ES_STAT_FILTER_RESUMED,       /* of those, resumed by the library */
@@ -111,5 +113,11 @@ void es_stats_sub(es_stat_t which, uint64_t n);
 uint64_t es_stats_get(es_stat_t which);
 /* "name value\n" per counter into buf; returns the length written (truncated to len - 1). */
 size_t es_stats_format(char *buf, size_t len);
+/* The same, appended to a buffer that grows (no truncation). Returns 0 or -1 (out of memory). */
+int es_stats_format_buf(es_buf_t *out);
+/* The flat name of a counter or gauge ("downstream.rq_400"). */
+const char *es_stats_name(es_stat_t which);
+/* Entry `i` of the per-filter table, or NULL past the last one (or when not attached). */
+const es_stat_filter_t *es_stats_filter_at(unsigned i);
 
 #endif

@@ -81,5 +81,10 @@ int es_metrics_flat(es_buf_t *out);
 
 /* Appends `s` sanitised as a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*, anything else '_'). */
 int es_metrics_sanitise(es_buf_t *out, const char *s, size_t len);
+/* Appends `s` escaped as a label value of the text format (\\, \" and \n). */
+int es_metrics_label_value(es_buf_t *out, const char *s, size_t len);
+/* Appends `v` as the text format spells it: integers without a fraction, "+Inf", "-Inf", "NaN", else the
+ * shortest decimal that reads back as the same double. */
+int es_metrics_number(es_buf_t *out, double v);
 
 #endif

@@ -7,6 +7,7 @@
 #include "core/h2_mem.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "obs/metrics.h"
 #include "core/wake.h"
 #include "filters/filter_chain.h"
 #include "filters/handles.h"
@@ -227,6 +228,7 @@ static void run(es_worker_t *w)
     es_log_set_tag(w->tag);
     es_handles_thread_init(w->env.id);
     es_stats_thread_init();
+    es_metrics_thread_init();
     self = w;
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);

@@ -14,6 +14,8 @@
 #include "filters/filter_lib.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "obs/builtin_metrics.h"
+#include "obs/metrics.h"
 #include "worker/worker.h"
 
 typedef struct {
@@ -178,6 +180,7 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     snprintf(tag, sizeof(tag), "w%u.g%u", a->index, a->generation);
     es_log_set_tag(tag);
     es_stats_own_block(a->stats_block);
+    es_metrics_own_block(a->stats_block);
     es_proc_slot = a->slot;
 
     char err[1024], line[1100];
@@ -185,6 +188,11 @@ void es_worker_proc_main(const es_worker_proc_t *a)
         snprintf(line, sizeof(line), "E%s\n", err);
         report(a->ctl, line);
         _exit(1); /* what was loaded is abandoned with the process */
+    }
+    if (es_builtin_metrics_init(a->cfg, err, sizeof(err)) != 0) {
+        snprintf(line, sizeof(line), "E%s\n", err);
+        report(a->ctl, line);
+        _exit(1);
     }
     catch_fatal_signals();
     proc_t *p = calloc(1, sizeof(*p));
@@ -224,6 +232,7 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     es_debug("exiting");
     free(p);
     es_filters_teardown();
+    es_builtin_metrics_free();
     es_small_drain();
     exit(0);
 }
