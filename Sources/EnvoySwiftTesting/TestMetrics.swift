@@ -72,6 +72,12 @@ public struct MetricDefinition: Hashable, Sendable {
 public struct HistogramSample: Hashable, Sendable {
     /// Every observation, oldest first.
     public var values: [Double]
+
+    /// A sample of these observations.
+    /// - Parameter values: the observations, oldest first.
+    public init(values: [Double]) {
+        self.values = values
+    }
     /// How many observations.
     public var count: Int { values.count }
     /// Their sum.
