@@ -22,4 +22,7 @@ public func registerFilters() {
     FilterRegistry.register(HeaderTouch.self, as: "header_touch")
     FilterRegistry.register(Crash.self, as: "crash")
     FilterRegistry.register(CrashAsync.self, as: "crash_async")
+    FilterRegistry.register(TenantQuota.self, as: "tenant_quota")
+    FilterRegistry.register(StateReader.self, as: "state_reader")
+    FilterRegistry.register(InfoEcho.self, as: "info_echo")
 }

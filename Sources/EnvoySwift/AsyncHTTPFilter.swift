@@ -30,6 +30,11 @@ import CEnvoySwiftShims
 /// // and once per library:  FilterRegistry.register(CheckAuth.self, as: "check_auth")
 /// ```
 public protocol AsyncHTTPFilter: SendableMetatype {
+    /// The filter's metrics: counters, gauges and histograms defined once per configuration
+    /// (see ``FilterMetrics``), reached per stream with ``FilterContext/metrics(_:)``. ``NoMetrics``
+    /// (the default) when the filter has none.
+    associatedtype Metrics: FilterMetrics = NoMetrics
+
     /// The filter's configuration, as ``HTTPFilter/Config``.
     associatedtype Config: Decodable & Sendable = NoConfig
 

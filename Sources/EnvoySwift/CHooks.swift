@@ -123,6 +123,14 @@ public func envoySwiftFilterDestroy(_ filter: UnsafeMutableRawPointer?) {
     Unmanaged<FilterInstanceBase>.fromOpaque(filter).release()
 }
 
+/// `envoy_swift_stream_state_free`: releases a stream's request state (the one reference the
+/// host's slot held since `state_set`), once, after the stream ended.
+@_cdecl("envoy_swift_stream_state_free")
+public func envoySwiftStreamStateFree(_ state: UnsafeMutableRawPointer?) {
+    guard let state else { return }
+    Unmanaged<RequestStateStorage>.fromOpaque(state).release()
+}
+
 /// `envoy_swift_worker_run`: runs the async filters' jobs queued for `worker`, on its thread (the
 /// host's answer to `wake`).
 @_cdecl("envoy_swift_worker_run")

@@ -44,7 +44,9 @@ package class FilterConfigBox: @unchecked Sendable {
         _ type: F.Type, pluginName: String, filterName: String, config: F.Config, host: any FilterHost
     ) throws(ConfigError) -> FilterConfigBox {
         try validate(config, with: F.validate)
-        return TypedFilterConfig<F>(config: config, pluginName: pluginName, filterName: filterName, host: host)
+        let metrics = try makeMetrics(F.Metrics.self, filterName: filterName, host: host)
+        return TypedFilterConfig<F>(
+            config: config, metrics: metrics, pluginName: pluginName, filterName: filterName, host: host)
     }
 
     /// Runs a filter type's `validate` (sync and async filters alike); its error becomes the one
@@ -52,6 +54,22 @@ package class FilterConfigBox: @unchecked Sendable {
     static func validate<C>(_ config: C, with check: (C) throws -> Void) throws(ConfigError) {
         do {
             try check(config)
+        } catch {
+            throw ConfigError(PluginConfigDecoder.describe(error))
+        }
+    }
+
+    /// Defines a filter type's metrics with the host, once per configuration (a route's override is
+    /// another configuration: the host gives the same metrics again). `nil` for ``NoMetrics``, so a
+    /// filter without metrics costs nothing per stream.
+    static func makeMetrics<M: FilterMetrics>(_ type: M.Type, filterName: String, host: any FilterHost)
+        throws(ConfigError) -> (any AnyObject & Sendable)?
+    {
+        if M.self == NoMetrics.self { return nil }
+        do {
+            return MetricsBox(try M(MetricsRegistry(filterName: filterName, host: host)))
+        } catch let error as ConfigError {
+            throw error
         } catch {
             throw ConfigError(PluginConfigDecoder.describe(error))
         }
@@ -69,17 +87,23 @@ package class FilterConfigBox: @unchecked Sendable {
 /// The configuration of one filter type.
 final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
+    /// The filter's metrics (a MetricsBox<F.Metrics>), or nil without any.
+    let metrics: (any AnyObject & Sendable)?
     /// The instance class, looked up once: naming `FilterInstance<F>` in this unspecialized
     /// generic code would fetch its metadata on every stream.
     private let instanceType = FilterInstance<F>.self
 
-    init(config: F.Config, pluginName: String, filterName: String, host: any FilterHost) {
+    init(
+        config: F.Config, metrics: (any AnyObject & Sendable)?, pluginName: String, filterName: String,
+        host: any FilterHost
+    ) {
         self.config = config
+        self.metrics = metrics
         super.init(pluginName: pluginName, filterName: filterName, host: host)
     }
 
     override func makeInstance(stream: StreamID, worker: Int) throws -> FilterInstanceBase {
-        let context = FilterContext(host: host, stream: stream, filterName: filterName)
+        let context = FilterContext(host: host, stream: stream, filterName: filterName, metricsBox: metrics)
         return instanceType.init(filter: try F(config: config, context: context), context: context)
     }
 }
@@ -113,19 +137,26 @@ extension FilterConfigBox {
         guard let workers = (host as? any WorkerPoolHost)?.workers else {
             throw ConfigError("this host has no worker executors, so it cannot run async filters")
         }
+        let metrics = try makeMetrics(F.Metrics.self, filterName: filterName, host: host)
         return TypedAsyncFilterConfig<F>(
-            config: config, workers: workers, pluginName: pluginName, filterName: filterName, host: host)
+            config: config, metrics: metrics, workers: workers, pluginName: pluginName, filterName: filterName, host: host)
     }
 }
 
 /// The configuration of one asynchronous filter type, with the host's worker executors.
 final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
+    /// The filter's metrics (a MetricsBox<F.Metrics>), or nil without any.
+    let metrics: (any AnyObject & Sendable)?
     let workers: WorkerPool
     private let instanceType = AsyncFilterInstance<F>.self  // looked up once, as above
 
-    init(config: F.Config, workers: WorkerPool, pluginName: String, filterName: String, host: any FilterHost) {
+    init(
+        config: F.Config, metrics: (any AnyObject & Sendable)?, workers: WorkerPool, pluginName: String,
+        filterName: String, host: any FilterHost
+    ) {
         self.config = config
+        self.metrics = metrics
         self.workers = workers
         super.init(pluginName: pluginName, filterName: filterName, host: host)
     }
@@ -134,7 +165,7 @@ final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchec
         guard let executor = workers.executor(worker) else {
             throw ConfigError("worker \(worker) out of range (the host has \(workers.executors.count))")
         }
-        let context = FilterContext(host: host, stream: stream, filterName: filterName)
+        let context = FilterContext(host: host, stream: stream, filterName: filterName, metricsBox: metrics)
         return instanceType.init(filter: try F(config: config, context: context), context: context, executor: executor)
     }
 }

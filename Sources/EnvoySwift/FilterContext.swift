@@ -21,6 +21,17 @@ public struct FilterContext: Sendable {
         self.host = host
         self.stream = stream
         self.filterName = filterName
+        metricsBox = nil
+    }
+
+    /// The configuration's metrics (a ``MetricsBox``), `nil` for a filter without any.
+    let metricsBox: (any AnyObject & Sendable)?
+
+    init(host: any FilterHost, stream: StreamID, filterName: String, metricsBox: (any AnyObject & Sendable)?) {
+        self.host = host
+        self.stream = stream
+        self.filterName = filterName
+        self.metricsBox = metricsBox
     }
 
     /// The request headers.
@@ -43,4 +54,30 @@ public struct FilterContext: Sendable {
     }
     /// The host's log, tagged with this filter's name.
     public var log: FilterLogger { FilterLogger(host: host, filterName: filterName) }
+
+    /// Values shared with the other filters of this request (typed by ``StateKey``), across
+    /// directions and `await`s. See ``RequestState``.
+    public var state: RequestState { RequestState(host: host, stream: stream) }
+
+    /// What the exchange was so far: route, cluster, upstream, timings, byte counts, status and
+    /// response flags. Complete in ``HTTPFilter/onStreamComplete()``, the place to log it. Each
+    /// read asks the host (four calls); a host that cannot answer gives an empty ``StreamInfo``.
+    public var streamInfo: StreamInfo { (try? host.streamInfo(stream)) ?? StreamInfo() }
+
+    /// The filter's metrics, as its configuration defined them (``HTTPFilter/Metrics``): the same
+    /// value for every stream of the configuration, reached with a reference and a cast.
+    ///
+    /// ```swift
+    /// init(config: Config, context: FilterContext) {
+    ///     metrics = context.metrics(Metrics.self)
+    /// }
+    /// ```
+    /// - Parameter type: the filter's `Metrics` type. Asking for another type is a programmer
+    ///   error and traps (``NoMetrics`` is always available).
+    public func metrics<M: FilterMetrics>(_ type: M.Type = M.self) -> M {
+        if let box = metricsBox as? MetricsBox<M> { return box.metrics }
+        if let none = NoMetrics() as? M { return none }
+        preconditionFailure(
+            "\(M.self) are not the metrics of filter \"\(filterName)\": ask for the filter's own Metrics type")
+    }
 }

@@ -1,3 +1,5 @@
+import CEnvoySwiftABI
+
 /// The host as the SDK sees it: one method per callback of the C ABI's `envoy_swift_host_t`.
 ///
 /// The live implementation calls the host's function table; `EnvoySwiftTesting.TestHost`
@@ -71,9 +73,66 @@ public protocol FilterHost: AnyObject, Sendable {
     /// request. The worker's thread only. The SDK tells the host before every job of a worker run,
     /// and `nil` once after the run's jobs.
     func jobStream(_ stream: StreamID?)
+
+    // ABI 4: stream info, request state, metrics.
+
+    /// What the exchange was so far: complete in the stream-complete callback, where (with
+    /// ``attribute(_:_:)`` and ``requestState(_:)``) it stays valid.
+    func streamInfo(_ stream: StreamID) throws(HostError) -> StreamInfo
+    /// The library's state object of `stream` (one pointer shared by every filter of the chain),
+    /// `nil` until set. Valid in callbacks, while one is running, and in stream-complete.
+    func requestState(_ stream: StreamID) throws(HostError) -> UnsafeMutableRawPointer?
+    /// Stores the state object of `stream`, once. The host hands it to
+    /// `envoy_swift_stream_state_free` when the stream has ended, after every instance's destroy.
+    func setRequestState(_ stream: StreamID, _ state: UnsafeMutableRawPointer) throws(HostError)
+    /// Names a value for the access log (`%FILTER_STATE(name)%`), replacing an earlier one of that
+    /// name. ``HostError/invalid`` for an empty name or one over 64 bytes, a value over 1 KiB.
+    func logState(_ stream: StreamID, name: String, value: String) throws(HostError)
+    /// Defines a metric of the filter named `filter` (its YAML name); only while its configuration
+    /// is created. The same name with the same kind and labels gives the same id;
+    /// ``HostError/invalid`` for a bad name, more than 4 labels or 16 buckets, bounds not
+    /// ascending, or the name defined with another kind or labels.
+    func defineMetric(filter: String, kind: MetricKind, name: String, labels: [String], buckets: [Double])
+        throws(HostError) -> UInt32
+    /// Records into metric `id`: a counter adds `value` (>= 0), a gauge adds it, a histogram
+    /// observes it. `labelValues` has one value per label name. The worker's thread; no
+    /// allocation. ``HostError/invalid`` for an unknown id, a wrong label count or a negative
+    /// counter increment.
+    func recordMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
+    /// Sets gauge `id`; as ``recordMetric(_:labelValues:value:)``.
+    func setMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
 }
 
 extension FilterHost {
     /// Records nothing: a host that cannot attribute a crash need not implement it.
     public func jobStream(_ stream: StreamID?) {}
+
+    /// ``HostError/notFound``: a host without stream info need not implement it.
+    public func streamInfo(_ stream: StreamID) throws(HostError) -> StreamInfo { throw .notFound }
+    /// No state: a host without request state need not implement it.
+    public func requestState(_ stream: StreamID) throws(HostError) -> UnsafeMutableRawPointer? { nil }
+    /// ``HostError/state``: a host without request state need not implement it.
+    public func setRequestState(_ stream: StreamID, _ state: UnsafeMutableRawPointer) throws(HostError) {
+        throw .state
+    }
+    /// Logs nothing: a host without an access log need not implement it.
+    public func logState(_ stream: StreamID, name: String, value: String) throws(HostError) {}
+    /// Defines nothing (every metric gets ``unrecordedMetric``): a host without metrics need not
+    /// implement it.
+    public func defineMetric(filter: String, kind: MetricKind, name: String, labels: [String], buckets: [Double])
+        throws(HostError) -> UInt32
+    { unrecordedMetric }
+    /// Records nothing.
+    public func recordMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
+    {}
+    /// Records nothing.
+    public func setMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
+    {}
 }
+
+/// The id a host without metrics gives every metric; recording into it does nothing.
+public let unrecordedMetric = UInt32.max

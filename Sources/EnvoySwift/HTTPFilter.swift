@@ -25,6 +25,11 @@
 /// The callbacks are synchronous and run without a task: the cheapest kind of filter. A filter that
 /// needs to `await` (a call-out, a timer) conforms to ``AsyncHTTPFilter`` instead.
 public protocol HTTPFilter {
+    /// The filter's metrics: counters, gauges and histograms defined once per configuration
+    /// (see ``FilterMetrics``), reached per stream with ``FilterContext/metrics(_:)``. ``NoMetrics``
+    /// (the default) when the filter has none.
+    associatedtype Metrics: FilterMetrics = NoMetrics
+
     /// The filter's configuration: `plugin_config` from the YAML, decoded from JSON once at
     /// startup and shared by every stream (hence `Sendable`). An absent `plugin_config` decodes
     /// like `{}`. Use ``NoConfig`` (the default) when the filter takes none.

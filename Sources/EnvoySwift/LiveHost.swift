@@ -3,8 +3,10 @@ import CEnvoySwiftABI
 /// The real host: each method is one call through the `envoy_swift_host_t` table the host gave
 /// `envoy_swift_program_init`.
 ///
-/// Callbacks appended to the ABI after the first table of this version (`job_stream`) are
-/// optional: a host whose `size` stops short of one, or leaves it NULL, simply is not told.
+/// Callbacks appended to the ABI after the first table of this version (`job_stream`, and ABI 4's
+/// stream info, state and metrics callbacks) are optional: a host whose `size` stops short of one,
+/// or leaves it NULL, simply is not told, or answers as a host without the feature (no stream info,
+/// no state, metrics that record nothing).
 ///
 /// `@unchecked Sendable` invariant: the table is copied once at init and never changes; the ABI
 /// keeps the functions valid for the life of the process, and the host itself checks that each
@@ -34,6 +36,18 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
     private let calloutFn: @convention(c) (UInt64, UnsafePointer<envoy_swift_callout_request_t>?, UInt64) -> Int32
     /// `job_stream`, when the host's table has it.
     private let jobStreamFn: (@convention(c) (UInt64) -> Void)?
+    // ABI 4, each optional as job_stream is.
+    private let streamInfoFn: (@convention(c) (UInt64, UnsafeMutablePointer<envoy_swift_stream_info_t>?) -> Int32)?
+    private let stateGetFn: (@convention(c) (UInt64, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32)?
+    private let stateSetFn: (@convention(c) (UInt64, UnsafeMutableRawPointer?) -> Int32)?
+    private let stateLogFn: (@convention(c) (UInt64, Bytes, Bytes) -> Int32)?
+    private let metricDefineFn:
+        (@convention(c) (
+            Bytes, envoy_swift_metric_kind_t, Bytes, UnsafePointer<Bytes>?, Int, UnsafePointer<Double>?, Int,
+            UnsafeMutablePointer<UInt32>?
+        ) -> Int32)?
+    private let metricRecordFn: (@convention(c) (UInt32, UnsafePointer<Bytes>?, Int, Double) -> Int32)?
+    private let metricSetFn: (@convention(c) (UInt32, UnsafePointer<Bytes>?, Int, Double) -> Int32)?
 
     /// The table size a host must provide: everything up to `callout`. Later callbacks are optional.
     static let requiredSize = MemoryLayout<envoy_swift_host_t>.offset(of: \envoy_swift_host_t.job_stream)!
@@ -92,6 +106,13 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
         resumeFn = resume
         calloutFn = callout
         jobStreamFn = t.job_stream
+        streamInfoFn = t.stream_info
+        stateGetFn = t.state_get
+        stateSetFn = t.state_set
+        stateLogFn = t.state_log
+        metricDefineFn = t.metric_define
+        metricRecordFn = t.metric_record
+        metricSetFn = t.metric_set
         workerCount = Int(t.worker_count)
         var tellJobStream: (@Sendable (StreamID?) -> Void)?
         if let jobStream = t.job_stream {
@@ -245,6 +266,70 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
             }
         }
         try check(rc)
+    }
+
+    // MARK: ABI 4
+
+    func streamInfo(_ stream: StreamID) throws(HostError) -> StreamInfo {
+        guard let streamInfoFn else { throw .notFound }
+        var raw = envoy_swift_stream_info_t()
+        try check(streamInfoFn(stream.rawValue, &raw))
+        return StreamInfo(
+            routeName: try attribute(stream, .routeName), clusterName: try attribute(stream, .cluster),
+            upstreamHost: try attribute(stream, .upstreamHost), requestBodyBytes: raw.request_body_bytes,
+            responseBodyBytes: raw.response_body_bytes, startTimeUnixMicroseconds: raw.start_unix_us,
+            timeToUpstreamFirstByte: raw.upstream_first_byte_us == UInt64.max
+                ? nil : .microseconds(Int64(clamping: raw.upstream_first_byte_us)),
+            duration: .microseconds(Int64(clamping: raw.duration_us)),
+            responseFlags: ResponseFlags(rawValue: raw.response_flags),
+            responseCode: raw.response_code == 0 ? nil : Int(raw.response_code))
+    }
+
+    func requestState(_ stream: StreamID) throws(HostError) -> UnsafeMutableRawPointer? {
+        guard let stateGetFn else { return nil }
+        var out: UnsafeMutableRawPointer?
+        try check(stateGetFn(stream.rawValue, &out))
+        return out
+    }
+
+    func setRequestState(_ stream: StreamID, _ state: UnsafeMutableRawPointer) throws(HostError) {
+        guard let stateSetFn else { throw .state }
+        try check(stateSetFn(stream.rawValue, state))
+    }
+
+    func logState(_ stream: StreamID, name: String, value: String) throws(HostError) {
+        guard let stateLogFn else { return }
+        try check(Self.withBytes(name, value) { n, v in stateLogFn(stream.rawValue, n, v) })
+    }
+
+    func defineMetric(filter: String, kind: MetricKind, name: String, labels: [String], buckets: [Double])
+        throws(HostError) -> UInt32
+    {
+        guard let metricDefineFn else { return unrecordedMetric }
+        var id: UInt32 = 0
+        let rc = MetricHandle.withLabels(
+            count: labels.count, bytes: labels.reduce(0) { $0 + $1.utf8.count }, { p in for l in labels { p.put(l) } }
+        ) { names in
+            buckets.withUnsafeBufferPointer { b in
+                Self.withBytes(filter, name) { f, n in
+                    metricDefineFn(
+                        f, envoy_swift_metric_kind_t(kind.rawValue), n, names.baseAddress, names.count, b.baseAddress, b.count,
+                        &id)
+                }
+            }
+        }
+        try check(rc)
+        return id
+    }
+
+    func recordMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<Bytes>, value: Double) throws(HostError) {
+        guard let metricRecordFn, id != unrecordedMetric else { return }
+        try check(metricRecordFn(id, labelValues.baseAddress, labelValues.count, value))
+    }
+
+    func setMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<Bytes>, value: Double) throws(HostError) {
+        guard let metricSetFn, id != unrecordedMetric else { return }
+        try check(metricSetFn(id, labelValues.baseAddress, labelValues.count, value))
     }
 
     // MARK: bytes across the boundary

@@ -134,6 +134,38 @@ public struct FilterTester: Sendable {
         }
     }
 
+    /// Creates this filter's instance on a stream another tester started, as the next filter of the
+    /// same chain: the two share the stream's headers, request state and stream info, so a test can
+    /// prove that a value one filter stored reaches the other. Each ``TestStream`` drives its own
+    /// filter (call the first one's `send...` first for a request, the last one's first for a
+    /// response); the stream ends when both have completed. Both testers need the same ``host``.
+    ///
+    /// ```swift
+    /// let host = TestHost()
+    /// let writer = try FilterTester(plugin: "tenant_quota", name: "quota", host: host)
+    /// let reader = try FilterTester(plugin: "state_reader", name: "reader", host: host)
+    /// let first = try writer.stream(TestRequest(headers: ["x-tenant": "acme"]))
+    /// let second = try reader.stream(joining: first)
+    /// ```
+    /// - Parameters:
+    ///   - other: the stream of the filter before this one.
+    ///   - timeout: how long a callback of an async filter may run.
+    /// - Throws: ``TestStreamError/streamEnded`` when `other` has ended; what the filter's init threw.
+    public func stream(joining other: TestStream, timeout: Duration? = .seconds(30)) throws -> TestStream {
+        precondition(other.host === host, "stream(joining:) needs both testers on the same TestHost")
+        guard host.joinStream(other.id) else { throw TestStreamError.streamEnded }
+        do {
+            let instance = try config.makeInstance(stream: other.id, worker: host.worker(of: other.id))
+            return TestStream(host: host, id: other.id, instance: instance, timeout: timeout)
+        } catch {
+            host.closeStream(other.id)
+            throw error
+        }
+    }
+
+    /// The metrics this filter (by its instance ``name``) defined and recorded.
+    public var metrics: TestMetrics { host.metrics(of: name) }
+
     /// What the filter logged so far (all streams).
     public var logs: [LogRecord] { host.logs }
 }

@@ -1,3 +1,4 @@
+import CEnvoySwiftABI
 import Dispatch
 import EnvoySwift
 import Synchronization
@@ -37,6 +38,27 @@ public final class TestHost: FilterHost, WorkerPoolHost {
         /// Set while a hook of the stream is RUNNING: where its resume goes.
         var running: Mailbox?
         var pendingCallouts: Set<UInt64> = []
+        /// What the exchange was, as tests set it (``TestStream/streamInfo``).
+        var info = StreamInfo()
+        /// The request state's pointer (`state_set`), as a bit pattern; 0 when none.
+        var stateSlot: UInt = 0
+        /// Values named for the access log (`state_log`).
+        var loggedState: [String: String] = [:]
+        /// In the stream-complete callback: stream info, attributes and state are still valid.
+        var completing = false
+        /// How many ``TestStream``s (filters) drive the stream; it closes when the last one ends.
+        var owners = 1
+    }
+
+    /// One series of a metric: a counter's or gauge's value, a histogram's observations.
+    struct Series {
+        var value: Double = 0
+        var observations: [Double] = []
+    }
+
+    struct Metric {
+        var definition: MetricDefinition
+        var series: [[String]: Series] = [:]
     }
 
     struct State {
@@ -46,6 +68,7 @@ public final class TestHost: FilterHost, WorkerPoolHost {
         var logLevel: LogLevel
         var calloutHandler: CalloutHandler?
         var callouts: [HTTPCallout] = []
+        var metrics: [Metric] = []
     }
 
     private let state: Mutex<State>
@@ -188,16 +211,140 @@ public final class TestHost: FilterHost, WorkerPoolHost {
         try editBody(stream, body) { $0.removeFirst(min(max(0, count), $0.count)) }
     }
 
-    /// See ``FilterHost/attribute(_:_:)``.
+    /// See ``FilterHost/attribute(_:_:)``. Route, cluster, upstream and response flags come from
+    /// ``TestStream/streamInfo``. Valid in stream-complete too.
     public func attribute(_ stream: StreamID, _ attribute: StreamAttribute) throws(HostError) -> String? {
-        try withStream(stream) { $0.attributes[attribute] }
+        try withStream(stream, completing: true) { st in
+            switch attribute {
+            case .routeName: st.info.routeName
+            case .cluster: st.info.clusterName
+            case .upstreamHost: st.info.upstreamHost
+            case .responseFlags: st.info.responseFlags.description
+            default: st.attributes[attribute]
+            }
+        }
     }
 
-    /// See ``FilterHost/sendLocalReply(_:_:)``.
+    /// See ``FilterHost/sendLocalReply(_:_:)``. Sets the local-reply flag and the response code of
+    /// the stream info, as the proxy does.
     public func sendLocalReply(_ stream: StreamID, _ reply: LocalReply) throws(HostError) {
         guard (200...599).contains(reply.status) else { throw .invalid }
         for field in reply.headers { try checkField(field.name, field.value) }
-        try withStream(stream) { $0.localReply = reply }
+        try withStream(stream) { st in
+            st.localReply = reply
+            st.info.responseFlags.insert(.localReply)
+            st.info.responseCode = reply.status
+        }
+    }
+
+    /// See ``FilterHost/streamInfo(_:)``: what ``TestStream/streamInfo`` holds. Valid in
+    /// stream-complete too.
+    public func streamInfo(_ stream: StreamID) throws(HostError) -> StreamInfo {
+        try withStream(stream, completing: true) { $0.info }
+    }
+
+    /// See ``FilterHost/requestState(_:)``. Valid in stream-complete too.
+    public func requestState(_ stream: StreamID) throws(HostError) -> UnsafeMutableRawPointer? {
+        UnsafeMutableRawPointer(bitPattern: try withStream(stream, completing: true) { $0.stateSlot })
+    }
+
+    /// See ``FilterHost/setRequestState(_:_:)``: the stream frees it (`envoy_swift_stream_state_free`)
+    /// when its last ``TestStream`` ends. ``HostError/state`` when it already has one.
+    public func setRequestState(_ stream: StreamID, _ state: UnsafeMutableRawPointer) throws(HostError) {
+        try withStream(stream, completing: true) { (st) throws(HostError) in
+            guard st.stateSlot == 0 else { throw .state }
+            st.stateSlot = UInt(bitPattern: state)
+        }
+    }
+
+    /// See ``FilterHost/logState(_:name:value:)``: recorded in ``TestStream/loggedState``, with the
+    /// proxy's limits (a name of 1 to 64 bytes, a value up to 1 KiB).
+    public func logState(_ stream: StreamID, name: String, value: String) throws(HostError) {
+        guard (1...64).contains(name.utf8.count), value.utf8.count <= 1024 else { throw .invalid }
+        try withStream(stream, completing: true) { $0.loggedState[name] = value }
+    }
+
+    /// See ``FilterHost/defineMetric(filter:kind:name:labels:buckets:)``, with the proxy's rules:
+    /// a non-empty name, at most 4 labels (non-empty names) and 16 ascending buckets; the same name
+    /// again under the same filter gives the same id when kind, labels and buckets match, and
+    /// ``HostError/invalid`` otherwise.
+    public func defineMetric(filter: String, kind: MetricKind, name: String, labels: [String], buckets: [Double])
+        throws(HostError) -> UInt32
+    {
+        guard !name.isEmpty, labels.count <= 4, !labels.contains(where: \.isEmpty), buckets.count <= 16,
+            !zip(buckets, buckets.dropFirst()).contains(where: { $0 >= $1 }),
+            kind == .histogram || buckets.isEmpty
+        else { throw .invalid }
+        return try state.withLock { (s) throws(HostError) -> UInt32 in
+            if let m = s.metrics.first(where: { $0.definition.filter == filter && $0.definition.name == name }) {
+                let d = m.definition
+                guard d.kind == kind, d.labels == labels, d.buckets == buckets else { throw .invalid }
+                return d.id
+            }
+            let id = UInt32(s.metrics.count)
+            s.metrics.append(
+                Metric(definition: MetricDefinition(id: id, filter: filter, name: name, kind: kind, labels: labels, buckets: buckets)))
+            return id
+        }
+    }
+
+    /// See ``FilterHost/recordMetric(_:labelValues:value:)``: ``HostError/invalid`` for an unknown id,
+    /// a wrong number of label values or a negative counter increment, as in the proxy.
+    public func recordMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
+    {
+        let labels = labelValues.map(Self.string)
+        try state.withLock { (s) throws(HostError) in
+            guard Int(id) < s.metrics.count, labels.count == s.metrics[Int(id)].definition.labels.count else {
+                throw .invalid
+            }
+            switch s.metrics[Int(id)].definition.kind {
+            case .counter:
+                guard value >= 0 else { throw .invalid }
+                s.metrics[Int(id)].series[labels, default: Series()].value += value
+            case .gauge:
+                s.metrics[Int(id)].series[labels, default: Series()].value += value
+            case .histogram:
+                s.metrics[Int(id)].series[labels, default: Series()].observations.append(value)
+            }
+        }
+    }
+
+    /// See ``FilterHost/setMetric(_:labelValues:value:)``: ``HostError/invalid`` for a metric that
+    /// is not a gauge, or a wrong number of label values.
+    public func setMetric(_ id: UInt32, labelValues: UnsafeBufferPointer<envoy_swift_bytes_t>, value: Double)
+        throws(HostError)
+    {
+        let labels = labelValues.map(Self.string)
+        try state.withLock { (s) throws(HostError) in
+            guard Int(id) < s.metrics.count, s.metrics[Int(id)].definition.kind == .gauge,
+                labels.count == s.metrics[Int(id)].definition.labels.count
+            else { throw .invalid }
+            s.metrics[Int(id)].series[labels, default: Series()].value = value
+        }
+    }
+
+    /// The metrics filter `filterName` defined and recorded, for assertions.
+    /// - Parameter filterName: the filter instance's name.
+    public func metrics(of filterName: String) -> TestMetrics {
+        TestMetrics(filterName: filterName, host: self)
+    }
+
+    /// Every metric defined so far, in definition order.
+    public var metricDefinitions: [MetricDefinition] {
+        state.withLock { s in s.metrics.map(\.definition) }
+    }
+
+    func metricSeries(_ filter: String, _ name: String, _ kind: MetricKind, _ labels: [String]) -> Series? {
+        state.withLock { s in
+            s.metrics.first { $0.definition.filter == filter && $0.definition.name == name && $0.definition.kind == kind }?
+                .series[labels]
+        }
+    }
+
+    private static func string(_ b: envoy_swift_bytes_t) -> String {
+        guard let p = b.ptr, b.length > 0 else { return "" }
+        return String(decoding: UnsafeRawBufferPointer(start: p, count: b.length), as: UTF8.self)
     }
 
     /// See ``FilterHost/log(_:filter:message:)``.
@@ -336,10 +483,30 @@ public final class TestHost: FilterHost, WorkerPoolHost {
         }
     }
 
+    /// One more ``TestStream`` (another filter of the chain) drives stream `id`.
+    func joinStream(_ id: StreamID) -> Bool {
+        state.withLock { s in
+            guard s.streams[id.rawValue] != nil else { return false }
+            s.streams[id.rawValue]!.owners += 1
+            return true
+        }
+    }
+
+    /// One ``TestStream`` of the stream ended; the last one closes it and frees its request state,
+    /// as the proxy does after every instance's destroy.
     func closeStream(_ id: StreamID) {
+        let st = state.withLock { s -> StreamState? in
+            guard s.streams[id.rawValue] != nil else { return nil }
+            s.streams[id.rawValue]!.owners -= 1
+            s.streams[id.rawValue]!.completing = false
+            guard s.streams[id.rawValue]!.owners <= 0 else { return nil }
+            return s.streams[id.rawValue]
+        }
+        guard let st else { return }
         cancelCallouts(id)
-        let st = state.withLock { $0.streams.removeValue(forKey: id.rawValue) }
-        st?.running?.deliver(.ended)
+        _ = state.withLock { $0.streams.removeValue(forKey: id.rawValue) }
+        st.running?.deliver(.ended)
+        if st.stateSlot != 0 { envoySwiftStreamStateFree(UnsafeMutableRawPointer(bitPattern: st.stateSlot)) }
     }
 
     /// Runs `body` with the stream's state; `nil` when the stream is gone.
@@ -352,9 +519,11 @@ public final class TestHost: FilterHost, WorkerPoolHost {
 
     // MARK: helpers
 
-    private func withStream<R>(_ id: StreamID, _ body: (inout StreamState) throws(HostError) -> R) throws(HostError) -> R {
+    private func withStream<R>(
+        _ id: StreamID, completing: Bool = false, _ body: (inout StreamState) throws(HostError) -> R
+    ) throws(HostError) -> R {
         try state.withLock { (s) throws(HostError) -> R in
-            guard s.streams[id.rawValue]?.inHook == true else { throw .gone }
+            guard let st = s.streams[id.rawValue], st.inHook || (completing && st.completing) else { throw .gone }
             return try body(&s.streams[id.rawValue]!)
         }
     }

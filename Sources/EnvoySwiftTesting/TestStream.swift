@@ -42,6 +42,9 @@ public final class TestStream: Sendable {
         /// A `send...` call is in progress (the host calls a filter once at a time).
         var busy = false
         var timeout: Duration?
+        /// The stream info and logged state as they were when the stream ended.
+        var finalInfo: StreamInfo?
+        var finalLoggedState: [String: String] = [:]
     }
 
     private let driver: Mutex<Driver>
@@ -161,10 +164,35 @@ public final class TestStream: Sendable {
                 return d.instance
             }
             guard let instance else { return }
+            _ = host.update(id) { $0.completing = true }
             envoySwiftFilterOnStreamComplete(instance)
             envoySwiftFilterDestroy(instance)
+            if let (info, logged) = host.update(id, { ($0.info, $0.loggedState) }) {
+                driver.withLock { d in
+                    d.finalInfo = info
+                    d.finalLoggedState = logged
+                }
+            }
             host.closeStream(id)
         }
+    }
+
+    // MARK: stream info and request state
+
+    /// What the exchange was, as ``FilterContext/streamInfo`` shows it to the filter: set it before
+    /// ``complete()`` to test what a filter logs or records there. The stream keeps some of it up
+    /// to date as the proxy would: ``StreamInfo/responseCode`` from the response headers and local
+    /// replies (which also set ``ResponseFlags/localReply``), and the body byte counts from the
+    /// chunks sent (request) and passed on (response). After the stream ended: as it was then.
+    public var streamInfo: StreamInfo {
+        get { host.update(id) { $0.info } ?? driver.withLock { $0.finalInfo } ?? StreamInfo() }
+        set { _ = host.update(id) { $0.info = newValue } }
+    }
+
+    /// The values filters named for the access log (a ``StateKey`` marked as logged), by log name;
+    /// after the stream ended, as they were then.
+    public var loggedState: [String: String] {
+        host.update(id) { $0.loggedState } ?? driver.withLock { $0.finalLoggedState }
     }
 
     // MARK: what the host would pass on
@@ -224,6 +252,7 @@ public final class TestStream: Sendable {
             st.hasResponse = true
             st.maps[Int(HeaderMapKind.responseHeaders.rawValue)] = headers
             st.attributes[.responseStatus] = String(status)
+            st.info.responseCode = status
             return true
         }
         if open == nil { throw TestStreamError.streamEnded }
@@ -279,6 +308,7 @@ public final class TestStream: Sendable {
                 return (p, chunk)
             }
         }
+        if dir == .request { _ = host.update(id) { $0.info.requestBodyBytes += UInt64(chunk.count) } }
         guard let (instance, body) = step else { return .stopAndBuffer }
         _ = host.update(id) { st in
             st.body[d] = body
@@ -294,6 +324,7 @@ public final class TestStream: Sendable {
             switch status {
             case .continue:
                 s.dirs[d].forwarded += after
+                if dir == .response { _ = host.update(id) { $0.info.responseBodyBytes += UInt64(after.count) } }
                 s.dirs[d].buffered = []
                 s.dirs[d].mode = nil
             case .stopNoBuffer:

@@ -7,7 +7,7 @@ import Testing
     @Test func exportedVersionMatchesTheHeader() {
         #expect(envoySwiftABIVersion() == ABIVersion.current)
         #expect(ABIVersion.current == UInt32(ENVOY_SWIFT_ABI_VERSION))
-        #expect(ABIVersion.current == 3)
+        #expect(ABIVersion.current == 4)
     }
 
     @Test func enumsMatchTheHeader() {
