@@ -254,7 +254,7 @@ static void test_filter_reply_and_state(void **state)
 {
     es_fixture_t *f = *state;
     char *auth = es_swift_filter_yaml("auth", "bearer_auth", "{ token: good }", NULL);
-    char *tenant = es_swift_filter_yaml("tenant", "tenant_quota", "{ header: x-tenant }", NULL);
+    char *tenant = es_swift_filter_yaml("tenant", "tenant_quota", "{ tenant_header: x-tenant }", NULL);
     char *both = NULL;
     assert_true(asprintf(&both, "%s%s", tenant, auth) > 0);
     start_logged(f, 1, both, NULL);

@@ -92,7 +92,7 @@ static void test_histograms_summed_across_workers(void **state)
 static void test_filter_metrics(void **state)
 {
     es_fixture_t *f = *state;
-    char *flt = es_swift_filter_yaml("tenant", "tenant_quota", "{ header: x-tenant, deny: [evil] }", NULL);
+    char *flt = es_swift_filter_yaml("tenant", "tenant_quota", "{ tenant_header: x-tenant, deny_tenants: [evil] }", NULL);
     start(f, 1, flt);
     free(flt);
     const char *tenants[] = {"acme", "acme", "acme", "globex", "globex", "evil"};
@@ -107,7 +107,7 @@ static void test_filter_metrics(void **state)
     char *out = scrape(f->px.port);
     es_expect_kv(out, "envoy_swift_filter_tenant_requests_total{tenant=\"acme\"}", "3");
     es_expect_kv(out, "envoy_swift_filter_tenant_requests_total{tenant=\"globex\"}", "2");
-    es_expect_kv(out, "envoy_swift_filter_tenant_denied_total{reason=\"listed\"}", "1");
+    es_expect_kv(out, "envoy_swift_filter_tenant_denied_total{reason=\"denied_tenant\"}", "1");
     es_expect_kv(out, "envoy_swift_filter_hook_duration_seconds_count{filter=\"tenant\"}", "6");
     free(out);
     /* The flat list names them under the filter too. */
