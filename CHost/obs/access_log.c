@@ -40,6 +40,7 @@ struct sink_s {
     uv_fs_t req;
     bool writing;                  /* req is in flight */
     bool reopen;                   /* reopen once the write in flight is done */
+    size_t reopen_mark;            /* ... and the first reopen_mark bytes of cur, lines made before the signal */
     bool done;                     /* closed: everything written, fd closed */
     int last_err;                  /* the last write error reported, so a full disk warns once */
 };
@@ -186,6 +187,23 @@ static void on_write(uv_fs_t *req)
     k->out.len = k->out_off = 0;
     if (k->out.cap > KEEP_CAP)
         es_buf_dispose(&k->out);
+    if (k->reopen && k->reopen_mark > 0 && !k->logs->closing) {
+        /* The lines made before the signal go to the old file first; those after it wait for the new one. */
+        es_buf_t tail = k->out;
+        size_t mark = k->reopen_mark;
+        k->reopen_mark = 0;
+        if (es_buf_append(&tail, k->cur.base + mark, k->cur.len - mark) == 0) {
+            k->cur.len = mark;
+            k->out = k->cur;
+            k->cur = tail;
+            k->out_off = 0;
+            submit(k);
+            if (k->writing)
+                return;
+        } else {
+            k->out = tail; /* out of memory: everything goes to the new file */
+        }
+    }
     if (k->reopen)
         reopen_now(k);
     if (k->logs->closing) {
@@ -230,6 +248,7 @@ static size_t chunk_for(int fd)
 static void reopen_now(sink_t *k)
 {
     k->reopen = false;
+    k->reopen_mark = 0;
     if (k->path == NULL)
         return;
     int fd = open_file(k->path);
@@ -252,10 +271,12 @@ void es_access_logs_reopen(es_access_logs_t *logs)
             continue;
         /* What is buffered belongs to the old file: written there first, then the file is reopened. */
         start_write(k);
-        if (k->writing)
+        if (k->writing) {
             k->reopen = true;
-        else
+            k->reopen_mark = k->cur.len;
+        } else {
             reopen_now(k);
+        }
     }
 }
 
