@@ -644,6 +644,11 @@ static void on_signal(void)
         case SIGQUIT:
             stop((int)si.ssi_signo);
             break;
+        case SIGUSR1:
+            /* nginx's convention: the master's SIGUSR1 reopens the logs, every worker its own access logs. */
+            for (proc_t *p = S.procs; p != NULL; p = p->next)
+                kill(p->pid, SIGUSR1);
+            break;
         default:
             break;
         }

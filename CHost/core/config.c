@@ -25,6 +25,7 @@
 #include <yaml.h>
 
 #include "net/tls.h"
+#include "obs/access_format.h"
 
 #define MAX_FILE_SIZE  (16u << 20)
 #define MAX_VISITS     1000000u      /* node visits, aliases counted each time they are used */
@@ -1037,14 +1038,138 @@ static int parse_listener_http2(parser_t *p, es_listener_config_t *l, const fiel
     return 0;
 }
 
+/* Envoy's default access-log format. */
+static const char default_access_format[] =
+    "[%START_TIME%] \"%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%\" %RESPONSE_CODE% "
+    "%RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "
+    "\"%REQ(X-FORWARDED-FOR)%\" \"%REQ(USER-AGENT)%\" \"%REQ(X-REQUEST-ID)%\" \"%REQ(:AUTHORITY)%\" "
+    "\"%UPSTREAM_HOST%\"\n";
+
+/* json_format: { key: "format", ... }: values are format strings (a nested object is refused). */
+static es_access_format_t *parse_json_format(parser_t *p, const field_t *jf)
+{
+    const yaml_node_t *map = jf->value;
+    size_t mark = enter(p, jf);
+    if (map->type != YAML_MAPPING_NODE) {
+        fail(p, jf->key, "expected a mapping of keys to format strings, got %s", describe(p, map));
+        return NULL;
+    }
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    if (n == 0) {
+        fail(p, jf->key, "expected at least one key");
+        return NULL;
+    }
+    if (check_json_keys(p, map)) return NULL;
+    const char **keys = calloc(n, sizeof *keys), **formats = calloc(n, sizeof *formats);
+    es_access_format_t *fmt = NULL;
+    if (!keys || !formats) {
+        oom(p);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *k = node_at(p, map->data.mapping.pairs.start[i].key);
+        const yaml_node_t *v = node_at(p, map->data.mapping.pairs.start[i].value);
+        if (visit(p, k) || visit(p, v)) goto out;
+        if (k->type != YAML_SCALAR_NODE) {
+            fail(p, k, "expected a string key, got %s", describe(p, k));
+            goto out;
+        }
+        size_t m = path_key(p, text_of(k), k->data.scalar.length);
+        if (v->type != YAML_SCALAR_NODE || is_null(v)) {
+            fail(p, k, "expected a format string, got %s%s", describe(p, v),
+                 v->type == YAML_SCALAR_NODE ? "" : " (nested objects are not supported)");
+            goto out;
+        }
+        if (memchr(text_of(k), 0, k->data.scalar.length) || memchr(text_of(v), 0, v->data.scalar.length)) {
+            fail(p, k, "must not contain a NUL character");
+            goto out;
+        }
+        /* Compiled one by one first, so that an error names its key. */
+        char err[256];
+        es_access_format_t *one = es_access_format_json(&(const char *){ text_of(k) }, &(const char *){ text_of(v) },
+                                                        1, err, sizeof err);
+        if (!one) {
+            fail(p, k, "%s", err);
+            goto out;
+        }
+        es_access_format_free(one);
+        path_restore(p, m);
+        keys[i] = text_of(k);
+        formats[i] = text_of(v);
+    }
+    char err[256];
+    if (!(fmt = es_access_format_json(keys, formats, n, err, sizeof err))) {
+        fail(p, jf->key, "%s", err);
+        goto out;
+    }
+    path_restore(p, mark);
+out:
+    free(keys);
+    free(formats);
+    return fmt;
+}
+
+/* access_log: [ { path: FILE | "-", format: "..." | json_format: { key: "...", ... } } ]; the formats are
+ * compiled here, so that a mistake in one is a startup error. */
+static int parse_access_logs(parser_t *p, es_listener_config_t *l, const field_t *af)
+{
+    static const char *const keys[] = { "path", "format", "json_format", NULL };
+    enum { PATH, FORMAT, JSON_FORMAT, NKEYS };
+    const yaml_node_t *list;
+    if (take_list(p, NULL, af, OPTIONAL, false, &list)) return -1;
+    if (!list_len(list)) return 0;
+    size_t mark = enter(p, af);
+    if (!(l->access_logs = calloc(list_len(list), sizeof *l->access_logs))) return oom(p);
+    for (size_t i = 0; i < list_len(list); i++) {
+        size_t m = path_index(p, i);
+        const yaml_node_t *node = list_item(p, list, i);
+        es_access_log_config_t *a = &l->access_logs[i];
+        field_t f[NKEYS];
+        l->naccess_logs = i + 1;
+        a->line = (int)line_of(node);
+        if (read_fields(p, node, node, keys, f)) return -1;
+        if (has(&f[PATH]) && f[PATH].value->type == YAML_SCALAR_NODE && !strcmp(text_of(f[PATH].value), "-")) {
+            if (!(a->path = strdup("-"))) return oom(p);
+        } else if (take_path(p, node, &f[PATH], REQUIRED, &a->path)) {
+            return -1;
+        }
+        if (f[PATH].key) a->line = (int)line_of(f[PATH].key);
+        if (has(&f[FORMAT]) && has(&f[JSON_FORMAT])) {
+            enter(p, &f[JSON_FORMAT]);
+            return fail(p, f[JSON_FORMAT].key, "give \"format\" or \"json_format\", not both");
+        }
+        if (has(&f[JSON_FORMAT])) {
+            if (!(a->format = parse_json_format(p, &f[JSON_FORMAT]))) return -1;
+        } else {
+            const char *text = default_access_format;
+            if (has(&f[FORMAT])) {
+                size_t fm = enter(p, &f[FORMAT]);
+                if (check_string(p, f[FORMAT].key, f[FORMAT].value, true)) return -1;
+                if (memchr(text_of(f[FORMAT].value), 0, f[FORMAT].value->data.scalar.length))
+                    return fail(p, f[FORMAT].key, "must not contain a NUL character");
+                path_restore(p, fm);
+                text = text_of(f[FORMAT].value);
+            }
+            char err[256];
+            if (!(a->format = es_access_format_text(text, err, sizeof err))) {
+                enter(p, &f[FORMAT]);
+                return fail(p, f[FORMAT].key, "%s", err);
+            }
+        }
+        path_restore(p, m);
+    }
+    path_restore(p, mark);
+    return 0;
+}
+
 static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
 {
     static const char *const keys[] = { "name", "address", "port", "http_filters", "routes", "buffer_limits",
                                         "request_headers_timeout", "idle_timeout", "request_timeout",
                                         "delayed_close_timeout", "max_request_headers_kb", "tls", "http2",
-                                        "tunnel_idle_timeout", "stream_idle_timeout", NULL };
+                                        "tunnel_idle_timeout", "stream_idle_timeout", "access_log", NULL };
     enum { NAME, ADDRESS, PORT, FILTERS, ROUTES, LIMITS, HEADERS_TIMEOUT, IDLE_TIMEOUT, REQUEST_TIMEOUT,
-           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, TUNNEL_IDLE, STREAM_IDLE, NKEYS };
+           DELAYED_CLOSE, MAX_HEADERS_KB, TLS, HTTP2, TUNNEL_IDLE, STREAM_IDLE, ACCESS_LOG, NKEYS };
     field_t f[NKEYS];
     es_listener_config_t *l = &p->cfg->listeners[li];
     const yaml_node_t *filters, *routes;
@@ -1080,7 +1205,9 @@ static int parse_listener(parser_t *p, size_t li, const yaml_node_t *node)
         take_int(p, node, &f[MAX_HEADERS_KB], OPTIONAL, 1, 1024, &headers_kb))
         return -1;
     l->max_request_headers = (uint32_t)headers_kb * 1024;
-    if (parse_listener_tls(p, l, &f[TLS]) || parse_listener_http2(p, l, &f[HTTP2])) return -1;
+    if (parse_listener_tls(p, l, &f[TLS]) || parse_listener_http2(p, l, &f[HTTP2]) ||
+        parse_access_logs(p, l, &f[ACCESS_LOG]))
+        return -1;
 
     if (take_list(p, node, &f[FILTERS], OPTIONAL, false, &filters)) return -1;
     if (list_len(filters)) {
@@ -1478,6 +1605,11 @@ void es_config_dispose(es_config_t *cfg)
         free(l->address);
         free(l->tls_cert);
         free(l->tls_key);
+        for (size_t a = 0; a < l->naccess_logs; a++) {
+            free(l->access_logs[a].path);
+            es_access_format_free(l->access_logs[a].format);
+        }
+        free(l->access_logs);
         es_tls_ctx_free(l->tls_ctx);
     }
     for (size_t i = 0; i < cfg->nclusters; i++) {

@@ -60,6 +60,7 @@ static const char *const names[ES_STAT_COUNT] = {
     [ES_STAT_UPGRADES_REFUSED] = "downstream.upgrades_refused",
     [ES_STAT_CONNECT_REFUSED] = "downstream.connect_refused",
     [ES_STAT_TUNNEL_IDLE_TIMEOUTS] = "downstream.tunnel_idle_timeouts",
+    [ES_STAT_ACCESS_LOG_DROPPED] = "access_log.dropped",
     [ES_STAT_GENERATION] = "server.generation",
     [ES_STAT_WORKERS] = "server.workers",
     [ES_STAT_CONNECTIONS] = "downstream.connections_active",

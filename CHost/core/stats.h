@@ -56,6 +56,7 @@ typedef enum {
     ES_STAT_UPGRADES_REFUSED,     /* WebSocket upgrades forwarded without Upgrade: the route says upgrades: [] */
     ES_STAT_CONNECT_REFUSED,      /* CONNECT requests refused (403): the route has no connect: {} */
     ES_STAT_TUNNEL_IDLE_TIMEOUTS, /* tunnels closed at tunnel_idle_timeout */
+    ES_STAT_ACCESS_LOG_DROPPED,   /* access-log lines dropped: the sink's buffer was full while a write was slow, or the write failed */
     /* Gauges from here on: per live worker, never folded into the totals when a worker exits. */
     ES_STAT_GAUGES,
     ES_STAT_GENERATION = ES_STAT_GAUGES, /* the serving generation (set by the supervisor) */

@@ -12,6 +12,7 @@
 #include "filters/filter_chain.h"
 #include "filters/handles.h"
 #include "net/conn.h"
+#include "obs/access_log.h"
 #include "upstream/upstream.h"
 
 /* Workers by id, for wake-ups from filter libraries' threads. The lock keeps a wake from racing
@@ -232,6 +233,12 @@ static void run(es_worker_t *w)
     self = w;
     es_debug("worker started");
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (w->env.access_logs != NULL) {
+        /* Drained or stopped: every line still buffered is written before the worker goes. */
+        es_access_logs_close(w->env.access_logs);
+        w->env.access_logs = NULL;
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+    }
     es_debug("worker stopped");
     self = NULL;
     es_handles_thread_dispose();

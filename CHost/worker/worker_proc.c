@@ -1,6 +1,7 @@
 #include "worker/worker_proc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "filters/filter_lib.h"
 #include "core/log.h"
 #include "core/stats.h"
+#include "obs/access_log.h"
 #include "obs/builtin_metrics.h"
 #include "obs/metrics.h"
 #include "worker/worker.h"
@@ -22,6 +24,7 @@ typedef struct {
     es_worker_t worker;
     uv_pipe_t ctl;
     uv_signal_t term;
+    uv_signal_t usr1;             /* SIGUSR1, relayed by the supervisor: reopen the access logs */
     uint64_t drain_timeout_ms;
     char rbuf[64];
 } proc_t;
@@ -36,6 +39,7 @@ static void on_worker_exit(es_worker_t *w)
     proc_t *p = (proc_t *)w;
     uv_close((uv_handle_t *)&p->ctl, on_quiet_close);
     uv_close((uv_handle_t *)&p->term, on_quiet_close);
+    uv_close((uv_handle_t *)&p->usr1, on_quiet_close);
 }
 
 static void drain(proc_t *p, const char *why)
@@ -76,6 +80,13 @@ static void on_ctl(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 static void on_term(uv_signal_t *s, int sig)
 {
     drain(s->data, "SIGTERM");
+}
+
+static void on_usr1(uv_signal_t *s, int sig)
+{
+    proc_t *p = s->data;
+    es_debug("SIGUSR1: reopening the access logs");
+    es_access_logs_reopen(p->worker.env.access_logs);
 }
 
 /* ---- fatal signals: note the request, then die as before -------------------------------------- */
@@ -149,30 +160,33 @@ void es_worker_proc_main(const es_worker_proc_t *a)
         _exit(1);
     /* The supervisor blocked its signals for its signalfd; a terminal's Ctrl-C, Ctrl-\ and hang-up reach
      * the whole process group: the supervisor decides for its workers. */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGINT, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    signal(SIGUSR1, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN); /* until the loop watches it (on_usr1): a relayed SIGUSR1 must not kill a new worker */
     signal(SIGPIPE, SIG_IGN);
     signal(SIGCHLD, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 
     /* Lines of es_log go to the log itself; anything else written to stdout or stderr (the Swift
      * runtime's "Fatal error: ...", a sanitizer's report) goes to the supervisor, which tags it. */
+    /* The access log's "-" is the real standard output: kept before the relay takes its place. */
     int log_fd = dup(STDERR_FILENO);
-    if (log_fd < 0 || dup2(a->relay, STDOUT_FILENO) < 0 || dup2(a->relay, STDERR_FILENO) < 0)
+    int out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (log_fd < 0 || out_fd < 0 || dup2(a->relay, STDOUT_FILENO) < 0 || dup2(a->relay, STDERR_FILENO) < 0)
         _exit(1);
     es_log_fd = log_fd;
-    size_t nkeep = a->cfg->nlisteners + 2;
+    size_t nkeep = a->cfg->nlisteners + 3;
     int *keep = malloc(nkeep * sizeof(*keep));
     if (keep == NULL)
         _exit(1);
     keep[0] = a->ctl;
     keep[1] = log_fd;
+    keep[2] = out_fd;
     for (size_t i = 0; i < a->cfg->nlisteners; i++)
-        keep[2 + i] = a->listen_fds[i];
+        keep[3 + i] = a->listen_fds[i];
     close_inherited(keep, nkeep);
     free(keep);
 
@@ -213,6 +227,14 @@ void es_worker_proc_main(const es_worker_proc_t *a)
     }
     if (!e && ((e = uv_pipe_init(&w->loop, &p->ctl, 0)) != 0 || (e = uv_pipe_open(&p->ctl, a->ctl)) != 0))
         snprintf(err, sizeof(err), "cannot use the supervisor's pipe: %s", uv_strerror(e));
+    if (!e) {
+        /* SIGUSR1 is watched before the files are opened: one sent meanwhile reopens them, harmlessly. */
+        uv_signal_init(&w->loop, &p->usr1);
+        p->usr1.data = p;
+        uv_signal_start(&p->usr1, on_usr1, SIGUSR1);
+        if ((w->env.access_logs = es_access_logs_open(&w->loop, a->cfg, out_fd, err, sizeof(err))) == NULL)
+            e = -1;
+    }
     if (e) {
         snprintf(line, sizeof(line), "E%s\n", err);
         report(a->ctl, line);

@@ -689,7 +689,7 @@ static void test_unknown_key_listener(void **state)
     expect_error("listeners:\n  - name: main\n    address: 127.0.0.1\n    prot: 10000\n" DIRECT_ROUTE,
                  "4: listeners[0].prot: unknown key (expected one of: name, address, port, http_filters, routes, buffer_limits, "
                  "request_headers_timeout, idle_timeout, request_timeout, delayed_close_timeout, max_request_headers_kb, tls, http2, "
-                 "tunnel_idle_timeout, stream_idle_timeout)");
+                 "tunnel_idle_timeout, stream_idle_timeout, access_log)");
 }
 
 static void test_unknown_key_route(void **state)
@@ -1019,6 +1019,122 @@ static void test_parse_duration(void **state)
     assert_int_equal(es_config_parse_duration(NULL, &ms), -1);
 }
 
+/* ---- access_log -------------------------------------------------------------------------- */
+
+#include "obs/access_format.h"
+
+/* Renders listener 0's access log i against a fixed record: the line (static buffer). */
+static const char *access_line(const es_config_t *cfg, size_t i)
+{
+    static char line[1024];
+    es_msg_t req;
+    es_msg_init(&req);
+    assert_int_equal(es_msg_on_first(&req, "/p?q", 4), 0);
+    assert_int_equal(es_msg_add(&req, 0, "host", 4, "h.example", 9), 0);
+    es_stream_info_t info = { .start_unix_us = 1796334569123456ull, .start_ns = 1, .end_ns = 3000001,
+                              .bytes_received = 5, .bytes_sent = 6, .response_code = 201, .flags = ES_RF_UC };
+    es_access_record_t r = { .info = &info, .req = &req, .method = "PUT", .method_len = 3, .protocol = "HTTP/1.1",
+                             .upstream_host = "127.0.0.1:9", .peer_ip = "10.0.0.1", .peer_port = 5 };
+    es_buf_t out;
+    es_buf_init(&out);
+    assert_int_equal(es_access_format_render(cfg->listeners[0].access_logs[i].format, &r, &out), 0);
+    assert_true(out.len < sizeof line);
+    memcpy(line, out.base, out.len);
+    line[out.len] = 0;
+    es_buf_dispose(&out);
+    es_msg_dispose(&req);
+    return line;
+}
+
+static void test_access_log(void **state)
+{
+    es_config_t cfg;
+    char err[512], want[PATH_MAX + 64];
+    assert_int_equal(load(&cfg, MINIMAL
+                          "    access_log:\n"
+                          "      - path: logs/access.log\n"
+                          "      - path: \"-\"\n"
+                          "        format: \"%REQ(:METHOD)% %RESPONSE_CODE% %RESPONSE_FLAGS%\"\n"
+                          "      - path: /var/log/es.json\n"
+                          "        json_format:\n"
+                          "          code: \"%RESPONSE_CODE%\"\n"
+                          "          method: \"%REQ(:METHOD)%\"\n"
+                          "          what: \"%REQ(:METHOD)% %REQ(:PATH)%\"\n"
+                          "          none: \"%ROUTE_NAME%\"\n",
+                          err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].naccess_logs, 3);
+    es_access_log_config_t *a = cfg.listeners[0].access_logs;
+    snprintf(want, sizeof want, "%s/logs/access.log", tmpdir);
+    assert_string_equal(a[0].path, want);
+    assert_int_equal(a[0].line, 9);
+    assert_string_equal(a[1].path, "-");
+    assert_string_equal(a[2].path, "/var/log/es.json");
+    /* The default is Envoy's format. */
+    assert_string_equal(access_line(&cfg, 0), "[2026-12-03T21:49:29.123Z] \"PUT /p?q HTTP/1.1\" 201 UC 5 6 3 - \"-\" \"-\" "
+                                              "\"-\" \"h.example\" \"127.0.0.1:9\"\n");
+    assert_string_equal(access_line(&cfg, 1), "PUT 201 UC\n");
+    assert_string_equal(access_line(&cfg, 2), "{\"code\":201,\"method\":\"PUT\",\"what\":\"PUT /p?q\",\"none\":null}\n");
+    es_config_dispose(&cfg);
+
+    /* No access_log, or an empty list: none. */
+    assert_int_equal(load(&cfg, MINIMAL "    access_log: []\n", err, sizeof err), 0);
+    assert_int_equal(cfg.listeners[0].naccess_logs, 0);
+    assert_null(cfg.listeners[0].access_logs);
+    es_config_dispose(&cfg);
+}
+
+static void test_access_log_relative_to_config(void **state)
+{
+    char cwd[PATH_MAX], err[512];
+    es_config_t cfg;
+    write_file("rel-log.yaml", MINIMAL "    access_log: [{ path: a.log }]\n");
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(tmpdir), 0);
+    int rc = es_config_load(&cfg, "rel-log.yaml", err, sizeof err);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rc, 0);
+    assert_string_equal(cfg.listeners[0].access_logs[0].path, "./a.log");
+    es_config_dispose(&cfg);
+}
+
+static void test_access_log_errors(void **state)
+{
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        format: \"%FOO% x\"\n",
+                 "10: listeners[0].access_log[0].format: unknown operator %FOO%");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n      - path: b.log\n        format: \"%REQ(HOST\"\n",
+                 "11: listeners[0].access_log[1].format: unterminated %REQ(");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        format: \"%REQ()%\"\n",
+                 "10: listeners[0].access_log[0].format: %REQ()%: empty header name");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        format: \"\"\n",
+                 "10: listeners[0].access_log[0].format: must not be empty");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        format: [a]\n",
+                 "10: listeners[0].access_log[0].format: expected a string, got a list");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        format: x\n        json_format: { a: b }\n",
+                 "11: listeners[0].access_log[0].json_format: give \"format\" or \"json_format\", not both");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format:\n          ok: \"%DURATION%\"\n"
+                 "          code: \"%RESPONSE_CODE(x)%\"\n",
+                 "12: listeners[0].access_log[0].json_format.code: %RESPONSE_CODE(x)%: %RESPONSE_CODE% takes no argument");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format:\n          nested: { a: b }\n",
+                 "11: listeners[0].access_log[0].json_format.nested: expected a format string, got a mapping "
+                 "(nested objects are not supported)");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format:\n          n: ~\n",
+                 "11: listeners[0].access_log[0].json_format.n: expected a format string, got null");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format:\n          a: x\n          a: y\n",
+                 "12: listeners[0].access_log[0].json_format.a: duplicate key (first at line 11)");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format: {}\n",
+                 "10: listeners[0].access_log[0].json_format: expected at least one key");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        json_format: \"%START_TIME%\"\n",
+                 "10: listeners[0].access_log[0].json_format: expected a mapping of keys to format strings, got \"%START_TIME%\"");
+    expect_error(MINIMAL "    access_log:\n      - format: x\n",
+                 "9: listeners[0].access_log[0]: missing required key \"path\"");
+    expect_error(MINIMAL "    access_log:\n      - path: \"\"\n",
+                 "9: listeners[0].access_log[0].path: must not be empty");
+    expect_error(MINIMAL "    access_log:\n      - path: a.log\n        fromat: x\n",
+                 "10: listeners[0].access_log[0].fromat: unknown key (expected one of: path, format, json_format)");
+    expect_error(MINIMAL "    access_log: { path: a.log }\n",
+                 "8: listeners[0].access_log: expected a list, got a mapping");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1064,6 +1180,9 @@ int main(void)
         cmocka_unit_test(test_alias_misuse_in_schema),
         cmocka_unit_test(test_small_error_buffer),
         cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_access_log),
+        cmocka_unit_test(test_access_log_relative_to_config),
+        cmocka_unit_test(test_access_log_errors),
     };
     return cmocka_run_group_tests_name("config", tests, group_setup, group_teardown);
 }
