@@ -25,4 +25,5 @@ public func registerFilters() {
     FilterRegistry.register(TenantQuota.self, as: "tenant_quota")
     FilterRegistry.register(StateReader.self, as: "state_reader")
     FilterRegistry.register(InfoEcho.self, as: "info_echo")
+    FilterRegistry.register(MetricProbe.self, as: "metric_probe")
 }

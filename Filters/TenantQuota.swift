@@ -18,7 +18,7 @@ extension StateKey where Value == String {
 /// - `deny_tenants` (default none): tenants answered 403.
 /// - `require_tenant` (default false): a request without the header is answered 403 too.
 ///
-/// A route may override the configuration (`typed_per_filter_config`): the proxy creates one more
+/// A route may override the configuration (`filter_config: { <name>: {...} }` on the route): the proxy creates one more
 /// configuration of this filter for that route, and its metrics are the same ones.
 ///
 /// Metrics (`envoy_swift_filter_<name>_...`): `requests{tenant}` and `denied{reason}` counters

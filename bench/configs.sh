@@ -137,6 +137,10 @@ es_conf() { # workers setup...
                      for i in 1 2 3; do es_filter "touch$i" header_touch "{ name: x-t$i }"; done ;;
         es-async) echo "    http_filters:"; es_filter anoop async_noop '{}' ;;
         es-probe) echo "    http_filters:"; es_filter probe resume_probe '{}' ;;
+        es-metric) echo "    http_filters:"; es_filter metric metric_probe '{}' ;;
+        es-log-text) printf '    access_log: [ { path: %s } ]\n' "${tmp:-/tmp}/$s.access.log" ;;
+        es-log-json) printf '    access_log:\n      - path: %s\n        json_format: %s\n' "${tmp:-/tmp}/$s.access.log" \
+                     "{ start: '%START_TIME%', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', protocol: '%PROTOCOL%', code: '%RESPONSE_CODE%', flags: '%RESPONSE_FLAGS%', rx: '%BYTES_RECEIVED%', tx: '%BYTES_SENT%', duration: '%DURATION%', upstream: '%UPSTREAM_HOST%', ua: '%REQ(USER-AGENT)%' }" ;;
         esac
         printf '    routes:\n      - match: { prefix: / }\n        cluster: backend\n'
     done

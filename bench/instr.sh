@@ -36,13 +36,17 @@ nginx="$(command -v nginx || echo /usr/sbin/nginx)"
 [ -x "$nginx" ] || { echo "nginx is not installed (apt-get install nginx-light)" >&2; exit 2; }
 
 base="${BENCH_PORT_BASE:-19620}"
-setups=(${BENCH_SETUPS:-nginx haproxy es-none es-noop es-headers3 es-async})
+setups=(${BENCH_SETUPS:-nginx haproxy es-none es-noop es-headers3 es-async es-metric es-log-text es-log-json})
 # One envoy-swift listener at a time, so the envoy-swift setups share a port.
 declare -A port=([upstream]=$base [nginx]=$((base + 1)) [haproxy]=$((base + 2)) [es-none]=$((base + 3))
-                 [es-noop]=$((base + 3)) [es-headers3]=$((base + 3)) [es-async]=$((base + 3)))
+                 [es-noop]=$((base + 3)) [es-headers3]=$((base + 3)) [es-async]=$((base + 3))
+                 [es-metric]=$((base + 3)) [es-log-text]=$((base + 3)) [es-log-json]=$((base + 3)))
 declare -A label=([nginx]="nginx proxy_pass" [haproxy]="HAProxy"
                   [es-none]="envoy-swift, no filter" [es-noop]="envoy-swift, 1 no-op filter"
-                  [es-headers3]="envoy-swift, 3 header filters" [es-async]="envoy-swift, 1 async no-op")
+                  [es-headers3]="envoy-swift, 3 header filters" [es-async]="envoy-swift, 1 async no-op"
+                  [es-metric]="envoy-swift, 1 filter: a counter and a histogram"
+                  [es-log-text]="envoy-swift, no filter, access log (text)"
+                  [es-log-json]="envoy-swift, no filter, access log (JSON)")
 
 busy="$(ports_busy "$base" $((base + 1)) $((base + 2)) $((base + 3)))"
 [ -z "$busy" ] || { echo "ports in use: $busy(set BENCH_PORT_BASE)" >&2; exit 2; }
@@ -73,7 +77,7 @@ upstream_conf 1 >"$tmp/upstream.conf"
 # master_process off: nginx is the one process that valgrind and strace see, the worker itself.
 { echo "master_process off;"; nginx_proxy_conf 1; } >"$tmp/nginx.conf"
 haproxy_conf 1 >"$tmp/haproxy.cfg"
-for s in es-none es-noop es-headers3 es-async; do
+for s in es-none es-noop es-headers3 es-async es-metric es-log-text es-log-json; do
     es_conf 1 "$s" >"$tmp/$s.yaml"
 done
 

@@ -205,6 +205,52 @@ static void test_ready_until_drain(void **state)
     es_proxy_wait_exit(&f->px, 10000);
 }
 
+/* Filters see the route from the start (stream info), and pass each other a value through the request state: one
+ * writes it, an async one reads it after an await and again on the response, and the access log could name it. */
+static void test_stream_info_and_state(void **state)
+{
+    es_fixture_t *f = *state;
+    char *tenant = es_swift_filter_yaml("tenant", "tenant_quota", "{}", NULL);
+    char *reader = es_swift_filter_yaml("reader", "state_reader", "{}", NULL);
+    char *info = es_swift_filter_yaml("info", "info_echo", "{}", NULL);
+    es_proxy_start(&f->px, 1,
+                   "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 0\n    http_filters:\n%s%s%s"
+                   "    routes:\n"
+                   "      - name: api\n        match: { prefix: /text }\n        cluster: backend\n"
+                   "      - match: { prefix: / }\n        cluster: backend\n"
+                   "clusters:\n  - name: backend\n    endpoints: [ { address: 127.0.0.1, port: %u } ]\n",
+                   tenant, reader, info, f->up.port);
+    free(tenant);
+    free(reader);
+    free(info);
+    es_response_t r;
+    es_roundtrip(f->px.port, "GET /text HTTP/1.1\r\nHost: t\r\nx-tenant: acme\r\n\r\n", &r, NULL);
+    assert_int_equal(r.status, 200);
+    const char *v = es_response_header(&r, "x-tenant-seen");
+    assert_non_null(v);
+    assert_string_equal(v, "acme,acme"); /* after the await, and on the way back */
+    v = es_response_header(&r, "x-route-name");
+    assert_non_null(v);
+    assert_string_equal(v, "api");
+    v = es_response_header(&r, "x-cluster");
+    assert_non_null(v);
+    assert_string_equal(v, "backend");
+    es_response_dispose(&r);
+    /* The next stream starts with an empty state; an unnamed route has no name to show. */
+    es_roundtrip(f->px.port, "GET /other HTTP/1.1\r\nHost: t\r\n\r\n", &r, NULL);
+    assert_int_equal(r.status, 200);
+    v = es_response_header(&r, "x-tenant-seen");
+    assert_non_null(v);
+    assert_string_equal(v, "-,-");
+    v = es_response_header(&r, "x-route-name");
+    assert_true(v == NULL || strcmp(v, "") == 0);
+    es_response_dispose(&r);
+    /* info_echo logs what it read in onStreamComplete: the finished exchange. */
+    assert_int_equal(es_proxy_wait_log(&f->px, "route=api cluster=backend", 1, 5000), 1);
+    assert_int_equal(es_proxy_wait_log(&f->px, "code=200", 2, 5000), 1);
+    es_proxy_stop(&f->px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_change_picks_new_route_config, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test(test_bad_route_filter_config),
         cmocka_unit_test_setup_teardown(test_ready_until_drain, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_info_and_state, es_fixture_setup, es_fixture_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
