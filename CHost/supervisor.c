@@ -526,7 +526,9 @@ static void proc_exited(proc_t *p, int st)
     } else if (g->state == GEN_STARTING) {
         char why[800];
         snprintf(why, sizeof(why), "worker %u (pid %d) %s while starting%s", p->index, (int)p->pid, how, where);
-        gen_fail(g, why);
+        free(p);
+        gen_fail(g, why); /* which frees the generation when this was its last process: not touched again */
+        return;
     } else if (p->told) {
         if (failed && !(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL)) {
             /* A crash all the same (a filter's trap while finishing a request), or a sanitizer's report at exit. */

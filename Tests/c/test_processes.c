@@ -330,6 +330,26 @@ static void test_reload_under_keepalive_load(void **state)
     es_proxy_stop(&f->px);
 }
 
+/* The only worker of the first generation dies while it starts: the supervisor says why in one line and exits 1,
+ * cleanly (it once freed the generation twice on this path). */
+static void test_startup_crash_exits_cleanly(void **state)
+{
+    (void)state;
+    es_run_t run;
+    es_run_config(&run,
+                  "workers: 1\n"
+                  "listeners:\n  - name: main\n    address: 127.0.0.1\n    port: 0\n    http_filters:\n"
+                  "      - name: rw\n        so_path: %s\n        plugin_name: crash\n"
+                  "        plugin_config: { trap_at_config: true }\n"
+                  "    routes:\n      - match: { prefix: / }\n        direct_response: { status: 200 }\n",
+                  es_swift_filter_lib());
+    assert_true(run.exited);
+    if (run.exit_code != 1 || strstr(run.err, "AddressSanitizer") != NULL ||
+        strstr(run.err, "while starting in filter \"rw\" (plugin crash), hook configuration") == NULL)
+        fail_msg("exit %d, stderr:\n%s", run.exit_code, run.err);
+    es_run_dispose(&run);
+}
+
 /* Reloads that cannot work leave the serving generation alone, and each is counted. */
 static void test_failed_reloads_keep_serving(void **state)
 {
@@ -1034,6 +1054,7 @@ int main(void)
         cmocka_set_test_filter(getenv("ES_TEST_FILTER")); /* e.g. "test_quarantine*" */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_check_flag),
+        cmocka_unit_test(test_startup_crash_exits_cleanly),
         cmocka_unit_test_setup_teardown(test_reload_under_keepalive_load, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_reloads_keep_serving, es_fixture_setup, teardown),
         cmocka_unit_test_setup_teardown(test_rebuilt_library_is_served_after_reload, es_fixture_setup,
