@@ -75,7 +75,7 @@ int es_host_stream_info(envoy_swift_stream_t h, envoy_swift_stream_info_t *out)
     uint64_t end = in->end_ns != 0 ? in->end_ns : uv_hrtime();
     uint64_t start_us = in->start_unix_us;
     if (start_us == 0) {
-        /* Still running: the start on the wall clock is now less the time it has run. */
+        /* Not computed yet (still running, or no access log asked for it): now less the time it has run. */
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         start_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u - (end - in->start_ns) / 1000u;

@@ -391,6 +391,38 @@ int es_access_format_reads_response(const es_access_format_t *f)
     return f->reads_response;
 }
 
+/* Copies header `h` of resp into *keep (made on first use) unless it is there already. */
+static int keep_header(const es_access_format_t *f, const hdr_t *h, const es_msg_t *resp, es_msg_t **keep)
+{
+    if (h->pseudo || h->len == 0)
+        return 0;
+    const char *name = f->pool.base + h->off;
+    int i = es_msg_find(resp, name, h->len, 0);
+    if (i < 0 || (*keep != NULL && es_msg_find(*keep, name, h->len, 0) >= 0))
+        return 0;
+    if (*keep == NULL) {
+        if ((*keep = malloc(sizeof(**keep))) == NULL)
+            return -1;
+        es_msg_init(*keep);
+        es_msg_headers_done(*keep);
+    }
+    size_t vlen;
+    const char *v = es_msg_value(resp, (uint32_t)i, &vlen);
+    return es_msg_add(*keep, 0, name, h->len, v, vlen);
+}
+
+int es_access_format_keep_response(const es_access_format_t *f, const es_msg_t *resp, es_msg_t **keep)
+{
+    if (!f->reads_response)
+        return 0;
+    for (size_t i = 0; i < f->npieces; i++) {
+        const piece_t *p = &f->pieces[i];
+        if (p->op == OP_RESP && (keep_header(f, &p->h, resp, keep) || keep_header(f, &p->alt, resp, keep)))
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- rendering ------------------------------------------------------------------------------ */
 
 #define SCRATCH 96
@@ -721,24 +753,57 @@ static int json_escape(es_buf_t *out, const char *str, size_t len)
     return es_buf_append(out, str + run, len - run);
 }
 
+/* Copies a value into the line: most are a few bytes (a literal's separators, a method, a status), for which a call
+ * to memcpy costs more than the copy. */
+static inline void put_bytes(char *dst, const char *src, size_t n)
+{
+    if (n > 16) {
+        memcpy(dst, src, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        dst[i] = src[i];
+}
+
 static int render_text(const es_access_format_t *f, const es_access_record_t *r, es_buf_t *out)
 {
     char scratch[SCRATCH];
+    /* Written in place, into room reserved ahead (more when a value needs it), not appended piece by piece. */
+    size_t room = 0;
+    char *w = NULL;
     for (size_t i = 0; i < f->npieces; i++) {
         const piece_t *p = &f->pieces[i];
         const char *v;
         size_t len;
-        if (!value_of(f, p, r, scratch, &v, &len)) {
+        if (p->op == OP_LITERAL) {
+            v = f->pool.base + p->off;
+            len = p->len;
+        } else if (!value_of(f, p, r, scratch, &v, &len)) {
             v = "-";
             len = 1;
         } else if (p->op == OP_FILTER_STATE) {
+            if (w != NULL)
+                out->len = (size_t)(w - out->base);
             if (append_text_state(out, v, len))
                 return -1;
+            room = 0;
+            w = NULL;
             continue;
         }
-        if (es_buf_append(out, v, len))
-            return -1;
+        if (len > room) {
+            if (w != NULL)
+                out->len = (size_t)(w - out->base);
+            size_t want = len + 512;
+            if ((w = es_buf_reserve(out, want)) == NULL)
+                return -1;
+            room = want;
+        }
+        put_bytes(w, v, len);
+        w += len;
+        room -= len;
     }
+    if (w != NULL)
+        out->len = (size_t)(w - out->base);
     return 0;
 }
 

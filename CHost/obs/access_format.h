@@ -54,5 +54,9 @@ int es_access_format_render(const es_access_format_t *f, const es_access_record_
 
 /* Whether the format reads response headers (%RESP(X)%): the stream then keeps them until the line is made. */
 int es_access_format_reads_response(const es_access_format_t *f);
+/* Copies the response headers the format names (%RESP(X)%) from `resp` into *keep, made on first use (free it
+ * with es_msg_dispose and free): the response head goes back to its upstream connection before the line is
+ * made. Returns 0 or -1 (out of memory). */
+int es_access_format_keep_response(const es_access_format_t *f, const es_msg_t *resp, es_msg_t **keep);
 
 #endif

@@ -354,10 +354,63 @@ static int render_labels(char *out, size_t cap, const family_t *f, const char *c
     return (int)n;
 }
 
+/*
+ * A filter looks its series up on every record, mostly with the label values of a recent one: each thread keeps
+ * the last series of each (family, values) hash slot with the raw values, so a hit is a hash and a memcmp instead
+ * of rendering, escaping and hashing the label text.
+ */
+#define HIT_SLOTS 256
+#define HIT_KEY 56
+typedef struct {
+    es_metric__block_t *block;
+    unsigned epoch;
+    int32_t family;
+    int32_t series;
+    uint32_t len;
+    char key[HIT_KEY];     /* the values, each followed by '\0' */
+} hit_t;
+static __thread hit_t hits[HIT_SLOTS];
+
+static int32_t series_slow(int family, const char *const *values, const size_t *lens, unsigned nvalues);
+
 int32_t es_metric_series(int family, const char *const *values, const size_t *lens, unsigned nvalues)
 {
     if (family < 0 || (unsigned)family >= nfamilies || families[family].nlabels != nvalues)
         return -1;
+    char key[HIT_KEY];
+    size_t n = 0;
+    uint32_t h = 2166136261u ^ (uint32_t)family;
+    for (unsigned i = 0; i < nvalues; i++) {
+        const char *v = values != NULL && values[i] != NULL ? values[i] : "";
+        size_t vl = lens != NULL ? lens[i] : strlen(v);
+        if (n + vl + 1 > HIT_KEY)
+            return series_slow(family, values, lens, nvalues);
+        for (size_t k = 0; k < vl; k++)
+            h = (h ^ (unsigned char)v[k]) * 16777619u;
+        memcpy(key + n, v, vl);
+        n += vl;
+        key[n++] = '\0';
+        h = h * 16777619u;
+    }
+    hit_t *e = &hits[(h ^ (h >> 16)) & (HIT_SLOTS - 1)];
+    es_metric__block_t *b = current();
+    unsigned ep = atomic_load_explicit(&epoch, memory_order_relaxed);
+    if (e->block == b && e->epoch == ep && e->family == family && e->len == n && memcmp(e->key, key, n) == 0)
+        return e->series;
+    int32_t s = series_slow(family, values, lens, nvalues);
+    if (s >= 0) {
+        e->block = b;
+        e->epoch = ep;
+        e->family = family;
+        e->series = s;
+        e->len = (uint32_t)n;
+        memcpy(e->key, key, n);
+    }
+    return s;
+}
+
+static int32_t series_slow(int family, const char *const *values, const size_t *lens, unsigned nvalues)
+{
     const family_t *f = &families[family];
     es_metric__block_t *b = current();
     char labels[ES_METRIC_LABELS_MAX];

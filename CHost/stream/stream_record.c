@@ -32,46 +32,30 @@ const es_route_config_t *es_stream__match_route(es_stream_t *s)
     return es_route_match(s->listener, &s->req, path, pathlen);
 }
 
-/* Whether one of the listener's access logs reads response headers (%RESP(X)%). */
-static int logs_read_response(const es_listener_config_t *l)
-{
-    for (size_t i = 0; i < l->naccess_logs; i++)
-        if (es_access_format_reads_response(l->access_logs[i].format))
-            return 1;
-    return 0;
-}
-
 void es_stream__note_response(es_stream_t *s, int status, const es_msg_t *headers)
 {
     s->info.response_code = (uint16_t)status;
-    if (__builtin_expect(s->listener->naccess_logs == 0 || headers == NULL || s->resp_log != NULL, 1) ||
-        !logs_read_response(s->listener))
+    const es_listener_config_t *l = s->listener;
+    if (__builtin_expect(l->naccess_logs == 0 || headers == NULL || s->resp_log != NULL, 1))
         return;
-    /* The upstream's head goes back to its connection once the response ends: the log keeps its own copy. */
-    es_msg_t *m = malloc(sizeof(*m));
-    if (m == NULL)
-        return;
-    es_msg_init(m);
-    es_msg_headers_done(m);
-    uint32_t from, to;
-    es_msg_section(headers, 0, &from, &to);
-    for (uint32_t i = from; i < to; i++) {
-        size_t nlen, vlen;
-        const char *n = es_msg_name(headers, i, &nlen), *v = es_msg_value(headers, i, &vlen);
-        if (es_msg_add(m, 0, n, nlen, v, vlen) != 0)
-            break;
-    }
-    s->resp_log = m;
+    /* The upstream's head goes back to its connection once the response ends: the log keeps the headers it names. */
+    for (size_t i = 0; i < l->naccess_logs; i++)
+        if (es_access_format_keep_response(l->access_logs[i].format, headers, &s->resp_log) != 0)
+            return;
 }
 
 void es_stream__info_finish(es_stream_t *s)
 {
     es_stream_info_t *in = &s->info;
     in->end_ns = uv_hrtime();
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
-    in->start_unix_us = now_us - (in->end_ns - in->start_ns) / 1000u;
+    if (s->listener->naccess_logs > 0) {
+        /* The start on the wall clock, for %START_TIME%: now less the exchange's duration. (Filters that ask
+         * without an access log get it computed the same way, when they ask.) */
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        uint64_t now_us = (uint64_t)now.tv_sec * 1000000u + (uint64_t)now.tv_nsec / 1000u;
+        in->start_unix_us = now_us - (in->end_ns - in->start_ns) / 1000u;
+    }
     in->bytes_sent += s->sent[ES_DIR_RESPONSE];
     /* Cut short with no cause of the proxy's or the upstream's: the client went away. */
     uint32_t causes = ES_RF_UT | ES_RF_DT | ES_RF_SI | ES_RF_UC | ES_RF_UPE | ES_RF_UF | ES_RF_FE | ES_RF_FT | ES_RF_DPE;

@@ -11,7 +11,7 @@
 /// Each record is one host call on the stream's worker thread, with no allocation when the values
 /// are an argument list (see ``MetricHandle``).
 public struct Counter: Sendable {
-    let handle: MetricHandle
+    @usableFromInline let handle: MetricHandle
 
     init(_ handle: MetricHandle) {
         self.handle = handle
@@ -20,10 +20,29 @@ public struct Counter: Sendable {
     /// The metric's name, as defined.
     public var name: String { handle.name }
 
+    /// Adds `amount` to the counter with no label values (for a counter defined without labels).
+    @inlinable
+    public func increment(by amount: UInt64 = 1) {
+        handle.record(Double(amount))
+    }
+
+    /// Adds `amount` with one label value: no allocation and no copy of the value.
+    @inlinable
+    public func increment(by amount: UInt64 = 1, labels a: String) {
+        handle.record(Double(amount), a)
+    }
+
+    /// Adds `amount` with two label values: no allocation and no copy of the values.
+    @inlinable
+    public func increment(by amount: UInt64 = 1, labels a: String, _ b: String) {
+        handle.record(Double(amount), a, b)
+    }
+
     /// Adds `amount` to the series of these label values.
     /// - Parameters:
     ///   - amount: how much to add (1 by default).
     ///   - labels: one value per label name, in order; none for a counter without labels.
+    @inlinable
     public func increment<each L: StringProtocol>(by amount: UInt64 = 1, labels: repeat each L) {
         handle.record(Double(amount), repeat each labels)
     }
@@ -32,6 +51,7 @@ public struct Counter: Sendable {
     /// - Parameters:
     ///   - amount: how much to add (1 by default).
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func increment(by amount: UInt64 = 1, labels: [String]) {
         handle.record(Double(amount), labels)
     }

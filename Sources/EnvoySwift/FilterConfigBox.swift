@@ -63,7 +63,7 @@ package class FilterConfigBox: @unchecked Sendable {
     /// another configuration: the host gives the same metrics again). `nil` for ``NoMetrics``, so a
     /// filter without metrics costs nothing per stream.
     static func makeMetrics<M: FilterMetrics>(_ type: M.Type, filterName: String, host: any FilterHost)
-        throws(ConfigError) -> (any AnyObject & Sendable)?
+        throws(ConfigError) -> AnyMetricsBox?
     {
         if M.self == NoMetrics.self { return nil }
         do {
@@ -88,13 +88,13 @@ package class FilterConfigBox: @unchecked Sendable {
 final class TypedFilterConfig<F: HTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
     /// The filter's metrics (a MetricsBox<F.Metrics>), or nil without any.
-    let metrics: (any AnyObject & Sendable)?
+    let metrics: AnyMetricsBox?
     /// The instance class, looked up once: naming `FilterInstance<F>` in this unspecialized
     /// generic code would fetch its metadata on every stream.
     private let instanceType = FilterInstance<F>.self
 
     init(
-        config: F.Config, metrics: (any AnyObject & Sendable)?, pluginName: String, filterName: String,
+        config: F.Config, metrics: AnyMetricsBox?, pluginName: String, filterName: String,
         host: any FilterHost
     ) {
         self.config = config
@@ -147,12 +147,12 @@ extension FilterConfigBox {
 final class TypedAsyncFilterConfig<F: AsyncHTTPFilter>: FilterConfigBox, @unchecked Sendable {
     let config: F.Config
     /// The filter's metrics (a MetricsBox<F.Metrics>), or nil without any.
-    let metrics: (any AnyObject & Sendable)?
+    let metrics: AnyMetricsBox?
     let workers: WorkerPool
     private let instanceType = AsyncFilterInstance<F>.self  // looked up once, as above
 
     init(
-        config: F.Config, metrics: (any AnyObject & Sendable)?, workers: WorkerPool, pluginName: String,
+        config: F.Config, metrics: AnyMetricsBox?, workers: WorkerPool, pluginName: String,
         filterName: String, host: any FilterHost
     ) {
         self.config = config

@@ -25,9 +25,9 @@ public struct FilterContext: Sendable {
     }
 
     /// The configuration's metrics (a ``MetricsBox``), `nil` for a filter without any.
-    let metricsBox: (any AnyObject & Sendable)?
+    @usableFromInline let metricsBox: AnyMetricsBox?
 
-    init(host: any FilterHost, stream: StreamID, filterName: String, metricsBox: (any AnyObject & Sendable)?) {
+    init(host: any FilterHost, stream: StreamID, filterName: String, metricsBox: AnyMetricsBox?) {
         self.host = host
         self.stream = stream
         self.filterName = filterName
@@ -74,8 +74,17 @@ public struct FilterContext: Sendable {
     /// ```
     /// - Parameter type: the filter's `Metrics` type. Asking for another type is a programmer
     ///   error and traps (``NoMetrics`` is always available).
+    @inlinable
     public func metrics<M: FilterMetrics>(_ type: M.Type = M.self) -> M {
-        if let box = metricsBox as? MetricsBox<M> { return box.metrics }
+        if let box = metricsBox, box.type == ObjectIdentifier(M.self) {
+            return unsafeDowncast(box, to: MetricsBox<M>.self).metrics
+        }
+        return otherMetrics(M.self)
+    }
+
+    /// ``NoMetrics``, or the trap for a type that is not the filter's.
+    @usableFromInline
+    func otherMetrics<M: FilterMetrics>(_ type: M.Type) -> M {
         if let none = NoMetrics() as? M { return none }
         preconditionFailure(
             "\(M.self) are not the metrics of filter \"\(filterName)\": ask for the filter's own Metrics type")

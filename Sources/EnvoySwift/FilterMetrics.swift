@@ -53,11 +53,28 @@ public struct NoMetrics: FilterMetrics, Hashable {
 }
 
 /// What ``FilterContext`` holds of a configuration's metrics: one object per configuration, shared
-/// by its streams.
-final class MetricsBox<M: FilterMetrics>: Sendable {
-    let metrics: M
+/// by its streams, that says which `Metrics` type it holds, so that reaching them per stream is a
+/// comparison and a field load rather than a dynamic cast.
+///
+/// `@unchecked Sendable` invariant: both properties are `let`s, and the subclass's `metrics` is
+/// `Sendable`.
+@usableFromInline
+class AnyMetricsBox: @unchecked Sendable {
+    /// `ObjectIdentifier` of the `Metrics` type held.
+    @usableFromInline let type: ObjectIdentifier
+
+    init(type: ObjectIdentifier) {
+        self.type = type
+    }
+}
+
+/// A configuration's metrics of type `M`.
+@usableFromInline
+final class MetricsBox<M: FilterMetrics>: AnyMetricsBox, @unchecked Sendable {
+    @usableFromInline let metrics: M
 
     init(_ metrics: M) {
         self.metrics = metrics
+        super.init(type: ObjectIdentifier(M.self))
     }
 }

@@ -9,7 +9,7 @@
 /// Label values as for ``Counter``: as many as the label names, an argument list allocates nothing.
 /// The host keeps a gauge per worker and adds them up when it is read.
 public struct Gauge: Sendable {
-    let handle: MetricHandle
+    @usableFromInline let handle: MetricHandle
 
     init(_ handle: MetricHandle) {
         self.handle = handle
@@ -18,10 +18,29 @@ public struct Gauge: Sendable {
     /// The metric's name, as defined.
     public var name: String { handle.name }
 
+    /// Sets the gauge with one label value: no allocation and no copy of the value.
+    @inlinable
+    public func set(_ value: Double, labels a: String) {
+        handle.record(value, a, set: true)
+    }
+
+    /// Adds `amount` with one label value.
+    @inlinable
+    public func increment(by amount: Double = 1, labels a: String) {
+        handle.record(amount, a)
+    }
+
+    /// Subtracts `amount` with one label value.
+    @inlinable
+    public func decrement(by amount: Double = 1, labels a: String) {
+        handle.record(-amount, a)
+    }
+
     /// Sets the series of these label values to `value`.
     /// - Parameters:
     ///   - value: the new value.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func set<each L: StringProtocol>(_ value: Double, labels: repeat each L) {
         handle.set(value, repeat each labels)
     }
@@ -30,6 +49,7 @@ public struct Gauge: Sendable {
     /// - Parameters:
     ///   - value: the new value.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func set(_ value: Double, labels: [String]) {
         handle.set(value, labels)
     }
@@ -38,6 +58,7 @@ public struct Gauge: Sendable {
     /// - Parameters:
     ///   - amount: how much to add; negative goes down.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func increment<each L: StringProtocol>(by amount: Double = 1, labels: repeat each L) {
         handle.record(amount, repeat each labels)
     }
@@ -46,6 +67,7 @@ public struct Gauge: Sendable {
     /// - Parameters:
     ///   - amount: how much to add; negative goes down.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func increment(by amount: Double = 1, labels: [String]) {
         handle.record(amount, labels)
     }
@@ -54,6 +76,7 @@ public struct Gauge: Sendable {
     /// - Parameters:
     ///   - amount: how much to subtract.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func decrement<each L: StringProtocol>(by amount: Double = 1, labels: repeat each L) {
         handle.record(-amount, repeat each labels)
     }
@@ -62,6 +85,7 @@ public struct Gauge: Sendable {
     /// - Parameters:
     ///   - amount: how much to subtract.
     ///   - labels: one value per label name, in order.
+    @inlinable
     public func decrement(by amount: Double = 1, labels: [String]) {
         handle.record(-amount, labels)
     }

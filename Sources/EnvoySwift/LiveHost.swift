@@ -46,8 +46,8 @@ final class LiveHost: WorkerPoolHost, @unchecked Sendable {
             Bytes, envoy_swift_metric_kind_t, Bytes, UnsafePointer<Bytes>?, Int, UnsafePointer<Double>?, Int,
             UnsafeMutablePointer<UInt32>?
         ) -> Int32)?
-    private let metricRecordFn: (@convention(c) (UInt32, UnsafePointer<Bytes>?, Int, Double) -> Int32)?
-    private let metricSetFn: (@convention(c) (UInt32, UnsafePointer<Bytes>?, Int, Double) -> Int32)?
+    let metricRecordFn: MetricHandle.RecordFn?
+    let metricSetFn: MetricHandle.RecordFn?
 
     /// The table size a host must provide: everything up to `callout`. Later callbacks are optional.
     static let requiredSize = MemoryLayout<envoy_swift_host_t>.offset(of: \envoy_swift_host_t.job_stream)!
