@@ -85,7 +85,7 @@ static void on_idle_check(uv_timer_t *t)
             continue; /* a tunnel has tunnel_idle_timeout instead */
         hs->last_active = now;
         es_stats_inc(ES_STAT_H2_STREAM_IDLE_TIMEOUTS);
-        s->info.flags |= ES_RF_SI;
+        s->owner.info.flags |= ES_RF_SI;
         es_debug("client %s:%u: HTTP/2 stream %d idle for %llu ms", s->owner.peer_ip, s->owner.peer_port, hs->id,
                  (unsigned long long)limit);
         es_stream_timed_out(s, 1);

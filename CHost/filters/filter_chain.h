@@ -16,6 +16,7 @@
 #include "filters/filter_lib.h"
 #include "core/list.h"
 #include "core/msg.h"
+#include "obs/stream_info.h"
 
 #define ES_DIR_REQUEST 0
 #define ES_DIR_RESPONSE 1
@@ -60,10 +61,10 @@ struct es_filters_owner_s {
     uint16_t peer_port;
     uint8_t tls;              /* the client connected over TLS */
     uint8_t protocol;         /* ES_PROTO_*: what the client speaks */
-    const struct es_stream_info_s *info; /* what the exchange was so far (obs/stream_info.h) */
-    const void *route;        /* const es_route_config_t *, NULL while none matches */
-    const void *endpoint;     /* const es_endpoint_config_t * the request went to, NULL while none */
+    const void *route;        /* const es_route_config_t *, matched when the request head arrived (and again when a
+                               * filter changed what routes match on); NULL while none matches */
     es_msg_t *log_state;      /* values filters named for the access log (made on first use; the stream's) */
+    es_stream_info_t info;    /* what the exchange was so far: times, bytes, status, flags, upstream endpoint */
 };
 
 typedef struct {

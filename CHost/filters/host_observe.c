@@ -38,7 +38,7 @@ int es_host_attribute_obs(es_filters_t *f, envoy_swift_attribute_t attr, envoy_s
             return ENVOY_SWIFT_ERR_NOT_FOUND;
         return bytes_out(out, r->cluster->name);
     case ENVOY_SWIFT_ATTR_UPSTREAM_HOST: {
-        const es_endpoint_config_t *ep = o->endpoint;
+        const es_endpoint_config_t *ep = o->info.endpoint;
         if (ep == NULL)
             return ENVOY_SWIFT_ERR_NOT_FOUND;
         return bytes_out(out, ep->hostport);
@@ -46,7 +46,7 @@ int es_host_attribute_obs(es_filters_t *f, envoy_swift_attribute_t attr, envoy_s
     case ENVOY_SWIFT_ATTR_RESPONSE_FLAGS: {
         size_t n = 0;
         for (unsigned b = 0; b < ES_RF_COUNT; b++) {
-            if (!(o->info->flags & (1u << b)))
+            if (!(o->info.flags & (1u << b)))
                 continue;
             size_t len = strlen(es_response_flag_names[b]);
             if (n + len + 2 > sizeof(f->attr_scratch))
@@ -71,7 +71,7 @@ int es_host_stream_info(envoy_swift_stream_t h, envoy_swift_stream_info_t *out)
         return ENVOY_SWIFT_ERR_GONE;
     if (out == NULL)
         return ENVOY_SWIFT_ERR_INVALID;
-    const es_stream_info_t *in = f->owner->info;
+    const es_stream_info_t *in = &f->owner->info;
     uint64_t end = in->end_ns != 0 ? in->end_ns : uv_hrtime();
     uint64_t start_us = in->start_unix_us;
     if (start_us == 0) {

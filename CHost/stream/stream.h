@@ -42,11 +42,8 @@ struct es_stream_s {
     es_msg_t req;
     uv_timer_t *request_timer;   /* request_timeout, while a request is active; made on first use */
     uv_timer_t *filter_timer;    /* the timeout of a RUNNING filter hook; made on first use */
-    /* Everything below is reset when a request begins. */
-    const void *route;           /* const es_route_config_t *, matched when the request head arrived (and again
-                                  * when a filter changed what routes match on) */
-    es_stream_info_t info;       /* what the exchange was: times, bytes, status, flags */
-    es_msg_t *resp_log;          /* the response head as sent, kept for an access log's %RESP(X)% */
+    /* Everything below is reset when a request begins (the route and the info, in owner, too). */
+    es_msg_t *resp_log;          /* response headers an access log names (%RESP(X)%), kept until its line is made */
     es_filters_t *filters;       /* NULL when the listener has no filter chain */
     int64_t declared[2];         /* Content-Length sent on (request, response) or -1 */
     uint64_t sent[2];            /* body bytes forwarded */

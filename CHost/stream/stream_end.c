@@ -110,13 +110,13 @@ void es_stream_begin(es_stream_t *s)
     const es_listener_config_t *l = s->listener;
     stream_end(s);
     es_msg_reset(&s->req);
-    memset(&s->route, 0, sizeof(*s) - offsetof(es_stream_t, route));
+    memset(&s->resp_log, 0, sizeof(*s) - offsetof(es_stream_t, resp_log));
+    memset(&s->owner.info, 0, sizeof(s->owner.info));
     s->begun = 1;
-    s->info.start_ns = uv_hrtime();
+    s->owner.info.start_ns = uv_hrtime();
     s->owner.resp = NULL;
     s->owner.resp_status = 0;
     s->owner.route = NULL;
-    s->owner.endpoint = NULL;
     s->declared[0] = s->declared[1] = -1;
     s->active = 1;
     uv_timer_t *t;
@@ -170,9 +170,9 @@ void es_stream__finish_reply(es_stream_t *s)
 void es_stream__answer(es_stream_t *s, int status, const es_msg_t *headers, const char *body, size_t len, int close,
                        uint32_t flags)
 {
-    s->info.flags |= flags;
+    s->owner.info.flags |= flags;
     es_stream__note_response(s, status, headers);
-    s->info.bytes_sent += len;
+    s->owner.info.bytes_sent += len;
     if (s->down->reply(s, status, headers, body, len, close) != 0)
         return;
     es_stream__finish_reply(s);
@@ -185,7 +185,7 @@ void es_stream__local_reply(es_stream_t *s, int status, const char *body, size_t
 
 void es_stream__filter_failed(es_stream_t *s, int status, const char *reason)
 {
-    s->info.flags |= ES_RF_FE;
+    s->owner.info.flags |= ES_RF_FE;
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
     if (s->resp_started) {
@@ -201,13 +201,13 @@ void es_stream_request_error(es_stream_t *s, int status, const char *why)
 {
     es_stats_inc(status == 431 ? ES_STAT_HEADERS_TOO_LARGE : ES_STAT_BAD_REQUESTS);
     if (s->active && s->resp_started) {
-        s->info.flags |= ES_RF_DPE;
+        s->owner.info.flags |= ES_RF_DPE;
         s->down->reset(s);
         return;
     }
     if (!s->active)
         es_stream_begin(s); /* the error came before the codec began a message */
-    s->info.flags |= ES_RF_DPE | ES_RF_LR;
+    s->owner.info.flags |= ES_RF_DPE | ES_RF_LR;
     es_stream__note_response(s, status, NULL);
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
@@ -218,7 +218,7 @@ void es_stream_request_error(es_stream_t *s, int status, const char *why)
     s->resp_started = 1;
     s->resp_done = 1;
     s->discard_body = 1;
-    s->info.bytes_sent += (size_t)n;
+    s->owner.info.bytes_sent += (size_t)n;
     if (s->down->reply(s, status, NULL, body, (size_t)n, 1) != 0)
         return;
     s->down->abandon_request(s);
@@ -231,7 +231,7 @@ void es_stream_timed_out(es_stream_t *s, int whole)
     /* The client was too slow (its request is not all read), or the upstream (it was): DT or UT. */
     uint32_t flag = whole && s->active && !es_stream_request_unread(s) ? ES_RF_UT : ES_RF_DT;
     if (s->active && s->resp_started) {
-        s->info.flags |= flag;
+        s->owner.info.flags |= flag;
         /* Part of the response is out: the reset is all that can be said. */
         es_debug("client %s:%u: timed out mid-response", s->owner.peer_ip, s->owner.peer_port);
         s->down->reset(s);
@@ -239,7 +239,7 @@ void es_stream_timed_out(es_stream_t *s, int whole)
     }
     if (!s->active)
         es_stream_begin(s);
-    s->info.flags |= flag;
+    s->owner.info.flags |= flag;
     es_stream__halt_filters(s);
     es_stream__drop_upstream(s);
     if (whole && s->grpc) {

@@ -28,7 +28,6 @@ void es_stream_init(es_stream_t *s, const es_down_ops_t *down, es_env_t *env, co
     s->owner.ops = &owner_ops;
     s->owner.env = env;
     s->owner.req = &s->req;
-    s->owner.info = &s->info;
     s->down = down;
     s->listener = l;
     es_msg_init(&s->req);
@@ -52,7 +51,7 @@ static __attribute__((cold)) void on_tunnel_idle(uv_timer_t *t)
 {
     es_stream_t *s = t->data;
     es_stats_inc(ES_STAT_TUNNEL_IDLE_TIMEOUTS);
-    s->info.flags |= ES_RF_SI;
+    s->owner.info.flags |= ES_RF_SI;
     es_debug("client %s:%u: tunnel idle for %llu ms; closing", s->owner.peer_ip, s->owner.peer_port,
              (unsigned long long)s->listener->tunnel_idle_timeout_ms);
     s->down->reset(s);
@@ -88,7 +87,7 @@ void es_stream_tunnel_data(es_stream_t *s, const char *at, size_t len)
     if (up == NULL || !s->tunnel)
         return;
     tunnel_touch(s);
-    s->info.bytes_received += len;
+    s->owner.info.bytes_received += len;
     if (es_upconn_send_body(up, at, len, 0) != 0) {
         s->down->reset(s);
         return;
@@ -154,7 +153,7 @@ static __attribute__((noinline, cold)) int forward_connect(es_stream_t *s, const
     if (err)
         return connect_failed(s, r, err, 1);
     s->up = up; /* up_tunnel_ready answers 200 once it is connected; up_failed 503 if it cannot be */
-    s->owner.endpoint = up->ep;
+    s->owner.info.endpoint = up->ep;
     return 0;
 }
 
@@ -203,7 +202,7 @@ static __attribute__((noinline)) void route_answer(es_stream_t *s, const es_rout
 static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
 {
     /* The route was matched when the head arrived, and again after any filter that changed what routes match on. */
-    const es_route_config_t *r = s->route;
+    const es_route_config_t *r = s->owner.route;
     if (r == NULL) {
         static const char body[] = "no route matched\n";
         es_stream__answer(s, 404, NULL, body, sizeof(body) - 1, 0, ES_RF_NR | ES_RF_LR);
@@ -222,7 +221,7 @@ static int forward_request_headers(es_stream_t *s, int eos, int64_t known_len)
     if (err)
         return connect_failed(s, r, err, 0);
     s->up = up;
-    s->owner.endpoint = up->ep;
+    s->owner.info.endpoint = up->ep;
     int had_length = es_msg_find(&s->req, LIT("content-length"), 0) >= 0;
     s->declared[ES_DIR_REQUEST] =
         known_len >= 0 ? (s->req_has_body || had_length ? known_len : -1) : es_msg_content_length(&s->req);
@@ -400,7 +399,6 @@ int es_stream_request_headers(es_stream_t *s)
     const es_listener_config_t *l = s->listener;
     /* Route first: every filter knows the route, and runs with the route's filter_config. */
     const es_route_config_t *r = es_stream__match_route(s);
-    s->route = r;
     s->owner.route = r;
     const es_filter_chain_t *chain = es_filters_chain((size_t)(l - s->owner.env->cfg->listeners));
     if (chain->n > 0) {
@@ -437,7 +435,7 @@ int es_stream_request_headers(es_stream_t *s)
 
 void es_stream_request_body(es_stream_t *s, const char *at, size_t len)
 {
-    s->info.bytes_received += len;
+    s->owner.info.bytes_received += len;
     if (s->discard_body)
         return;
     if (s->filters != NULL)
@@ -494,7 +492,7 @@ static __attribute__((cold)) uint32_t failure_flag(int status, const char *reaso
 
 static void upstream_failed(es_stream_t *s, int status, const char *reason)
 {
-    s->info.flags |= failure_flag(status, reason);
+    s->owner.info.flags |= failure_flag(status, reason);
     es_stream__halt_filters(s); /* a filter holding the response must not see it vanish */
     s->up = NULL;
     s->owner.resp = NULL;
@@ -521,11 +519,11 @@ static int response_headers(es_stream_t *s, es_upconn_t *up)
     s->owner.resp = &up->resp;
     s->owner.resp_status = up->status;
     s->resp_headers_in = 1;
-    if (s->info.upstream_first_ns == 0) {
-        const es_route_config_t *r = s->route;
-        s->info.upstream_first_ns = uv_hrtime();
+    if (s->owner.info.upstream_first_ns == 0) {
+        const es_route_config_t *r = s->owner.route;
+        s->owner.info.upstream_first_ns = uv_hrtime();
         if (r != NULL && r->cluster != NULL) {
-            es_builtin_upstream_first_byte(r->cluster, (double)(s->info.upstream_first_ns - s->info.start_ns) * 1e-9);
+            es_builtin_upstream_first_byte(r->cluster, (double)(s->owner.info.upstream_first_ns - s->owner.info.start_ns) * 1e-9);
             es_builtin_upstream_rq(r->cluster, up->status);
         }
     }
@@ -596,7 +594,7 @@ static void on_filter_timeout(uv_timer_t *t)
     es_stream_t *s = t->data;
     if (s->filters == NULL)
         return;
-    s->info.flags |= ES_RF_FT;
+    s->owner.info.flags |= ES_RF_FT;
     es_filters_timeout(s->filters);
     flush_both(s);
 }
@@ -658,7 +656,6 @@ static int owner_rematch(es_filters_owner_t *o, int index)
 {
     es_stream_t *s = STREAM_OF_OWNER(o);
     const es_route_config_t *r = es_stream__match_route(s);
-    s->route = r;
     s->owner.route = r;
     return es_filters_set_route(s->filters, r != NULL ? (long)r->index : -1, index);
 }
@@ -735,7 +732,7 @@ static void up_tunnel_data(es_upuser_t *u, const char *at, size_t len)
 {
     es_stream_t *s = STREAM_OF(u);
     tunnel_touch(s);
-    s->info.bytes_sent += len;
+    s->owner.info.bytes_sent += len;
     if (s->down->body(s, at, len) != 0)
         return;
     if (s->up != NULL && s->down->client_behind(s))
@@ -777,7 +774,7 @@ static int idempotent(int method)
 static int up_retry(es_upuser_t *u)
 {
     es_stream_t *s = STREAM_OF(u);
-    const es_route_config_t *r = s->route;
+    const es_route_config_t *r = s->owner.route;
     s->up = NULL;
     s->owner.resp = NULL;
     if (s->aborted || r == NULL || r->cluster == NULL || s->retries >= r->cluster->retries_on_reset ||
@@ -788,7 +785,7 @@ static int up_retry(es_upuser_t *u)
     if (es_pool_connect(&s->owner.env->pools[r->cluster->index], &s->user, &up) != 0)
         return 0;
     s->retries++;
-    s->owner.endpoint = up->ep;
+    s->owner.info.endpoint = up->ep;
     es_stats_inc(ES_STAT_UPSTREAM_RETRIES);
     es_debug("cluster \"%s\": a reused connection died before the response; %.*s sent again on a new one",
              r->cluster->name, (int)s->owner.method_len, s->owner.method);

@@ -34,7 +34,7 @@ const es_route_config_t *es_stream__match_route(es_stream_t *s)
 
 void es_stream__note_response(es_stream_t *s, int status, const es_msg_t *headers)
 {
-    s->info.response_code = (uint16_t)status;
+    s->owner.info.response_code = (uint16_t)status;
     const es_listener_config_t *l = s->listener;
     if (__builtin_expect(l->naccess_logs == 0 || headers == NULL || s->resp_log != NULL, 1))
         return;
@@ -46,7 +46,7 @@ void es_stream__note_response(es_stream_t *s, int status, const es_msg_t *header
 
 void es_stream__info_finish(es_stream_t *s)
 {
-    es_stream_info_t *in = &s->info;
+    es_stream_info_t *in = &s->owner.info;
     in->end_ns = uv_hrtime();
     if (s->listener->naccess_logs > 0) {
         /* The start on the wall clock, for %START_TIME%: now less the exchange's duration. (Filters that ask
@@ -71,12 +71,12 @@ static const char *protocol_name(int p)
 void es_stream__record(es_stream_t *s)
 {
     es_env_t *env = s->owner.env;
-    const es_route_config_t *r = s->route;
-    const es_stream_info_t *in = &s->info;
+    const es_route_config_t *r = s->owner.route;
+    const es_stream_info_t *in = &s->owner.info;
     size_t li = (size_t)(s->listener - env->cfg->listeners);
     es_builtin_request_done(li, r, in->response_code, (double)(in->end_ns - in->start_ns) * 1e-9);
     if (env->access_logs != NULL && es_access_logs_enabled(env->access_logs, li)) {
-        const es_endpoint_config_t *ep = s->owner.endpoint;
+        const es_endpoint_config_t *ep = s->owner.info.endpoint;
         es_access_record_t rec = {
             .info = in,
             .req = &s->req,

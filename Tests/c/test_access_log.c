@@ -364,6 +364,34 @@ static void test_stop_writes_everything(void **state)
     free(s);
 }
 
+/* HTTP/2 streams get their lines too: :PATH, :AUTHORITY and the protocol as the client sent them. */
+static void test_http2_lines(void **state)
+{
+    es_fixture_t *f = *state;
+    start_logged(f, 1, NULL, NULL);
+    char *out = NULL;
+    /* Two curls: this curl (7.88) cannot reuse a prior-knowledge connection (nghttpx's neither). */
+    int rc = es_run_tool(&out, "curl -sS --http2-prior-knowledge -H 'user-agent: h2probe' 'http://127.0.0.1:%u/text?h2=1' &&"
+                               " curl -sS --http2-prior-knowledge 'http://127.0.0.1:%u/nowhere?h2=2'",
+                         f->px.port, f->px.port);
+    assert_int_equal(rc, 0);
+    free(out);
+    char path[700];
+    snprintf(path, sizeof path, "%s/access.log", f->px.dir);
+    char *text = wait_lines(path, 2);
+    char *l = line_with(text, "h2=1");
+    expect_in(l, "\"GET /text?h2=1 HTTP/2\" code=200 flags=- ");
+    char want[64];
+    snprintf(want, sizeof want, "auth=127.0.0.1:%u ua=h2probe", f->px.port);
+    expect_in(l, want);
+    free(l);
+    l = line_with(text, "h2=2");
+    expect_in(l, "\"GET /nowhere?h2=2 HTTP/2\" code=404 flags=LR,NR");
+    free(l);
+    free(text);
+    es_proxy_stop(&f->px);
+}
+
 /* path: "-" writes to the proxy's standard output. */
 static void test_stdout(void **state)
 {
@@ -403,6 +431,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_filter_reply_and_state, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_under_load_loses_nothing, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stop_writes_everything, es_fixture_setup, es_fixture_teardown),
+        cmocka_unit_test_setup_teardown(test_http2_lines, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test_setup_teardown(test_stdout, es_fixture_setup, es_fixture_teardown),
         cmocka_unit_test(test_bad_formats),
     };
