@@ -24,7 +24,7 @@ TEST_SRC   := $(wildcard Tests/c/test_*.c)
 TESTS      := $(patsubst Tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 SWIFT_SRC  := $(shell find Sources Filters -name '*.swift' -o -name '*.[ch]' 2>/dev/null) Package.swift
 
-.PHONY: all build deps bench-deps run test test-c test-swift bench-parse bench-async bench-tls bench-crossing bench-instr bench-reload bench bench-ab clean
+.PHONY: all build deps bench-deps run test test-c test-swift bench-parse bench-async bench-tls bench-crossing bench-instr bench-reload bench bench-ab bench-obs clean
 all: build
 
 # Install the Debian packages the build needs (and, for the benchmarks, theirs), only those missing.
@@ -152,6 +152,12 @@ test-c: py-deps
 # HTTP/2 front ends, measured (never asserted): h2load req/s, latency and CPU per request through nghttpx,
 # nginx, HAProxy and envoy-swift (no filter, one no-op Swift filter), one worker each, h2c and TLS, in front
 # of build/es-upstream. `make bench` includes it.
+# What an access log (text, JSON) and a filter's own metrics cost in CPU per request, measured (never
+# asserted): bench/obs.sh, 1 worker, wrk rounds alternating the setups. `make bench` includes it.
+bench-obs: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so
+	$(call install_missing,wrk nginx-light)
+	@./bench/obs.sh
+
 bench-h2: deps $(BUILD)/envoy-swift $(BUILD)/libswiftfilter.so $(BUILD)/es-upstream
 	$(call install_missing,nghttp2-client nghttp2-proxy nginx-light haproxy openssl)
 	@./bench/h2.sh

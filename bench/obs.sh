@@ -99,12 +99,9 @@ for r in $(seq "$rounds"); do
         progress "round $r/$rounds: ${label[$s]}: $x req/s, $c CPU µs/req"
     done
 done
-if [ "$smoke" = 0 ]; then
-    for s in "${setups[@]}"; do
-        lines="$(cat "$tmp/$s.access.log" 2>/dev/null | wc -l)"
-        [ "$s" != es-log-text ] && [ "$s" != es-log-json ] || progress "${label[$s]}: $lines lines written"
-    done
-fi
+for s in es-log-text es-log-json; do
+    progress "${label[$s]}: $(wc -l <"$tmp/$s.access.log" 2>/dev/null || echo 0) lines written so far"
+done
 
 none="$(median <<<"${cpu[es-none]:-}")" noop="$(median <<<"${cpu[es-noop]:-}")"
 cat <<EOF

@@ -18,6 +18,7 @@
 #   output verbatim, user-space instructions and syscalls per request of each proxy.
 # - Reloads under load: bench/reload.sh's output verbatim (--smoke in a smoke run), failed requests
 #   across configuration reloads, the time to the new configuration, RSS per worker process.
+# - What the access log and a filter's metrics cost: bench/obs.sh's output verbatim (--smoke in a smoke run).
 # - HTTP/2 front ends: bench/h2.sh's output verbatim (--smoke in a smoke run; skipped with a note when
 #   h2load or nghttpx is missing): h2load -c64 -m10 through nghttpx, nginx, HAProxy and envoy-swift
 #   (no filter, one no-op filter), one worker each, h2c and TLS.
@@ -100,7 +101,7 @@ cp "$bin" "$lib" "$tmp/bin/"
 [ ! -x build/bench-crossing ] || cp build/bench-crossing "$tmp/bin/"
 bin="$tmp/bin/envoy-swift" lib="$tmp/bin/libswiftfilter.so"
 es_rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- CHost Sources Filters 2>/dev/null || echo ' + uncommitted changes')"
-wrk_pid="" idle_pid="" instr_pid="" reload_pid="" h2_pid=""
+wrk_pid="" idle_pid="" instr_pid="" reload_pid="" h2_pid="" obs_pid=""
 # A server that died is a failure of the run (with its exit status and last log lines); it is
 # started again from the same files so that the other measurements still happen.
 check_alive() { # name...
@@ -122,6 +123,7 @@ cleanup() {
     [ -z "$instr_pid" ] || { kill -TERM "$instr_pid" 2>/dev/null || true; wait "$instr_pid" 2>/dev/null || true; }
     [ -z "$reload_pid" ] || { kill -TERM "$reload_pid" 2>/dev/null || true; wait "$reload_pid" 2>/dev/null || true; }
     [ -z "$h2_pid" ] || { kill -TERM "$h2_pid" 2>/dev/null || true; wait "$h2_pid" 2>/dev/null || true; }
+    [ -z "$obs_pid" ] || { kill -TERM "$obs_pid" 2>/dev/null || true; wait "$obs_pid" 2>/dev/null || true; }
     stop "${!proc[@]}"
     wait 2>/dev/null || true
     rm -rf "$tmp"
@@ -414,6 +416,18 @@ if command -v h2load >/dev/null && command -v nghttpx >/dev/null && command -v o
 else
     h2_note="not measured: \`bench/h2.sh\` needs h2load, nghttpx (\`nghttp2-client\`, \`nghttp2-proxy\`) and openssl (\`make bench-deps\` installs them)."
 fi
+
+# --- what observability costs: bench/obs.sh -------------------------------------------------------
+progress "bench/obs.sh$([ "$smoke" = 0 ] || echo ' --smoke')"
+obs_args=()
+[ "$smoke" = 0 ] || obs_args=(--smoke)
+timeout 900 bench/obs.sh "${obs_args[@]}" >"$tmp/obs.md" &
+obs_pid=$!
+obs_rc=0
+wait "$obs_pid" || obs_rc=$?
+obs_pid=""
+obs_out="$(cat "$tmp/obs.md")"
+[ "$obs_rc" = 0 ] || fail "bench/obs.sh exited $obs_rc"
 took=$(( $(date +%s) - started_at ))
 
 # --- the report -----------------------------------------------------------------------------------
@@ -631,6 +645,10 @@ EOF
     echo "$h2_note"
     if [ -n "$h2_out" ]; then echo; echo "$h2_out"; fi
     echo
+    echo "## Access log and metrics"
+    echo
+    if [ -n "$obs_out" ]; then echo "$obs_out"; else echo "no output (bench/obs.sh exited $obs_rc)."; fi
+    echo
     cat <<EOF
 ## Versions
 
@@ -646,6 +664,7 @@ make build && make bench        # or: bench/run.sh (BENCH_SECS, BENCH_ROUNDS, BE
 make bench-instr                # the cost per request alone: bench/instr.sh
 make bench-reload               # the reloads alone: bench/reload.sh
 make bench-h2                   # the HTTP/2 front ends alone: bench/h2.sh
+make bench-obs                  # access logs and a filter's metrics against no filter: bench/obs.sh
 \`\`\`
 EOF
     if [ "${#failures[@]}" -gt 0 ]; then
