@@ -42,7 +42,7 @@ public struct Gauge: Sendable {
     ///   - labels: one value per label name, in order.
     @inlinable
     public func set<each L: StringProtocol>(_ value: Double, labels: repeat each L) {
-        handle.set(value, repeat each labels)
+        handle.record(value, repeat each labels, set: true)
     }
 
     /// Sets the series of these label values, given as an array, to `value`.
@@ -51,7 +51,7 @@ public struct Gauge: Sendable {
     ///   - labels: one value per label name, in order.
     @inlinable
     public func set(_ value: Double, labels: [String]) {
-        handle.set(value, labels)
+        handle.record(value, labels, set: true)
     }
 
     /// Adds `amount` (1 by default).

@@ -41,23 +41,26 @@ struct MetricHandle: Sendable {
         setFn = id == unrecordedMetric ? nil : live?.metricSetFn
     }
 
-    /// Adds to a counter or gauge, or observes into a histogram (`metric_record`).
+    /// Adds to a counter or gauge, or observes into a histogram (`metric_record`); sets a gauge with
+    /// `set` (`metric_set`). Label values of any string type, laid out on the stack.
     @inlinable @inline(__always)
-    func record<each L: StringProtocol>(_ value: Double, _ labels: repeat each L) {
+    func record<each L: StringProtocol>(_ value: Double, _ labels: repeat each L, set: Bool = false) {
         var count = 0, bytes = 0
         for label in repeat each labels {
             count += 1
             bytes += label.utf8.count
         }
         Self.withLabels(count: count, bytes: bytes, { packer in for label in repeat each labels { packer.put(label) } }) {
-            spans in
-            if let fn = recordFn {
-                let rc = fn(id, spans.baseAddress, spans.count, value)
-                if rc != 0 { failed(rc, value, spans.count) }
-            } else {
-                send(value, spans, set: false)
-            }
+            spans in call(value, spans.baseAddress, spans.count, set: set)
         }
+    }
+
+    /// Records (or sets) with label values from an array.
+    @usableFromInline
+    func record(_ value: Double, _ labels: [String], set: Bool = false) {
+        Self.withLabels(count: labels.count, bytes: labels.reduce(0) { $0 + $1.utf8.count }, { packer in
+            for label in labels { packer.put(label) }
+        }) { spans in call(value, spans.baseAddress, spans.count, set: set) }
     }
 
     /// One call into the host with label spans already laid out: the live host's function when there
@@ -109,40 +112,6 @@ struct MetricHandle: Sendable {
         return envoy_swift_bytes_t(ptr: base.assumingMemoryBound(to: CChar.self), length: utf8.count)
     }
 
-    /// Records with label values from an array.
-    @usableFromInline
-    func record(_ value: Double, _ labels: [String]) {
-        Self.withLabels(count: labels.count, bytes: labels.reduce(0) { $0 + $1.utf8.count }, { packer in
-            for label in labels { packer.put(label) }
-        }) { spans in send(value, spans, set: false) }
-    }
-
-    /// Sets a gauge (`metric_set`).
-    @inlinable @inline(__always)
-    func set<each L: StringProtocol>(_ value: Double, _ labels: repeat each L) {
-        var count = 0, bytes = 0
-        for label in repeat each labels {
-            count += 1
-            bytes += label.utf8.count
-        }
-        Self.withLabels(count: count, bytes: bytes, { packer in for label in repeat each labels { packer.put(label) } }) {
-            spans in
-            if let fn = setFn {
-                let rc = fn(id, spans.baseAddress, spans.count, value)
-                if rc != 0 { failed(rc, value, spans.count) }
-            } else {
-                send(value, spans, set: true)
-            }
-        }
-    }
-
-    /// Sets a gauge with label values from an array.
-    @usableFromInline
-    func set(_ value: Double, _ labels: [String]) {
-        Self.withLabels(count: labels.count, bytes: labels.reduce(0) { $0 + $1.utf8.count }, { packer in
-            for label in labels { packer.put(label) }
-        }) { spans in send(value, spans, set: true) }
-    }
 
     /// The live host refused a record: logged as ``send(_:_:set:)`` logs it.
     @usableFromInline
