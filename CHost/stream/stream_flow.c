@@ -478,21 +478,23 @@ static void flush_both(es_stream_t *s)
 
 /* ---- the response: from the upstream, through the chain, to the codec ---------------------- */
 
-/* Why the upstream failed the exchange, from what it said: it could not be reached (UF), answered nonsense (UPE),
- * or went away (UC). */
-static __attribute__((cold)) uint32_t failure_flag(int status, const char *reason)
+/* Why the upstream failed the exchange, from what the upstream layer said (its reasons are fixed strings): it refused
+ * the stream (UO), answered nonsense (UPE), could not be reached (UF), or went away under it (UC). */
+static __attribute__((cold)) uint32_t failure_flag(const char *reason)
 {
-    if (status == 502)
+    if (strstr(reason, "REFUSED_STREAM") != NULL)
+        return ES_RF_UO;
+    if (strstr(reason, "malformed") != NULL || strstr(reason, "protocol error") != NULL ||
+        strstr(reason, "does not speak") != NULL)
         return ES_RF_UPE;
-    if (strncmp(reason, "upstream connect", 16) == 0 || strncmp(reason, "upstream TLS", 12) == 0 ||
-        strstr(reason, "connect") != NULL)
+    if (strncmp(reason, "upstream connect", 16) == 0 || strstr(reason, "TLS handshake") != NULL)
         return ES_RF_UF;
     return ES_RF_UC;
 }
 
 static void upstream_failed(es_stream_t *s, int status, const char *reason)
 {
-    s->owner.info.flags |= failure_flag(status, reason);
+    s->owner.info.flags |= failure_flag(reason);
     es_stream__halt_filters(s); /* a filter holding the response must not see it vanish */
     s->up = NULL;
     s->owner.resp = NULL;
