@@ -43,22 +43,10 @@ int es_host_attribute_obs(es_filters_t *f, envoy_swift_attribute_t attr, envoy_s
             return ENVOY_SWIFT_ERR_NOT_FOUND;
         return bytes_out(out, ep->hostport);
     }
-    case ENVOY_SWIFT_ATTR_RESPONSE_FLAGS: {
-        size_t n = 0;
-        for (unsigned b = 0; b < ES_RF_COUNT; b++) {
-            if (!(o->info.flags & (1u << b)))
-                continue;
-            size_t len = strlen(es_response_flag_names[b]);
-            if (n + len + 2 > sizeof(f->attr_scratch))
-                break;
-            if (n > 0)
-                f->attr_scratch[n++] = ',';
-            memcpy(f->attr_scratch + n, es_response_flag_names[b], len);
-            n += len;
-        }
-        *out = (envoy_swift_bytes_t){f->attr_scratch, n};
+    case ENVOY_SWIFT_ATTR_RESPONSE_FLAGS:
+        *out = (envoy_swift_bytes_t){f->attr_scratch, es_response_flags_format(o->info.flags, f->attr_scratch,
+                                                                              sizeof(f->attr_scratch))};
         return ENVOY_SWIFT_OK;
-    }
     default:
         return ENVOY_SWIFT_ERR_NOT_FOUND;
     }

@@ -569,22 +569,12 @@ static bool value_of(const es_access_format_t *f, const piece_t *p, const es_acc
             return false;
         *v = put_u64(end, in->response_code);
         break;
-    case OP_RESPONSE_FLAGS: {
+    case OP_RESPONSE_FLAGS:
         if (in == NULL || in->flags == 0)
             return false;
-        char *o = scratch;
-        for (unsigned b = 0; b < ES_RF_COUNT; b++)
-            if (in->flags & (1u << b)) {
-                if (o != scratch)
-                    *o++ = ',';
-                size_t n = strlen(es_response_flag_names[b]);
-                memcpy(o, es_response_flag_names[b], n);
-                o += n;
-            }
         *v = scratch;
-        *len = (size_t)(o - scratch);
+        *len = es_response_flags_format(in->flags, scratch, SCRATCH);
         return true;
-    }
     case OP_BYTES_RECEIVED:
         if (in == NULL)
             return false;

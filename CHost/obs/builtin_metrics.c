@@ -153,14 +153,7 @@ void es_builtin_request_done(size_t listener, const es_route_config_t *route, in
     if (b == NULL || listener >= b->cfg->nlisteners)
         return;
     const es_listener_config_t *L = &b->cfg->listeners[listener];
-    size_t r = L->nroutes; /* no route */
-    if (route != NULL) {
-        /* Its place in the listener's routes: from the pointer (index may be unset), else from index. */
-        uintptr_t off = (uintptr_t)route - (uintptr_t)L->routes;
-        r = off / sizeof(*route);
-        if (off % sizeof(*route) != 0 || r >= L->nroutes)
-            r = route->index < L->nroutes ? route->index : L->nroutes;
-    }
+    size_t r = route != NULL && route->index < L->nroutes ? route->index : L->nroutes; /* the last row: no route */
     size_t row = b->route_base[listener] + r;
     int c = code_class(status);
     if (c >= 0)

@@ -7,6 +7,7 @@
 #ifndef ES_STREAM_INFO_H
 #define ES_STREAM_INFO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Response flags, as Envoy names them (%RESPONSE_FLAGS% joins the set ones with ','; "-" when none). */
@@ -29,6 +30,9 @@ enum {
 
 /* Names of the flags, in bit order ("UF", "UT", ...). */
 extern const char *const es_response_flag_names[ES_RF_COUNT];
+/* Writes the set flags' names joined by ',' ("UF,LR") into out (no NUL; 48 bytes hold them all); returns the
+ * length, 0 when none is set. */
+size_t es_response_flags_format(uint32_t flags, char *out, size_t cap);
 
 typedef struct es_stream_info_s {
     uint64_t start_ns;          /* uv_hrtime() when the request began (its first byte was read) */
